@@ -1,0 +1,240 @@
+//! Roles, permissions, and the map between them.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A role within an organization. `owner`, `admin` and `member` are built in; an app may add
+/// its own through [`RolePermissions`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Role(Cow<'static, str>);
+
+impl Role {
+    /// Everything, including billing and deleting the organization. An organization always
+    /// keeps at least one.
+    pub const OWNER: Role = Role(Cow::Borrowed("owner"));
+    /// Manages members and admins, and every feature.
+    pub const ADMIN: Role = Role(Cow::Borrowed("admin"));
+    /// Uses the features; no administration.
+    pub const MEMBER: Role = Role(Cow::Borrowed("member"));
+
+    /// A role by name (lower-case letters, digits, `_` and `-`; 1 to 64 characters).
+    ///
+    /// # Errors
+    /// When the name has other characters or another length.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Result<Self, InvalidName> {
+        let name = name.into();
+        if valid_name(&name, false) {
+            Ok(Self(name))
+        } else {
+            Err(InvalidName)
+        }
+    }
+
+    /// The role's name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the owner role.
+    #[must_use]
+    pub fn is_owner(&self) -> bool {
+        *self == Self::OWNER
+    }
+}
+
+impl fmt::Debug for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Role({})", self.0)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A permission string such as `read:projects` or `billing:manage`; API token scopes are
+/// permissions too.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Permission(Cow<'static, str>);
+
+impl Permission {
+    /// A permission from a static string, checked at the call site's first use.
+    ///
+    /// # Panics
+    /// When `name` is not a valid permission name: a programming error.
+    #[must_use]
+    pub fn from_static(name: &'static str) -> Self {
+        assert!(valid_name(name, true), "invalid permission name {name:?}");
+        Self(Cow::Borrowed(name))
+    }
+
+    /// A permission by name (lower-case letters, digits, `_`, `-`, `:` and `.`; 1 to 64).
+    ///
+    /// # Errors
+    /// When the name has other characters or another length.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Result<Self, InvalidName> {
+        let name = name.into();
+        if valid_name(&name, true) {
+            Ok(Self(name))
+        } else {
+            Err(InvalidName)
+        }
+    }
+
+    /// The permission's name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Permission({})", self.0)
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A role or permission name was malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid role or permission name")]
+pub struct InvalidName;
+
+fn valid_name(name: &str, permission: bool) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || b == b'_'
+                || b == b'-'
+                || (permission && (b == b':' || b == b'.'))
+        })
+}
+
+/// The roles an app knows and what each may do.
+///
+/// [`RolePermissions::default`] is the contract's map; an app replaces or extends it with its
+/// own permission strings and roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePermissions {
+    map: BTreeMap<Role, BTreeSet<Permission>>,
+}
+
+impl RolePermissions {
+    /// A map with no roles.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            map: BTreeMap::new(),
+        }
+    }
+
+    /// Sets what `role` may do, replacing what it had.
+    #[must_use]
+    pub fn with_role(
+        mut self,
+        role: Role,
+        permissions: impl IntoIterator<Item = Permission>,
+    ) -> Self {
+        self.map.insert(role, permissions.into_iter().collect());
+        self
+    }
+
+    /// What `role` may do; empty for an unknown role.
+    #[must_use]
+    pub fn permissions(&self, role: &Role) -> &BTreeSet<Permission> {
+        static EMPTY: BTreeSet<Permission> = BTreeSet::new();
+        self.map.get(role).unwrap_or(&EMPTY)
+    }
+
+    /// Whether `role` grants `permission`.
+    #[must_use]
+    pub fn grants(&self, role: &Role, permission: &Permission) -> bool {
+        self.permissions(role).contains(permission)
+    }
+
+    /// Whether `role` is known.
+    #[must_use]
+    pub fn knows_role(&self, role: &Role) -> bool {
+        self.map.contains_key(role)
+    }
+
+    /// Whether any role grants `permission` (an unknown scope is refused with `invalid_scope`).
+    #[must_use]
+    pub fn knows_permission(&self, permission: &Permission) -> bool {
+        self.map.values().any(|set| set.contains(permission))
+    }
+
+    /// The known roles.
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.map.keys()
+    }
+}
+
+impl Default for RolePermissions {
+    /// The contract's defaults: member < admin < owner.
+    fn default() -> Self {
+        let member: Vec<Permission> = [
+            "read:projects",
+            "write:projects",
+            "read:deployments",
+            "write:deployments",
+            "members:read",
+            "tokens:create",
+        ]
+        .into_iter()
+        .map(Permission::from_static)
+        .collect();
+        let mut admin = member.clone();
+        admin.extend(["members:manage", "tokens:manage"].map(Permission::from_static));
+        let mut owner = admin.clone();
+        owner.extend(["billing:manage", "org:delete"].map(Permission::from_static));
+        Self::empty()
+            .with_role(Role::MEMBER, member)
+            .with_role(Role::ADMIN, admin)
+            .with_role(Role::OWNER, owner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_map_matches_the_contract() {
+        let map = RolePermissions::default();
+        let p = Permission::from_static;
+        assert!(map.grants(&Role::MEMBER, &p("write:deployments")));
+        assert!(!map.grants(&Role::MEMBER, &p("members:manage")));
+        assert!(map.grants(&Role::ADMIN, &p("tokens:manage")));
+        assert!(!map.grants(&Role::ADMIN, &p("billing:manage")));
+        assert!(map.grants(&Role::OWNER, &p("org:delete")));
+        assert_eq!(map.permissions(&Role::OWNER).len(), 10);
+        assert!(map.permissions(&Role::new("viewer").unwrap()).is_empty());
+        assert!(!map.knows_permission(&p("launch:missiles")));
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(Role::new("billing-admin").is_ok());
+        assert!(Role::new("Owner").is_err());
+        assert!(Role::new("").is_err());
+        assert!(Permission::new("read:projects").is_ok());
+        assert!(Permission::new("read projects").is_err());
+        assert!(Permission::new("x".repeat(65)).is_err());
+        assert_eq!(serde_json::to_string(&Role::OWNER).unwrap(), "\"owner\"");
+    }
+}
