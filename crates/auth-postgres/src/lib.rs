@@ -1,0 +1,135 @@
+//! # auth-postgres
+//!
+//! The production store for `auth-core`: Postgres through sqlx, with embedded migrations.
+//! [`PostgresStore`] implements every store trait of `auth_core::store`, so it is an
+//! [`AuthStore`](auth_core::AuthStore), and it passes the shared conformance suite.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use auth_core::AuthStore;
+//! use auth_postgres::PostgresStore;
+//!
+//! # async fn example() -> Result<(), auth_core::StoreError> {
+//! // Connects with a pool and brings the schema up to date.
+//! let store = PostgresStore::connect("postgres://app@localhost/app").await?;
+//! let store: Arc<dyn AuthStore> = Arc::new(store);
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## What the schema guarantees
+//! The invariants of the store traits are enforced by Postgres, not only by this crate: a
+//! unique index on `lower(email)`, a primary key on `(org_id, user_id)` for memberships, unique
+//! slugs, unique 32-byte token hashes, `CHECK`s on token purposes and role names, and foreign
+//! keys that cascade where the traits say a deletion does (audit events keep their rows and
+//! lose the reference). Rules over several rows (an organization keeps an owner) run in one
+//! transaction that first locks the organization row (`SELECT … FOR UPDATE`), so concurrent
+//! demotions across connections and app instances cannot both win. Single-use tokens and
+//! invitations are claimed with one conditional `UPDATE … RETURNING`.
+//!
+//! ## Errors
+//! Unique violations become [`StoreError::Conflict`] (by constraint name), foreign key
+//! violations [`StoreError::NotFound`], pool time-outs and connection failures
+//! [`StoreError::Unavailable`] (the caller fails closed with a 503), everything else
+//! [`StoreError::Backend`]. A transaction Postgres aborts to break a deadlock is run again.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::time::Duration;
+
+use auth_core::StoreError;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+mod audit;
+mod error;
+mod external;
+mod invitations;
+mod orgs;
+mod rows;
+mod sessions;
+mod tokens;
+mod users;
+
+/// The embedded migrations (`crates/auth-postgres/migrations`).
+///
+/// [`PostgresStore::connect`] runs them; with [`PostgresStore::from_pool`], run them yourself
+/// (`MIGRATOR.run(&pool)` or [`PostgresStore::migrate`]) or with `sqlx migrate`. Concurrent runs
+/// from several instances are safe: sqlx takes an advisory lock.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Connections the pool made by [`PostgresStore::connect`] keeps at most.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// How long [`PostgresStore::connect`]'s pool waits for a free connection before the store
+/// answers [`StoreError::Unavailable`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A store on Postgres.
+///
+/// Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` with a pool of sensible defaults ([`DEFAULT_MAX_CONNECTIONS`],
+    /// [`DEFAULT_ACQUIRE_TIMEOUT`], idle connections closed after 10 minutes, every connection
+    /// renewed after 30) and runs the [`MIGRATOR`].
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Postgres cannot be reached; [`StoreError::Backend`] for
+    /// a malformed URL or a failed migration.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
+            .idle_timeout(Duration::from_secs(10 * 60))
+            .max_lifetime(Duration::from_secs(30 * 60))
+            .connect(url)
+            .await
+            .map_err(error::map_sqlx)?;
+        let store = Self::from_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store on an existing pool. Does not run migrations: see [`PostgresStore::migrate`].
+    #[must_use]
+    pub const fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Brings the schema up to date with the [`MIGRATOR`]; running it again is a no-op.
+    ///
+    /// # Errors
+    /// When a migration fails, or one applied earlier was changed since.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(error::map_migrate)
+    }
+
+    /// The connection pool, for the app's own queries or for closing it.
+    #[must_use]
+    pub const fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the pool's own Debug: its connect options hold the password.
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .field(
+                "max_connections",
+                &self.pool.options().get_max_connections(),
+            )
+            .field("closed", &self.pool.is_closed())
+            .finish()
+    }
+}
