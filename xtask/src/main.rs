@@ -43,9 +43,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Sets up, then runs `cargo test --workspace`.
+/// Crates that `auth-core` must never depend on: it is framework- and database-agnostic.
+const CORE_FORBIDDEN_DEPENDENCIES: &[&str] = &["axum", "actix", "tower", "sqlx", "hyper"];
+
+/// Sets up, checks the core's dependency boundary, then runs `cargo test --workspace`.
 fn test(extra: &[String]) -> Result<(), String> {
     let database_url = setup()?;
+    check_core_boundary()?;
     step("cargo test --workspace");
     let status = Command::new(cargo())
         .current_dir(workspace_root())
@@ -150,6 +154,57 @@ fn ensure_postgres(url: &str) -> Result<(), String> {
     ))
 }
 
+/// Fails when `cargo tree -p auth-core` names a web framework or a database driver.
+fn check_core_boundary() -> Result<(), String> {
+    step("auth-core's dependency tree has no web framework or SQL driver");
+    let output = Command::new(cargo())
+        .current_dir(workspace_root())
+        .args([
+            "tree",
+            "-p",
+            "auth-core",
+            "--edges",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .map_err(|e| format!("could not run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let offenders = forbidden_in_tree(&tree);
+    if offenders.is_empty() {
+        eprintln!("    clean");
+        Ok(())
+    } else {
+        Err(format!(
+            "auth-core depends on {offenders:?}; move that code to an adapter"
+        ))
+    }
+}
+
+/// The crates of `cargo tree --prefix none` output whose names start with a forbidden name.
+fn forbidden_in_tree(tree: &str) -> Vec<String> {
+    let mut found: Vec<String> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| {
+            CORE_FORBIDDEN_DEPENDENCIES
+                .iter()
+                .any(|bad| name == bad || name.starts_with(&format!("{bad}-")))
+        })
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 fn python() -> String {
     env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
@@ -202,5 +257,12 @@ mod tests {
         let a = postgres_address("postgresql://u:p@127.0.0.1/db?sslmode=disable").unwrap();
         assert_eq!(a, vec!["127.0.0.1:5432".parse().unwrap()]);
         assert!(postgres_address("sqlite://var/app.db").is_err());
+    }
+
+    #[test]
+    fn finds_forbidden_crates_in_a_tree() {
+        let tree = "auth-core v0.1.0 (/x)\nargon2 v0.5.3\nsqlx-core v0.9.0\ntower v0.5.2\ntower v0.5.2 (*)\ntowering v1.0.0\n";
+        assert_eq!(forbidden_in_tree(tree), vec!["sqlx-core", "tower"]);
+        assert!(forbidden_in_tree("auth-core v0.1.0\ntokio v1.0.0\n").is_empty());
     }
 }

@@ -38,6 +38,11 @@
 //! are enforced by the schema itself.
 #![forbid(unsafe_code)]
 
+// The README's examples compile as doctests here, so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 mod audit;
 mod codec;
 mod error;
