@@ -1,7 +1,7 @@
 //! Project automation, in Rust so that it needs nothing but cargo.
 //!
 //! `cargo xtask test` is the one command that runs every test on a fresh machine: it sets up
-//! what the suites need (a running Postgres, the Python packages the password interop tests
+//! what the suites need (a running Postgres, the Python packages the interop tests
 //! talk to), then runs them. It fails, rather than skipping anything, when a piece of that
 //! set-up cannot be had.
 
@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 /// Where tests find Postgres unless `DATABASE_URL` says otherwise.
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// Python packages of the password interoperability tests.
-const PYTHON_PACKAGES: &[(&str, &str)] = &[("bcrypt", "bcrypt"), ("argon2", "argon2-cffi")];
+/// Python packages the interop tests run: bcrypt and argon2-cffi (password hashes), aiosmtpd (a real SMTP server).
+const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("bcrypt", "bcrypt"),
+    ("argon2", "argon2-cffi"),
+    ("aiosmtpd", "aiosmtpd"),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -216,9 +220,9 @@ fn python_has(module: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Installs the Python packages that the password interop tests run, if missing.
+/// Installs the Python packages that the interop tests run, if missing.
 fn ensure_python_packages() -> Result<(), String> {
-    step("Python packages for the password interop tests");
+    step("Python packages for the interop tests (bcrypt, argon2-cffi, aiosmtpd)");
     let missing: Vec<&str> = PYTHON_PACKAGES
         .iter()
         .filter(|(module, _)| !python_has(module))

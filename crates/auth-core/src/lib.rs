@@ -24,11 +24,14 @@ pub mod clock;
 pub mod email;
 pub mod error;
 pub mod id;
+pub mod mail;
 pub mod model;
 pub mod password;
+pub mod password_policy;
 pub mod rbac;
 pub mod secret;
 pub mod store;
+pub mod web;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{Email, EmailError};
@@ -43,6 +46,7 @@ pub use model::{
     UserOrganization,
 };
 pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordHasher, Verified};
+pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};
 pub use rbac::{InvalidName, Permission, Role, RolePermissions};
 pub use secret::{SecretString, TokenHash};
 pub use store::{
