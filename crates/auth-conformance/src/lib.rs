@@ -225,6 +225,14 @@ macro_rules! __with_cases {
                 owners_deleting_themselves_at_once_leave_one_owner,
                 concurrent_consumes_of_one_token_succeed_once,
                 concurrent_accepts_of_one_invitation_succeed_once,
+                // Rate limits.
+                rate_limit_allows_exactly_the_limit_then_refuses_with_retry_after,
+                rate_limit_frees_up_one_event_per_interval,
+                rate_limit_peek_does_not_consume,
+                rate_limit_keys_are_independent_with_their_own_rules,
+                rate_limit_refund_gives_back_one_event,
+                delete_expired_rate_limits_removes_only_idle_keys,
+                concurrent_hits_on_one_key_allow_exactly_the_limit,
             ]
         }
     };

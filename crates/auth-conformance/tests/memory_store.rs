@@ -16,9 +16,9 @@ use auth_core::{
     ApiTokenId, ApiTokenRecord, ApiTokenStore, AuditEvent, AuditQuery, AuditStore, AuthStore,
     Conflict, Email, ExternalAccount, ExternalAccountId, ExternalAccountStore, Invitation,
     InvitationId, InvitationStore, Member, Membership, NewUser, OneTimeToken, OneTimeTokenId,
-    OneTimeTokenStore, OrgId, Organization, OrganizationStore, PasswordCredential, Role,
-    SecretString, Session, SessionId, SessionStore, StoreError, StoreResult, TokenHash,
-    TokenPurpose, User, UserId, UserOrganization, UserStore,
+    OneTimeTokenStore, OrgId, Organization, OrganizationStore, PasswordCredential, RateDecision,
+    RateLimit, RateLimitStore, Role, SecretString, Session, SessionId, SessionStore, StoreError,
+    StoreResult, TokenHash, TokenPurpose, User, UserId, UserOrganization, UserStore,
 };
 use time::OffsetDateTime;
 
@@ -34,6 +34,7 @@ struct State {
     tokens: BTreeMap<OneTimeTokenId, OneTimeToken>,
     api_tokens: BTreeMap<ApiTokenId, ApiTokenRecord>,
     audit: Vec<AuditEvent>,
+    rate_limits: BTreeMap<[u8; 32], OffsetDateTime>,
 }
 
 impl State {
@@ -907,6 +908,64 @@ impl AuditStore for MemoryStore {
     }
 }
 
+#[async_trait]
+impl RateLimitStore for MemoryStore {
+    async fn rate_limit_hit(
+        &self,
+        key: &TokenHash,
+        rule: RateLimit,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateDecision> {
+        let read = |s: &State| s.rate_limits.get(key.as_bytes()).copied();
+        let admission = if self.racy {
+            // Read, decide, sleep, write: the lost update of a store without a row lock.
+            let admission = rule.admit(read(&self.lock()), now);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if let Some(tat) = admission.new_tat {
+                self.lock().rate_limits.insert(*key.as_bytes(), tat);
+            }
+            admission
+        } else {
+            let mut s = self.lock();
+            let admission = rule.admit(read(&s), now);
+            if let Some(tat) = admission.new_tat {
+                s.rate_limits.insert(*key.as_bytes(), tat);
+            }
+            admission
+        };
+        Ok(admission.decision)
+    }
+
+    async fn rate_limit_peek(
+        &self,
+        key: &TokenHash,
+        rule: RateLimit,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateDecision> {
+        let tat = self.lock().rate_limits.get(key.as_bytes()).copied();
+        Ok(rule.admit(tat, now).decision)
+    }
+
+    async fn rate_limit_refund(
+        &self,
+        key: &TokenHash,
+        rule: RateLimit,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        if let Some(tat) = self.lock().rate_limits.get_mut(key.as_bytes()) {
+            *tat = rule.refund(*tat, now);
+        }
+        Ok(())
+    }
+
+    async fn delete_expired_rate_limits(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let before = s.rate_limits.len();
+        s.rate_limits.retain(|_, tat| *tat > now);
+        Ok((before - s.rate_limits.len()) as u64)
+    }
+}
+
 #[derive(Debug)]
 struct MemoryHarness(Arc<MemoryStore>);
 
@@ -979,5 +1038,10 @@ mod the_races_catch_a_store_without_locking {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_accepts() {
         fails_on_a_racy_store(cases::concurrent_accepts_of_one_invitation_succeed_once).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_rate_limit_hits() {
+        fails_on_a_racy_store(cases::concurrent_hits_on_one_key_allow_exactly_the_limit).await;
     }
 }

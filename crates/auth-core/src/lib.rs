@@ -28,6 +28,7 @@ pub mod mail;
 pub mod model;
 pub mod password;
 pub mod password_policy;
+pub mod rate_limit;
 pub mod rbac;
 pub mod secret;
 pub mod store;
@@ -47,9 +48,11 @@ pub use model::{
 };
 pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordHasher, Verified};
 pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};
+pub use rate_limit::{RateDecision, RateLimit, RateLimitConfig, RateLimiter, SignInAttempt};
 pub use rbac::{InvalidName, Permission, Role, RolePermissions};
 pub use secret::{SecretString, TokenHash};
 pub use store::{
     ApiTokenStore, AuditStore, AuthStore, Conflict, ExternalAccountStore, InvitationStore,
-    OneTimeTokenStore, OrganizationStore, SessionStore, StoreError, StoreResult, UserStore,
+    OneTimeTokenStore, OrganizationStore, RateLimitStore, SessionStore, StoreError, StoreResult,
+    UserStore,
 };

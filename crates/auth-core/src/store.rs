@@ -31,6 +31,7 @@ use crate::model::{
     NewUser, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose, User,
     UserOrganization,
 };
+use crate::rate_limit::{RateDecision, RateLimit};
 use crate::rbac::Role;
 use crate::secret::{SecretString, TokenHash};
 
@@ -432,6 +433,46 @@ pub trait AuditStore: Send + Sync {
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 }
 
+/// Rate limit state: one theoretical arrival time (`tat`) per key, decided by
+/// [`RateLimit::admit`] (see [`rate_limit`](crate::rate_limit) for the algorithm). Keys are
+/// hashes made by the caller, so no email or address is stored.
+///
+/// Every write is an atomic read-modify-write of the key's row: of concurrent hits on one key,
+/// exactly as many are allowed as the rule lets fit, across connections and instances.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync + fmt::Debug {
+    /// One more event on `key` at `now`: if it fits the rule ([`RateLimit::admit`] on the
+    /// stored `tat`), records it and answers allowed; else records nothing and answers refused
+    /// with how long until one would fit.
+    async fn rate_limit_hit(
+        &self,
+        key: &TokenHash,
+        rule: RateLimit,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateDecision>;
+
+    /// Whether one more event on `key` would fit at `now`, without recording anything.
+    async fn rate_limit_peek(
+        &self,
+        key: &TokenHash,
+        rule: RateLimit,
+        now: OffsetDateTime,
+    ) -> StoreResult<RateDecision>;
+
+    /// Gives back one event recorded earlier on `key` (its `tat` becomes
+    /// [`RateLimit::refund`] of it); nothing for an unknown key.
+    async fn rate_limit_refund(
+        &self,
+        key: &TokenHash,
+        rule: RateLimit,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// Deletes the keys that are idle at `now` (`tat <= now`: back to a full burst, the same
+    /// as a key never seen); returns how many.
+    async fn delete_expired_rate_limits(&self, now: OffsetDateTime) -> StoreResult<u64>;
+}
+
 /// Everything the core needs from a store.
 pub trait AuthStore:
     UserStore
@@ -442,6 +483,7 @@ pub trait AuthStore:
     + OneTimeTokenStore
     + ApiTokenStore
     + AuditStore
+    + RateLimitStore
     + fmt::Debug
     + 'static
 {
@@ -456,6 +498,7 @@ impl<T> AuthStore for T where
         + OneTimeTokenStore
         + ApiTokenStore
         + AuditStore
+        + RateLimitStore
         + fmt::Debug
         + 'static
 {

@@ -27,7 +27,9 @@
 //! lose the reference). Rules over several rows (an organization keeps an owner) run in one
 //! transaction that first locks the organization row (`SELECT … FOR UPDATE`), so concurrent
 //! demotions across connections and app instances cannot both win. Single-use tokens and
-//! invitations are claimed with one conditional `UPDATE … RETURNING`.
+//! invitations are claimed with one conditional `UPDATE … RETURNING`. A rate limit hit locks
+//! its key's row (`INSERT … ON CONFLICT DO UPDATE`, which also creates it) and decides in the
+//! same transaction.
 //!
 //! ## Errors
 //! Unique violations become [`StoreError::Conflict`] (by constraint name), foreign key
@@ -48,6 +50,7 @@ mod error;
 mod external;
 mod invitations;
 mod orgs;
+mod rate_limits;
 mod rows;
 mod sessions;
 mod tokens;

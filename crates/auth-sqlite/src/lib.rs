@@ -28,7 +28,8 @@
 //! hold the write lock from their first read: no other writer, in this process or another,
 //! can slip in between, and contention waits (up to the busy timeout) instead of failing with
 //! `database is locked`. Single-use writes (consuming a one-time token) are one
-//! `UPDATE … WHERE … RETURNING` statement.
+//! `UPDATE … WHERE … RETURNING` statement. A rate limit hit reads and writes its key's row in
+//! one `BEGIN IMMEDIATE` transaction.
 //!
 //! ## Schema
 //!
@@ -48,6 +49,7 @@ mod codec;
 mod error;
 mod external;
 mod orgs;
+mod rate_limits;
 mod sessions;
 mod tokens;
 mod users;

@@ -29,6 +29,7 @@ mod invitations;
 mod one_time_tokens;
 mod organizations;
 mod races;
+mod rate_limits;
 mod sessions;
 mod users;
 
@@ -39,6 +40,7 @@ pub use invitations::*;
 pub use one_time_tokens::*;
 pub use organizations::*;
 pub use races::*;
+pub use rate_limits::*;
 pub use sessions::*;
 pub use users::*;
 
