@@ -233,6 +233,21 @@ macro_rules! __with_cases {
                 rate_limit_refund_gives_back_one_event,
                 delete_expired_rate_limits_removes_only_idle_keys,
                 concurrent_hits_on_one_key_allow_exactly_the_limit,
+                // The core's session manager on this store.
+                session_manager_validates_from_the_cache,
+                session_manager_stores_only_the_token_hash,
+                session_manager_refuses_unknown_tokens,
+                session_manager_replayed_token_after_sign_out_is_refused,
+                session_manager_staleness_across_instances_is_bounded_by_the_ttl,
+                session_manager_slides_expiry_when_past_half,
+                session_manager_refuses_and_deletes_expired_sessions,
+                session_manager_ends_sessions_at_the_absolute_lifetime,
+                session_manager_ends_idle_sessions,
+                session_manager_batches_activity_writes,
+                session_manager_ends_all_sessions_of_a_user_but_one,
+                session_manager_rotation_replaces_id_and_token,
+                session_manager_active_org_change_is_seen_at_once,
+                session_manager_refuses_sessions_of_deleted_users,
             ]
         }
     };

@@ -31,6 +31,7 @@ pub mod password_policy;
 pub mod rate_limit;
 pub mod rbac;
 pub mod secret;
+pub mod session;
 pub mod store;
 pub mod web;
 

@@ -30,6 +30,7 @@ mod one_time_tokens;
 mod organizations;
 mod races;
 mod rate_limits;
+mod session_manager;
 mod sessions;
 mod users;
 
@@ -41,6 +42,7 @@ pub use one_time_tokens::*;
 pub use organizations::*;
 pub use races::*;
 pub use rate_limits::*;
+pub use session_manager::*;
 pub use sessions::*;
 pub use users::*;
 
