@@ -248,6 +248,22 @@ macro_rules! __with_cases {
                 session_manager_rotation_replaces_id_and_token,
                 session_manager_active_org_change_is_seen_at_once,
                 session_manager_refuses_sessions_of_deleted_users,
+                // The core's account flows on this store.
+                accounts_sign_up_creates_a_session_and_mails_a_link_that_verifies_once,
+                accounts_verification_link_expires_after_a_day,
+                accounts_sign_up_with_taken_email_in_other_case_is_email_taken,
+                accounts_sign_up_with_weak_password_creates_no_user,
+                accounts_sign_in_failures_look_the_same_for_unknown_and_known_emails,
+                accounts_each_sign_in_makes_a_new_session,
+                accounts_sign_in_after_ten_failures_is_rate_limited_even_with_the_right_password,
+                accounts_password_reset_for_unknown_email_sends_nothing,
+                accounts_password_reset_sets_the_password_and_ends_every_session,
+                accounts_password_reset_link_expires_and_is_voided_by_a_newer_one,
+                accounts_reset_mails_stop_past_the_account_limit,
+                accounts_change_password_ends_other_sessions_and_keeps_the_current,
+                accounts_sign_in_upgrades_an_outdated_hash,
+                accounts_sign_in_records_audit_events_without_the_password,
+                accounts_sign_out_ends_the_session_for_good,
             ]
         }
     };

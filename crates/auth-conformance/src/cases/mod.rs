@@ -22,6 +22,7 @@ use tokio::sync::Barrier;
 
 use crate::fixtures;
 
+mod accounts;
 mod api_tokens;
 mod audit;
 mod external_accounts;
@@ -34,6 +35,7 @@ mod session_manager;
 mod sessions;
 mod users;
 
+pub use accounts::*;
 pub use api_tokens::*;
 pub use audit::*;
 pub use external_accounts::*;
