@@ -85,11 +85,17 @@ fn cargo() -> String {
     env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
+/// The workspace this command was run in.
+///
+/// Read from the `CARGO_MANIFEST_DIR` that `cargo run` sets at run time, not from the one baked
+/// in at compile time: with a build cache shared between checkouts (as `.ci/run` sets up), the
+/// binary may have been built in another checkout, and must still test this one.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
-        .expect("xtask lives one level below the workspace root")
-        .to_path_buf()
+        .map_or_else(|| manifest_dir.clone(), Path::to_path_buf)
 }
 
 /// Host and port of a `postgres://user@host:port/db` URL.
