@@ -532,7 +532,8 @@ impl Accounts {
     ///
     /// # Errors
     /// `invalid_request` for a user without a password (they set one through a reset);
-    /// `invalid_credentials` for a wrong current password; `weak_password`; `not_found` for an
+    /// `invalid_credentials` for a wrong current password, counted against the failed
+    /// sign-in limits (`rate_limited` past them); `weak_password`; `not_found` for an
     /// unknown user; store errors.
     pub async fn change_password(
         &self,
@@ -555,9 +556,16 @@ impl Accounts {
                 AuthError::new(ErrorCode::InvalidRequest)
                     .with_detail("The account has no password; set one through a password reset.")
             })?;
+        // Guesses at the current password count like failed sign-ins: a stolen session
+        // cannot be used to brute-force the password.
+        let attempt = self
+            .rate_limiter
+            .begin_sign_in(&user.email, client.ip)
+            .await?;
         match self.hasher.verify(current_password, &credential.hash).await {
-            Ok(Verified::Valid { .. }) => {}
+            Ok(Verified::Valid { .. }) => attempt.succeeded().await?,
             Ok(Verified::Invalid) | Err(_) => {
+                drop(attempt);
                 self.audit(
                     "password.change_failed",
                     Some(user_id),

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod auth;
 pub mod clock;
 pub mod email;
 pub mod error;
@@ -29,13 +30,16 @@ pub mod mail;
 pub mod model;
 pub mod password;
 pub mod password_policy;
+pub mod principal;
 pub mod rate_limit;
 pub mod rbac;
+pub mod routes;
 pub mod secret;
 pub mod session;
 pub mod store;
 pub mod web;
 
+pub use auth::{Auth, AuthBuilder, Authentication};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{Email, EmailError};
 pub use error::{AuthError, ErrorCode};
@@ -50,6 +54,7 @@ pub use model::{
 };
 pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordHasher, Verified};
 pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};
+pub use principal::{Credential, Principal, Requirement};
 pub use rate_limit::{RateDecision, RateLimit, RateLimitConfig, RateLimiter, SignInAttempt};
 pub use rbac::{InvalidName, Permission, Role, RolePermissions};
 pub use secret::{SecretString, TokenHash};

@@ -42,7 +42,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::error::{AuthError, ErrorCode};
 use crate::id::{OrgId, SessionId, UserId};
-use crate::model::{Session, User};
+use crate::model::{Membership, Session, User};
 use crate::secret::{SecretString, TokenHash, generate_token};
 use crate::store::AuthStore;
 
@@ -203,6 +203,10 @@ pub struct ValidSession {
     pub session: Session,
     /// The signed-in user.
     pub user: User,
+    /// The user's membership in the session's active organization, if it has one and the
+    /// user is still a member there (as cached: at most `cache_ttl` old, and dropped at once
+    /// on this instance by [`SessionManager::invalidate_user`]).
+    pub membership: Option<Membership>,
     /// The sliding expiry moved: the adapter should send the cookie again with a fresh
     /// `Max-Age`.
     pub extended: bool,
@@ -212,6 +216,7 @@ pub struct ValidSession {
 struct Cached {
     session: Session,
     user: User,
+    membership: Option<Membership>,
     /// When this entry was read from the store.
     fetched_at: OffsetDateTime,
     /// When activity was last noted for the batch.
@@ -398,11 +403,13 @@ impl SessionManager {
             user_agent: truncate_user_agent(meta.user_agent),
             ip: meta.ip,
         };
+        let membership = self.active_membership(&session).await?;
         self.inner.store.create_session(&session).await?;
         self.cache_write().insert(
             Cached {
                 session: session.clone(),
                 user,
+                membership,
                 fetched_at: now,
                 activity_noted_at: now,
             },
@@ -445,6 +452,7 @@ impl SessionManager {
                 self.cache_write().remove_id(session.id);
                 return Err(AuthError::new(ErrorCode::Unauthenticated));
             };
+            let membership = self.active_membership(&session).await?;
             // Activity noted here but not yet flushed is newer than what the store says.
             let pending = self
                 .inner
@@ -458,6 +466,7 @@ impl SessionManager {
                     .map_or(session.last_seen_at, |at| at.max(session.last_seen_at)),
                 session,
                 user,
+                membership,
                 fetched_at: now,
             };
             self.cache_write()
@@ -507,8 +516,17 @@ impl SessionManager {
         Ok(ValidSession {
             session: entry.session,
             user: entry.user,
+            membership: entry.membership,
             extended,
         })
+    }
+
+    /// The user's membership in the session's active organization.
+    async fn active_membership(&self, session: &Session) -> Result<Option<Membership>, AuthError> {
+        match session.active_org_id {
+            Some(org_id) => Ok(self.inner.store.membership(org_id, session.user_id).await?),
+            None => Ok(None),
+        }
     }
 
     /// Writes the noted activity (`last_seen_at`) of every session in one store call.
@@ -634,11 +652,29 @@ impl SessionManager {
         org_id: Option<OrgId>,
     ) -> Result<(), AuthError> {
         self.inner.store.set_active_org(id, org_id).await?;
+        let user_id = {
+            let cache = self.cache_read();
+            cache
+                .by_id
+                .get(&id)
+                .and_then(|hash| cache.by_hash.get(hash))
+                .map(|c| c.session.user_id)
+        };
+        let Some(user_id) = user_id else {
+            return Ok(());
+        };
+        // Keep the cached entry, with the new organization and the membership there, so the
+        // next request sees the switch at once without a store read.
+        let membership = match org_id {
+            Some(org_id) => self.inner.store.membership(org_id, user_id).await?,
+            None => None,
+        };
         let mut cache = self.cache_write();
         if let Some(hash) = cache.by_id.get(&id).copied()
             && let Some(c) = cache.by_hash.get_mut(&hash)
         {
             c.session.active_org_id = org_id;
+            c.membership = membership;
         }
         Ok(())
     }

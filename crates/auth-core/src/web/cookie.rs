@@ -123,6 +123,13 @@ impl CookiePolicy {
         )
     }
 
+    /// Like [`session_cookie`](Self::session_cookie), for a token read back from a request
+    /// (to send it again with a fresh `Max-Age` after the sliding expiry moved).
+    #[must_use]
+    pub fn session_cookie_value(&self, token: &str, max_age: Duration) -> String {
+        self.set_cookie(self.session, token, max_age.max(Duration::ZERO), None)
+    }
+
     /// A `Set-Cookie` value that clears the session cookie (sign-out), with the same name and
     /// attributes as [`session_cookie`](Self::session_cookie).
     #[must_use]

@@ -1,0 +1,477 @@
+//! [`Auth`]: the one object an app builds, and the adapters wrap.
+//!
+//! It holds the store, the flows and the policies, resolves the [`Principal`] of a request
+//! from its headers ([`Auth::authenticate`]), applies the CSRF rule ([`Auth::check_csrf`]) and
+//! serves the library's routes ([`Auth::handle`], in [`crate::routes`]).
+//!
+//! ```no_run
+//! # async fn run(store: std::sync::Arc<dyn auth_core::AuthStore>) -> Result<(), Box<dyn std::error::Error>> {
+//! use auth_core::Auth;
+//! use auth_core::mail::FileMailer;
+//! use auth_core::web::AppOrigin;
+//!
+//! let auth = Auth::builder(store, AppOrigin::parse("https://app.example.com")?)
+//!     .mailer(std::sync::Arc::new(FileMailer::new("var/mail")?))
+//!     .build();
+//! let _flusher = auth.spawn_background_tasks();
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method, header};
+
+use crate::accounts::{Accounts, AccountsConfig, ClientInfo};
+use crate::mail::{MailTemplates, Mailer, MemoryMailer};
+use crate::password::{PasswordConfig, PasswordHasher};
+use crate::password_policy::PasswordPolicy;
+use crate::principal::{Credential, Principal};
+use crate::rate_limit::{RateLimitConfig, RateLimiter};
+use crate::session::{SessionConfig, SessionManager};
+use crate::web::{AppOrigin, ClientIpPolicy, CookiePolicy, CsrfPolicy, CsrfRequest};
+use crate::{AuthError, AuthStore, Clock, ErrorCode, RolePermissions, SystemClock};
+
+/// What authenticating a request found: a principal, or why there is none.
+///
+/// Adapters put this into the request's extensions once per request; extractors and the
+/// library routes read it from there.
+#[derive(Debug, Clone, Default)]
+pub struct Authentication {
+    /// The caller, when a credential was presented and held.
+    pub principal: Option<Principal>,
+    /// Why a presented credential did not hold (`unauthenticated` for an unknown or ended
+    /// session, `session_expired`, `token_invalid`, …), or `unavailable` when the store could
+    /// not answer. `None` when no credential was presented.
+    pub failure: Option<AuthError>,
+    /// A `Set-Cookie` value to send with the response: the session cookie with a fresh
+    /// `Max-Age` after the sliding expiry moved, or its removal when it no longer works.
+    pub set_cookie: Option<HeaderValue>,
+    /// The request carried `Authorization: Bearer`.
+    pub bearer: bool,
+}
+
+impl Authentication {
+    /// The error that must end the request whatever the route (fail closed): the store could
+    /// not answer whether the credential holds.
+    #[must_use]
+    pub fn fatal(&self) -> Option<&AuthError> {
+        self.failure
+            .as_ref()
+            .filter(|e| matches!(e.code, ErrorCode::Unavailable | ErrorCode::Internal))
+    }
+
+    /// The principal, or the error a route that needs one answers: the credential's failure
+    /// if one was presented, else `unauthenticated`.
+    ///
+    /// # Errors
+    /// As above.
+    pub fn require(&self) -> Result<&Principal, AuthError> {
+        self.principal.as_ref().ok_or_else(|| {
+            self.failure
+                .clone()
+                .unwrap_or_else(|| AuthError::new(ErrorCode::Unauthenticated))
+        })
+    }
+}
+
+/// Builds an [`Auth`]. Every setting has a safe default; see each method.
+#[must_use]
+pub struct AuthBuilder {
+    store: Arc<dyn AuthStore>,
+    origin: AppOrigin,
+    clock: Arc<dyn Clock>,
+    mailer: Option<Arc<dyn Mailer>>,
+    sessions: SessionConfig,
+    rate_limits: RateLimitConfig,
+    password: PasswordConfig,
+    policy: PasswordPolicy,
+    roles: RolePermissions,
+    client_ip: ClientIpPolicy,
+    accounts: AccountsConfig,
+    templates: Option<MailTemplates>,
+}
+
+impl fmt::Debug for AuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthBuilder")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthBuilder {
+    /// The clock (default: the system clock). Tests pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Where verification, reset and invitation mails go. Without one, mails are kept in
+    /// memory and logged as not delivered: set a real mailer
+    /// ([`FileMailer`](crate::mail::FileMailer) in development,
+    /// [`SmtpMailer`](crate::mail::SmtpMailer) in production).
+    pub fn mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Session lifetimes and caching (default: 30 days sliding, 90 days absolute).
+    pub fn sessions(mut self, config: SessionConfig) -> Self {
+        self.sessions = config;
+        self
+    }
+
+    /// Rate limits (default: the contract's table).
+    pub fn rate_limits(mut self, config: RateLimitConfig) -> Self {
+        self.rate_limits = config;
+        self
+    }
+
+    /// Password hashing (default: argon2id m=19 MiB, t=2, p=1).
+    pub fn password_hashing(mut self, config: PasswordConfig) -> Self {
+        self.password = config;
+        self
+    }
+
+    /// The password policy (default: NIST 800-63B, 8–256 characters, shipped blocklist).
+    pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Roles and what they grant (default: the contract's owner/admin/member map).
+    pub fn roles(mut self, roles: RolePermissions) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    /// Which peers are trusted proxies whose `X-Forwarded-For` names the client (default:
+    /// none: the client address is the socket's).
+    pub fn trusted_proxies(mut self, policy: ClientIpPolicy) -> Self {
+        self.client_ip = policy;
+        self
+    }
+
+    /// Link lifetimes and paths of the account flows.
+    pub fn accounts(mut self, config: AccountsConfig) -> Self {
+        self.accounts = config;
+        self
+    }
+
+    /// The mail texts.
+    pub fn templates(mut self, templates: MailTemplates) -> Self {
+        self.templates = Some(templates);
+        self
+    }
+
+    /// Builds the [`Auth`].
+    pub fn build(self) -> Auth {
+        let mailer = self.mailer.unwrap_or_else(|| {
+            tracing::warn!("no mailer configured: mails are kept in memory, not delivered");
+            Arc::new(MemoryMailer::default())
+        });
+        let sessions = SessionManager::new(self.store.clone(), self.clock.clone(), self.sessions);
+        let rate_limiter =
+            RateLimiter::new(self.store.clone(), self.rate_limits, self.clock.clone());
+        let mut accounts = Accounts::new(
+            self.store.clone(),
+            self.clock.clone(),
+            sessions.clone(),
+            mailer.clone(),
+            self.origin.clone(),
+        )
+        .with_password_hasher(PasswordHasher::new(self.password))
+        .with_password_policy(self.policy)
+        .with_rate_limiter(rate_limiter)
+        .with_config(self.accounts);
+        if let Some(templates) = self.templates {
+            accounts = accounts.with_templates(templates);
+        }
+        Auth {
+            inner: Arc::new(Inner {
+                cookies: CookiePolicy::for_origin(&self.origin),
+                csrf: CsrfPolicy::new(self.origin.clone()),
+                store: self.store,
+                origin: self.origin,
+                clock: self.clock,
+                mailer,
+                sessions,
+                accounts,
+                roles: self.roles,
+                client_ip: self.client_ip,
+            }),
+        }
+    }
+}
+
+/// The configured library: cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Auth {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn AuthStore>,
+    pub(crate) origin: AppOrigin,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) mailer: Arc<dyn Mailer>,
+    pub(crate) sessions: SessionManager,
+    pub(crate) accounts: Accounts,
+    pub(crate) roles: RolePermissions,
+    pub(crate) cookies: CookiePolicy,
+    pub(crate) csrf: CsrfPolicy,
+    pub(crate) client_ip: ClientIpPolicy,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("origin", &self.inner.origin)
+            .field("sessions", &self.inner.sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Starts a builder over `store` for the app served at `origin`.
+    pub fn builder(store: Arc<dyn AuthStore>, origin: AppOrigin) -> AuthBuilder {
+        AuthBuilder {
+            store,
+            origin,
+            clock: Arc::new(SystemClock),
+            mailer: None,
+            sessions: SessionConfig::default(),
+            rate_limits: RateLimitConfig::default(),
+            password: PasswordConfig::default(),
+            policy: PasswordPolicy::default(),
+            roles: RolePermissions::default(),
+            client_ip: ClientIpPolicy::default(),
+            accounts: AccountsConfig::default(),
+            templates: None,
+        }
+    }
+
+    /// The app's public origin.
+    #[must_use]
+    pub fn origin(&self) -> &AppOrigin {
+        &self.inner.origin
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn AuthStore> {
+        &self.inner.store
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The mailer.
+    #[must_use]
+    pub fn mailer(&self) -> &Arc<dyn Mailer> {
+        &self.inner.mailer
+    }
+
+    /// The session manager.
+    #[must_use]
+    pub fn sessions(&self) -> &SessionManager {
+        &self.inner.sessions
+    }
+
+    /// The account flows.
+    #[must_use]
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// Roles and their permissions.
+    #[must_use]
+    pub fn roles(&self) -> &RolePermissions {
+        &self.inner.roles
+    }
+
+    /// Cookie names and attributes.
+    #[must_use]
+    pub fn cookies(&self) -> &CookiePolicy {
+        &self.inner.cookies
+    }
+
+    /// Starts what runs beside the requests: the batched `last_seen_at` writer. Abort the
+    /// handle to stop it.
+    #[must_use = "abort the handle to stop the background tasks"]
+    pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
+        self.inner.sessions.spawn_activity_flusher()
+    }
+
+    /// The client's address: the socket peer, or what trusted proxies forwarded.
+    #[must_use]
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        self.inner.client_ip.client_ip(peer, forwarded)
+    }
+
+    /// Who is asking and from where, for the flows.
+    #[must_use]
+    pub fn client_info(&self, peer: IpAddr, headers: &HeaderMap) -> ClientInfo {
+        ClientInfo {
+            ip: self.client_ip(peer, headers),
+            user_agent: header_str(headers, header::USER_AGENT).map(str::to_owned),
+        }
+    }
+
+    /// Resolves the caller from the request's headers: an `Authorization: Bearer` credential
+    /// when there is one, else the session cookie. On the hot path this is one SHA-256 and one
+    /// in-process lookup; the store is read only when the cache has no fresh entry.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Authentication {
+        if let Some(authorization) = headers.get(header::AUTHORIZATION) {
+            return self.authenticate_bearer(authorization);
+        }
+        let cookies = self.inner.cookies;
+        let cookie_header = cookie_header(headers);
+        let Some(token) = cookies.session_token(&cookie_header) else {
+            if cookies.has_session_cookie(&cookie_header) {
+                // A cookie of our name that is not one of our tokens: clear it.
+                return Authentication {
+                    failure: Some(AuthError::new(ErrorCode::Unauthenticated)),
+                    set_cookie: HeaderValue::from_str(&cookies.removal_cookie()).ok(),
+                    ..Authentication::default()
+                };
+            }
+            return Authentication::default();
+        };
+        match self.inner.sessions.validate(token).await {
+            Ok(valid) => {
+                let set_cookie = if valid.extended {
+                    let max_age = valid.session.expires_at - self.inner.clock.now();
+                    HeaderValue::from_str(&cookies.session_cookie_value(token, max_age)).ok()
+                } else {
+                    None
+                };
+                let org = valid.membership.map(|m| (m.org_id, m.role));
+                let credential = Credential::Session {
+                    id: valid.session.id,
+                    expires_at: valid.session.expires_at,
+                };
+                Authentication {
+                    principal: Some(Principal::new(
+                        valid.user,
+                        credential,
+                        org,
+                        &self.inner.roles,
+                    )),
+                    failure: None,
+                    set_cookie,
+                    bearer: false,
+                }
+            }
+            Err(err) => {
+                let set_cookie = matches!(
+                    err.code,
+                    ErrorCode::Unauthenticated | ErrorCode::SessionExpired
+                )
+                .then(|| HeaderValue::from_str(&cookies.removal_cookie()).ok())
+                .flatten();
+                Authentication {
+                    principal: None,
+                    failure: Some(err),
+                    set_cookie,
+                    bearer: false,
+                }
+            }
+        }
+    }
+
+    fn authenticate_bearer(&self, authorization: &HeaderValue) -> Authentication {
+        let _ = self;
+        let bearer = authorization
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+        // No API token verifier is configured: every presented token is refused.
+        Authentication {
+            principal: None,
+            failure: Some(AuthError::new(ErrorCode::TokenInvalid)),
+            set_cookie: None,
+            bearer,
+        }
+    }
+
+    /// Records an audit event; a failure is logged, not returned (the action happened).
+    pub(crate) async fn audit(
+        &self,
+        kind: &str,
+        actor_id: Option<crate::UserId>,
+        org_id: Option<crate::OrgId>,
+        client: &ClientInfo,
+        data: serde_json::Value,
+    ) {
+        let event = crate::AuditEvent {
+            id: crate::AuditEventId::new(),
+            at: self.inner.clock.now(),
+            kind: kind.to_owned(),
+            actor_id,
+            user_id: actor_id,
+            org_id,
+            ip: Some(client.ip.to_string()),
+            user_agent: client.user_agent.clone(),
+            data,
+        };
+        if let Err(err) = self.inner.store.record_audit_event(&event).await {
+            tracing::error!(error = %err, kind, "audit event not recorded");
+        }
+    }
+
+    /// The contract's CSRF rule for a request: unsafe methods that carry the session cookie
+    /// must come from the app's origin; `login` (sign-in, sign-up) applies the origin check
+    /// to cookie-less browser requests too. Requests with `Authorization: Bearer` are exempt.
+    ///
+    /// # Errors
+    /// `csrf_rejected`.
+    pub fn check_csrf(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        login: bool,
+    ) -> Result<(), AuthError> {
+        let cookie_header = cookie_header(headers);
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+        self.inner.csrf.check(&CsrfRequest {
+            method: method.as_str(),
+            origin: header_str(headers, header::ORIGIN),
+            referer: header_str(headers, header::REFERER),
+            sec_fetch_site: header_str(headers, "sec-fetch-site"),
+            has_session_cookie: self.inner.cookies.has_session_cookie(&cookie_header),
+            bearer,
+            login,
+        })
+    }
+}
+
+/// A header's value as text, if it is visible ASCII.
+pub(crate) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// All `Cookie` headers joined (HTTP/2 may send several).
+pub(crate) fn cookie_header(headers: &HeaderMap) -> String {
+    let mut joined = String::new();
+    for value in headers.get_all(header::COOKIE) {
+        if let Ok(v) = value.to_str() {
+            if !joined.is_empty() {
+                joined.push_str("; ");
+            }
+            joined.push_str(v);
+        }
+    }
+    joined
+}

@@ -1,0 +1,260 @@
+//! Who is making a request, how they proved it, where they act and what they may do.
+//!
+//! Every authenticated request resolves to one [`Principal`]. Extractors, guards, route
+//! annotations and handler code all ask it the same questions, through the same methods:
+//!
+//! ```
+//! # use auth_core::principal::{Credential, Principal};
+//! # use auth_core::{Email, OrgId, Role, RolePermissions, SessionId, User, UserId};
+//! # let user = User { id: UserId::new(), email: Email::parse("a@example.com").unwrap(),
+//! #     name: None, email_verified_at: None, created_at: time::OffsetDateTime::UNIX_EPOCH };
+//! # let credential = Credential::Session { id: SessionId::new(), expires_at: time::OffsetDateTime::UNIX_EPOCH };
+//! let roles = RolePermissions::default();
+//! let principal = Principal::new(user, credential, Some((OrgId::new(), Role::ADMIN)), &roles);
+//! assert!(principal.require("members:manage").is_ok());
+//! assert_eq!(principal.require("billing:manage").unwrap_err().code.as_str(), "forbidden");
+//! assert!(principal.require_role(&Role::ADMIN, &roles).is_ok());
+//! ```
+
+use std::collections::BTreeSet;
+
+use time::OffsetDateTime;
+
+use crate::{
+    ApiTokenId, AuthError, ErrorCode, OrgId, Permission, Role, RolePermissions, SessionId, User,
+};
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credential {
+    /// A browser session cookie.
+    Session {
+        /// The session.
+        id: SessionId,
+        /// When it expires unless used.
+        expires_at: OffsetDateTime,
+    },
+    /// An API token (`Authorization: Bearer sk_live_…`).
+    ApiToken {
+        /// The token's id (its `jti`).
+        id: ApiTokenId,
+        /// The scopes the token was issued with.
+        scopes: BTreeSet<Permission>,
+    },
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user.
+    pub user: User,
+    /// How they authenticated.
+    pub credential: Credential,
+    /// The active organization and the user's current role there, if any.
+    pub org: Option<(OrgId, Role)>,
+    permissions: BTreeSet<Permission>,
+}
+
+impl Principal {
+    /// A principal whose permissions are what `roles` grants the role in `org` — intersected
+    /// with the token's scopes for an API token. Without an organization there are none.
+    #[must_use]
+    pub fn new(
+        user: User,
+        credential: Credential,
+        org: Option<(OrgId, Role)>,
+        roles: &RolePermissions,
+    ) -> Self {
+        let granted = org
+            .as_ref()
+            .map(|(_, role)| roles.permissions(role).clone())
+            .unwrap_or_default();
+        let permissions = match &credential {
+            Credential::Session { .. } => granted,
+            Credential::ApiToken { scopes, .. } => granted.intersection(scopes).cloned().collect(),
+        };
+        Self {
+            user,
+            credential,
+            org,
+            permissions,
+        }
+    }
+
+    /// The effective permissions.
+    #[must_use]
+    pub const fn permissions(&self) -> &BTreeSet<Permission> {
+        &self.permissions
+    }
+
+    /// The active organization's id.
+    #[must_use]
+    pub fn org_id(&self) -> Option<OrgId> {
+        self.org.as_ref().map(|(id, _)| *id)
+    }
+
+    /// The role in the active organization.
+    #[must_use]
+    pub fn role(&self) -> Option<&Role> {
+        self.org.as_ref().map(|(_, role)| role)
+    }
+
+    /// The session, when the caller came with a session cookie.
+    #[must_use]
+    pub const fn session_id(&self) -> Option<SessionId> {
+        match &self.credential {
+            Credential::Session { id, .. } => Some(*id),
+            Credential::ApiToken { .. } => None,
+        }
+    }
+
+    /// Whether the caller came with a session cookie.
+    #[must_use]
+    pub const fn is_session(&self) -> bool {
+        matches!(self.credential, Credential::Session { .. })
+    }
+
+    /// Whether the effective permissions include `permission`.
+    #[must_use]
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p.as_str() == permission)
+    }
+
+    /// The one permission check. `Ok` when the effective permissions include `permission`;
+    /// otherwise, for an API token whose scopes lack it, `insufficient_scope` naming it (RFC
+    /// 6750), and `forbidden` in every other case (a session without the role, or a token
+    /// whose owner's role no longer grants a scope it has).
+    ///
+    /// # Errors
+    /// As above.
+    pub fn require(&self, permission: &str) -> Result<(), AuthError> {
+        if self.has(permission) {
+            return Ok(());
+        }
+        match &self.credential {
+            Credential::ApiToken { scopes, .. }
+                if !scopes.iter().any(|s| s.as_str() == permission) =>
+            {
+                Err(AuthError::insufficient_scope(permission))
+            }
+            _ => Err(AuthError::new(ErrorCode::Forbidden)),
+        }
+    }
+
+    /// `Ok` when every permission of `role` (in `roles`) is among the effective ones: the caller
+    /// can do at least what `role` can. Roles are compared by what they grant, so an app's own
+    /// roles rank without a hierarchy to declare.
+    ///
+    /// # Errors
+    /// `forbidden` otherwise, or when there is no active organization.
+    pub fn require_role(&self, role: &Role, roles: &RolePermissions) -> Result<(), AuthError> {
+        if self.org.is_some() && roles.permissions(role).is_subset(&self.permissions) {
+            Ok(())
+        } else {
+            Err(AuthError::new(ErrorCode::Forbidden))
+        }
+    }
+
+    /// `Ok` for a browser session; `forbidden` for an API token (the contract's routes that act
+    /// on the signed-in user need a session).
+    ///
+    /// # Errors
+    /// As above.
+    pub fn require_session(&self) -> Result<SessionId, AuthError> {
+        self.session_id().ok_or_else(|| {
+            AuthError::new(ErrorCode::Forbidden).with_detail("This route needs a browser session.")
+        })
+    }
+}
+
+/// A check on the principal that runs before a handler: what the route-level annotations
+/// (`#[require_permission]`, `#[require_scope]`, `#[require_role]` from `auth-macros`)
+/// generate, and what the adapters' `Require<R>` extractors run. One implementation serves
+/// every framework.
+pub trait Requirement {
+    /// `Ok` to let the request through; the error (401/403) otherwise.
+    ///
+    /// # Errors
+    /// `forbidden` or `insufficient_scope` as [`Principal::require`] and
+    /// [`Principal::require_role`] decide.
+    fn check(principal: &Principal, roles: &RolePermissions) -> Result<(), AuthError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Email, UserId};
+
+    fn user() -> User {
+        User {
+            id: UserId::new(),
+            email: Email::parse("p@example.com").unwrap(),
+            name: None,
+            email_verified_at: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn session() -> Credential {
+        Credential::Session {
+            id: SessionId::new(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_session_gets_what_the_role_grants() {
+        let roles = RolePermissions::default();
+        let member = Principal::new(
+            user(),
+            session(),
+            Some((OrgId::new(), Role::MEMBER)),
+            &roles,
+        );
+        assert!(member.require("read:projects").is_ok());
+        assert_eq!(
+            member.require("members:manage").unwrap_err().code,
+            ErrorCode::Forbidden
+        );
+        assert!(member.require_role(&Role::MEMBER, &roles).is_ok());
+        assert!(member.require_role(&Role::ADMIN, &roles).is_err());
+        let owner = Principal::new(user(), session(), Some((OrgId::new(), Role::OWNER)), &roles);
+        assert!(owner.require_role(&Role::ADMIN, &roles).is_ok());
+        assert!(owner.require("billing:manage").is_ok());
+    }
+
+    #[test]
+    fn no_org_means_no_permissions() {
+        let roles = RolePermissions::default();
+        let p = Principal::new(user(), session(), None, &roles);
+        assert!(p.permissions().is_empty());
+        assert!(p.require_role(&Role::MEMBER, &roles).is_err());
+        assert!(p.require_session().is_ok());
+    }
+
+    #[test]
+    fn a_token_gets_its_scopes_that_the_role_still_grants() {
+        let roles = RolePermissions::default();
+        let scopes: BTreeSet<Permission> = ["read:projects", "billing:manage"]
+            .into_iter()
+            .map(Permission::from_static)
+            .collect();
+        let token = Credential::ApiToken {
+            id: ApiTokenId::new(),
+            scopes,
+        };
+        let p = Principal::new(user(), token, Some((OrgId::new(), Role::ADMIN)), &roles);
+        assert!(p.require("read:projects").is_ok());
+        // In the scopes, but an admin no longer has it: forbidden.
+        assert_eq!(
+            p.require("billing:manage").unwrap_err().code,
+            ErrorCode::Forbidden
+        );
+        // Granted by the role, but not a scope of the token: insufficient_scope naming it.
+        let err = p.require("write:deployments").unwrap_err();
+        assert_eq!(err.code, ErrorCode::InsufficientScope);
+        assert_eq!(err.required_scope.as_deref(), Some("write:deployments"));
+        assert_eq!(p.require_session().unwrap_err().code, ErrorCode::Forbidden);
+    }
+}

@@ -1,0 +1,434 @@
+//! The library's HTTP surface, framework-free: an [`http::Request`] in, an
+//! [`http::Response`] out.
+//!
+//! Adapters mount [`Auth::handle`] on the paths [`Auth::is_library_path`] accepts (`/auth/…`,
+//! `/orgs…`, `/invitations/…`, `/api/tokens…`, `/.well-known/jwks.json`) and translate types;
+//! everything else — routing, CSRF, the body limit, content types, problem+json errors,
+//! cookies, status codes — happens here, once, for every framework.
+//!
+//! ```no_run
+//! # async fn run(auth: auth_core::Auth) {
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//!
+//! let request = http::Request::post("/auth/sign-in")
+//!     .header("content-type", "application/json")
+//!     .body(Full::new(Bytes::from_static(br#"{"email":"a@example.com","password":"hunter22"}"#)))
+//!     .unwrap();
+//! let response = auth.handle(request, "127.0.0.1".parse().unwrap()).await;
+//! // Unknown account: 401 invalid_credentials, as problem+json.
+//! assert_eq!(response.status(), 401);
+//! # }
+//! ```
+//!
+//! Order of checks for every request: route (404 `not_found`, 405 `method_not_allowed` with
+//! `Allow`), fail-closed authentication (503), CSRF (403 `csrf_rejected`), the body limit (413
+//! `payload_too_large`, [`MAX_BODY_BYTES`]), the content type (415), the JSON body (400
+//! `invalid_request`), then the route's own rules.
+
+mod account;
+mod orgs;
+mod response;
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+pub use response::{local_path, percent_encode, problem_response};
+
+use crate::accounts::ClientInfo;
+use crate::auth::{Auth, Authentication, header_str};
+use crate::principal::Principal;
+use crate::{AuthError, ErrorCode};
+
+/// The largest request body the library's routes read: 1 MiB. Larger ones get 413
+/// `payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The paths the library serves under (exactly, or followed by `/`).
+const PREFIXES: &[&str] = &["/auth", "/orgs", "/invitations", "/api/tokens"];
+
+/// One route of the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    SignUp,
+    SignIn,
+    SignOut,
+    Session,
+    Sessions,
+    SessionById,
+    SignOutEverywhere,
+    VerifyEmail,
+    SendVerification,
+    PasswordReset,
+    PasswordResetConfirm,
+    ChangePassword,
+    ActiveOrg,
+    Orgs,
+}
+
+impl Route {
+    /// The route of a path, with the `{id}` segment if it has one.
+    fn find(path: &str) -> Option<(Self, Option<&str>)> {
+        let route = match path {
+            "/auth/sign-up" => Self::SignUp,
+            "/auth/sign-in" => Self::SignIn,
+            "/auth/sign-out" => Self::SignOut,
+            "/auth/session" => Self::Session,
+            "/auth/sessions" => Self::Sessions,
+            "/auth/sign-out-everywhere" => Self::SignOutEverywhere,
+            "/auth/verify-email" => Self::VerifyEmail,
+            "/auth/verify-email/send" => Self::SendVerification,
+            "/auth/password-reset" => Self::PasswordReset,
+            "/auth/password-reset/confirm" => Self::PasswordResetConfirm,
+            "/auth/change-password" => Self::ChangePassword,
+            "/auth/active-org" => Self::ActiveOrg,
+            "/orgs" => Self::Orgs,
+            _ => {
+                let id = path.strip_prefix("/auth/sessions/")?;
+                if id.is_empty() || id.contains('/') {
+                    return None;
+                }
+                return Some((Self::SessionById, Some(id)));
+            }
+        };
+        Some((route, None))
+    }
+
+    /// The methods the route answers.
+    const fn methods(self) -> &'static [Method] {
+        match self {
+            Self::Session | Self::Sessions => &[Method::GET],
+            Self::SessionById => &[Method::DELETE],
+            Self::VerifyEmail => &[Method::GET, Method::POST],
+            Self::Orgs => &[Method::GET, Method::POST],
+            _ => &[Method::POST],
+        }
+    }
+
+    /// Sign-in and sign-up: the login-CSRF variant of the origin check.
+    const fn is_login(self) -> bool {
+        matches!(self, Self::SignUp | Self::SignIn)
+    }
+
+    /// Routes that act on the signed-in user: a browser session, never a Bearer token.
+    const fn needs_session(self) -> bool {
+        matches!(
+            self,
+            Self::SignOut
+                | Self::Session
+                | Self::Sessions
+                | Self::SessionById
+                | Self::SignOutEverywhere
+                | Self::SendVerification
+                | Self::ChangePassword
+                | Self::ActiveOrg
+        )
+    }
+}
+
+/// What a route handler answers: a status, a JSON body, cookies, a redirect.
+#[derive(Debug, Default)]
+struct Reply {
+    status: StatusCode,
+    body: Option<serde_json::Value>,
+    set_cookies: Vec<String>,
+    location: Option<String>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, body: serde_json::Value) -> Self {
+        Self {
+            status,
+            body: Some(body),
+            ..Self::default()
+        }
+    }
+
+    fn empty(status: StatusCode) -> Self {
+        Self {
+            status,
+            ..Self::default()
+        }
+    }
+
+    fn cookie(mut self, set_cookie: String) -> Self {
+        self.set_cookies.push(set_cookie);
+        self
+    }
+}
+
+/// One request as the handlers see it.
+struct Call<'a> {
+    auth: &'a Auth,
+    method: Method,
+    query: Option<String>,
+    body: Bytes,
+    client: ClientInfo,
+    authn: Authentication,
+    id: Option<String>,
+}
+
+impl Call<'_> {
+    /// The body as `T`; `invalid_request` for malformed JSON or missing fields.
+    fn json<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
+        parse_json_object(&self.body)
+    }
+
+    /// The signed-in principal, or why there is none (401).
+    fn principal(&self) -> Result<&Principal, AuthError> {
+        self.authn.require()
+    }
+
+    /// A query parameter (percent-decoded).
+    fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then(|| response::percent_decode(value))
+        })
+    }
+}
+
+impl Auth {
+    /// Whether `path` belongs to the library's routes (the adapters route these to
+    /// [`Auth::handle`]).
+    #[must_use]
+    pub fn is_library_path(path: &str) -> bool {
+        PREFIXES.iter().any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        }) || path == "/.well-known/jwks.json"
+    }
+
+    /// Serves one request to the library's routes. `peer` is the socket's remote address (the
+    /// client address comes from it, or from trusted proxies).
+    ///
+    /// If the request's extensions hold an [`Authentication`] (put there by the adapter's
+    /// layer), it is used; otherwise the request is authenticated here.
+    pub async fn handle<B>(&self, request: Request<B>, peer: IpAddr) -> Response<Bytes>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (mut parts, body) = request.into_parts();
+        let path = parts.uri.path().to_owned();
+        let Some((route, id)) = Route::find(&path) else {
+            return problem_response(&AuthError::new(ErrorCode::NotFound));
+        };
+        if !route.methods().contains(&parts.method) {
+            let mut response = problem_response(&AuthError::new(ErrorCode::MethodNotAllowed));
+            let allow = route
+                .methods()
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(value) = allow.parse() {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            return response;
+        }
+        let authn = match parts.extensions.remove::<Authentication>() {
+            Some(authn) => authn,
+            None => self.authenticate(&parts.headers).await,
+        };
+        if let Some(fatal) = authn.fatal() {
+            return problem_response(fatal);
+        }
+        // A refreshed or cleared session cookie goes out with every answer from here on, also
+        // a refusal: the sliding expiry already moved in the store, and it moves only once per
+        // half-lifetime, so a refusal that dropped it would leave the browser's cookie to die
+        // at the old expiry.
+        let refresh_cookie = authn.set_cookie.clone();
+        if let Err(err) = self.check_csrf(&parts.method, &parts.headers, route.is_login()) {
+            return with_session_cookie(problem_response(&err), refresh_cookie);
+        }
+        if route.needs_session() && authn.bearer {
+            return with_session_cookie(
+                problem_response(
+                    &AuthError::new(ErrorCode::Forbidden)
+                        .with_detail("This route needs a browser session, not an API token."),
+                ),
+                refresh_cookie,
+            );
+        }
+        let body = match read_body(&parts.headers, body).await {
+            Ok(body) => body,
+            Err(err) => return with_session_cookie(problem_response(&err), refresh_cookie),
+        };
+        if parts.method != Method::GET && wants_json_body(route) && !is_json(&parts.headers) {
+            return with_session_cookie(
+                problem_response(&AuthError::new(ErrorCode::UnsupportedMediaType)),
+                refresh_cookie,
+            );
+        }
+        let call = Call {
+            auth: self,
+            client: self.client_info(peer, &parts.headers),
+            method: parts.method,
+            query: parts.uri.query().map(str::to_owned),
+            body,
+            authn,
+            id: id.map(str::to_owned),
+        };
+        let result = match route {
+            Route::SignUp => account::sign_up(&call).await,
+            Route::SignIn => account::sign_in(&call).await,
+            Route::SignOut => account::sign_out(&call).await,
+            Route::Session => account::session(&call).await,
+            Route::Sessions => account::sessions(&call).await,
+            Route::SessionById => account::end_session(&call).await,
+            Route::SignOutEverywhere => account::sign_out_everywhere(&call).await,
+            Route::VerifyEmail => account::verify_email(&call).await,
+            Route::SendVerification => account::send_verification(&call).await,
+            Route::PasswordReset => account::password_reset(&call),
+            Route::PasswordResetConfirm => account::password_reset_confirm(&call).await,
+            Route::ChangePassword => account::change_password(&call).await,
+            Route::ActiveOrg => orgs::set_active_org(&call).await,
+            Route::Orgs => orgs::orgs(&call).await,
+        };
+        let response = match result {
+            Ok(reply) => response::reply_response(reply),
+            Err(err) => problem_response(&err),
+        };
+        with_session_cookie(response, refresh_cookie)
+    }
+
+    /// The answer for a request that needs a signed-in user and has none: a browser asking
+    /// for a page (`GET`/`HEAD` accepting `text/html`) is sent to `/sign-in?next=<path>` with
+    /// 303; anything else gets the 401 problem (`failure` if a credential was presented and
+    /// failed, else `unauthenticated`).
+    #[must_use]
+    pub fn unauthenticated_response(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        failure: Option<&AuthError>,
+    ) -> Response<Bytes> {
+        let browser = (*method == Method::GET || *method == Method::HEAD)
+            && header_str(headers, header::ACCEPT).is_some_and(|a| a.contains("text/html"));
+        if browser {
+            let location = format!("/sign-in?next={}", percent_encode(path_and_query));
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(value) = location.parse() {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            return response;
+        }
+        let err = failure
+            .filter(|e| e.status() == 401)
+            .cloned()
+            .unwrap_or_else(|| AuthError::new(ErrorCode::Unauthenticated));
+        problem_response(&err)
+    }
+}
+
+/// Adds the session cookie that authentication produced (refreshed or cleared), unless the
+/// response already sets its own.
+fn with_session_cookie(
+    mut response: Response<Bytes>,
+    cookie: Option<http::HeaderValue>,
+) -> Response<Bytes> {
+    if let Some(cookie) = cookie
+        && !response.headers().contains_key(header::SET_COOKIE)
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Routes whose unsafe methods take a JSON body.
+const fn wants_json_body(route: Route) -> bool {
+    matches!(
+        route,
+        Route::SignUp
+            | Route::SignIn
+            | Route::VerifyEmail
+            | Route::PasswordReset
+            | Route::PasswordResetConfirm
+            | Route::ChangePassword
+            | Route::ActiveOrg
+            | Route::Orgs
+    )
+}
+
+/// `application/json` or `application/…+json`, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    header_str(headers, header::CONTENT_TYPE).is_some_and(|value| {
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
+}
+
+/// Reads at most [`MAX_BODY_BYTES`]; 413 past it (by `Content-Length` before reading, or
+/// while reading a body without one).
+async fn read_body<B>(headers: &HeaderMap, body: B) -> Result<Bytes, AuthError>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let too_large = || AuthError::new(ErrorCode::PayloadTooLarge);
+    if header_str(headers, header::CONTENT_LENGTH)
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(err) => {
+            tracing::debug!(error = %err, "could not read the request body");
+            Err(AuthError::new(ErrorCode::InvalidRequest)
+                .with_detail("The request body could not be read."))
+        }
+    }
+}
+
+/// Reads a JSON request body the way the library's routes do, for an app's own JSON routes:
+/// 413 `payload_too_large` past [`MAX_BODY_BYTES`], 415 `unsupported_media_type` unless the
+/// content type is JSON, 400 `invalid_request` for malformed JSON or missing fields.
+///
+/// # Errors
+/// As above.
+pub async fn read_json<T, B>(headers: &HeaderMap, body: B) -> Result<T, AuthError>
+where
+    T: DeserializeOwned,
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !is_json(headers) {
+        return Err(AuthError::new(ErrorCode::UnsupportedMediaType));
+    }
+    let bytes = read_body(headers, body).await?;
+    parse_json_object(&bytes)
+}
+
+/// A JSON object as `T`: `invalid_request` for malformed JSON, missing or mistyped fields,
+/// and for any other JSON value (serde would take an array for a struct, field by position).
+fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, AuthError> {
+    let invalid = |detail: &str| AuthError::new(ErrorCode::InvalidRequest).with_detail(detail);
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid("The request body must be a JSON object."));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        invalid(if e.is_data() {
+            "The request body does not have the expected fields."
+        } else {
+            "The request body is not valid JSON."
+        })
+    })
+}
