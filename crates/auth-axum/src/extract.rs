@@ -1,0 +1,166 @@
+//! Extractors: the principal of the request, as handlers want it.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use auth_core::{Auth, AuthError, Authentication, ErrorCode, OrgId, Requirement, Role, User};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+
+use crate::into_axum;
+
+/// Why an extractor refused the request: the contract's problem+json (401 with
+/// `WWW-Authenticate: Bearer`, or 403), never 404.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRejection(pub AuthError);
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        into_axum(auth_core::routes::problem_response(&self.0))
+    }
+}
+
+impl std::fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl From<AuthError> for AuthRejection {
+    fn from(err: AuthError) -> Self {
+        Self(err)
+    }
+}
+
+/// What the layer found, or a 500 when the layer is missing (a wiring mistake, logged).
+fn authentication(parts: &Parts) -> Result<&Authentication, AuthRejection> {
+    parts.extensions.get::<Authentication>().ok_or_else(|| {
+        tracing::error!("an auth extractor ran without the AuthLayer: add `.layer(auth.layer())`");
+        AuthRejection(AuthError::new(ErrorCode::Internal))
+    })
+}
+
+fn principal(parts: &Parts) -> Result<auth_core::Principal, AuthRejection> {
+    Ok(authentication(parts)?.require()?.clone())
+}
+
+/// The request's principal: who, how (session or API token), where (active organization and
+/// role) and what (effective permissions). 401 without one. Dereferences to
+/// [`auth_core::Principal`], whose `require("…")` is the one permission check.
+#[derive(Debug, Clone)]
+pub struct Principal(pub auth_core::Principal);
+
+impl Deref for Principal {
+    type Target = auth_core::Principal;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        principal(parts).map(Self)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(authentication(parts)?.principal.clone().map(Self))
+    }
+}
+
+/// The signed-in user (by session or API token). 401 without one; `Option<CurrentUser>` for
+/// routes that work either way. Dereferences to [`User`].
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub User);
+
+impl Deref for CurrentUser {
+    type Target = User;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(authentication(parts)?.require()?.user.clone()))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(authentication(parts)?
+            .principal
+            .as_ref()
+            .map(|p| Self(p.user.clone())))
+    }
+}
+
+/// A member of the active organization: the principal with its organization and role. 401
+/// without a principal; 403 `forbidden` without an active organization.
+#[derive(Debug, Clone)]
+pub struct OrgMember {
+    /// The principal.
+    pub principal: auth_core::Principal,
+    /// The active organization.
+    pub org_id: OrgId,
+    /// The role there, as of this request.
+    pub role: Role,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for OrgMember {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let principal = principal(parts)?;
+        let Some((org_id, role)) = principal.org.clone() else {
+            return Err(AuthRejection(
+                AuthError::new(ErrorCode::Forbidden).with_detail("No active organization."),
+            ));
+        };
+        Ok(Self {
+            principal,
+            org_id,
+            role,
+        })
+    }
+}
+
+/// Runs the check `R` on the principal before the handler: what the route annotations
+/// (`#[require_permission]`, `#[require_scope]`, `#[require_role]`) add as the handler's first
+/// argument. 401 without a principal, the check's 403 otherwise.
+pub struct Require<R>(PhantomData<fn() -> R>);
+
+impl<R> std::fmt::Debug for Require<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Require")
+    }
+}
+
+impl<S: Send + Sync, R: Requirement> FromRequestParts<S> for Require<R> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let authn = authentication(parts)?;
+        let principal = authn.require()?;
+        let auth = parts.extensions.get::<Auth>().ok_or_else(|| {
+            tracing::error!("Require ran without the AuthLayer");
+            AuthRejection(AuthError::new(ErrorCode::Internal))
+        })?;
+        R::check(principal, auth.roles())?;
+        Ok(Self(PhantomData))
+    }
+}

@@ -1,0 +1,202 @@
+//! Route-level annotations for `auth-axum` and `auth-actix`.
+//!
+//! ```ignore
+//! use auth_axum::require_permission;
+//!
+//! #[require_permission("read:projects")]
+//! async fn list_projects(user: CurrentUser) -> Json<Vec<Project>> { … }
+//! ```
+//!
+//! Each annotation adds one leading argument to the handler, an extractor
+//! (`auth_axum::Require<_>` or `auth_actix::Require<_>`) that checks the request's principal
+//! before the handler runs and answers 401 (no principal) or 403 (`forbidden`, or
+//! `insufficient_scope` for a token without the scope) otherwise — never 404. The handler's
+//! other arguments, its return type and its body are left exactly as written. Annotations
+//! stack; each adds its own check.
+//!
+//! The adapter is found in the calling crate's dependencies (`auth-axum` or `auth-actix`); a
+//! crate that depends on both names it: `#[require_permission("x", adapter = auth_actix)]`.
+//!
+//! - `#[require_permission("billing:manage")]`: the effective permissions include it.
+//! - `#[require_scope("write:deployments")]`: the same check, named for API tokens (a token's
+//!   effective permissions are its scopes that its owner's role still grants).
+//! - `#[require_role("admin")]`: the active organization's role grants at least what `admin`
+//!   grants.
+#![forbid(unsafe_code)]
+
+use proc_macro::TokenStream;
+use proc_macro_crate::{FoundCrate, crate_name};
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::{Error, FnArg, Ident, ItemFn, LitStr, Token, parse_macro_input, parse_quote};
+
+/// Requires a permission of the request's principal. See the [crate docs](crate).
+#[proc_macro_attribute]
+pub fn require_permission(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Permission, args, item)
+}
+
+/// Requires an API token scope (or, for a session, the same permission). See the
+/// [crate docs](crate).
+#[proc_macro_attribute]
+pub fn require_scope(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Scope, args, item)
+}
+
+/// Requires a role in the active organization (or one that grants at least as much). See the
+/// [crate docs](crate).
+#[proc_macro_attribute]
+pub fn require_role(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Role, args, item)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Permission,
+    Scope,
+    Role,
+}
+
+/// `"name"` or `"name", adapter = path`.
+struct Args {
+    value: LitStr,
+    adapter: Option<syn::Path>,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let value = if input.peek(LitStr) {
+            input.parse::<LitStr>()?
+        } else {
+            // `#[require_role(admin)]` reads as well as `#[require_role("admin")]`.
+            let ident: Ident = input.parse()?;
+            LitStr::new(&ident.to_string(), ident.span())
+        };
+        let mut adapter = None;
+        if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+            if !input.is_empty() {
+                let key: Ident = input.parse()?;
+                if key != "adapter" {
+                    return Err(Error::new(key.span(), "expected `adapter = <crate>`"));
+                }
+                input.parse::<Token![=]>()?;
+                adapter = Some(input.parse()?);
+            }
+        }
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens"));
+        }
+        Ok(Self { value, adapter })
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_:.-".contains(&b))
+}
+
+fn adapter_path(explicit: Option<syn::Path>) -> syn::Result<TokenStream2> {
+    if let Some(path) = explicit {
+        return Ok(quote!(#path));
+    }
+    let found = |name: &str| crate_name(name).ok();
+    // `Itself` shows up in the adapter's own doctests, where `crate` is the doctest and the
+    // adapter is an extern crate of that name.
+    let path_of = |found: FoundCrate, package: &str| {
+        let name = match found {
+            FoundCrate::Itself => package.replace('-', "_"),
+            FoundCrate::Name(name) => name,
+        };
+        let ident = Ident::new(&name, Span::call_site());
+        quote!(::#ident)
+    };
+    match (found("auth-axum"), found("auth-actix")) {
+        (Some(axum), None) => Ok(path_of(axum, "auth-axum")),
+        (None, Some(actix)) => Ok(path_of(actix, "auth-actix")),
+        (Some(_), Some(_)) => Err(Error::new(
+            Span::call_site(),
+            "this crate depends on both auth-axum and auth-actix: \
+             name the adapter, e.g. `adapter = auth_axum`",
+        )),
+        (None, None) => Err(Error::new(
+            Span::call_site(),
+            "route annotations need auth-axum or auth-actix among the crate's dependencies",
+        )),
+    }
+}
+
+fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(args as Args);
+    let mut function = parse_macro_input!(item as ItemFn);
+    match expand_inner(kind, args, &mut function) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+fn expand_inner(kind: Kind, args: Args, function: &mut ItemFn) -> syn::Result<TokenStream2> {
+    let name = args.value.value();
+    if !valid_name(&name) {
+        return Err(Error::new(
+            args.value.span(),
+            "expected a permission, scope or role name: lowercase letters, digits and `_:.-`",
+        ));
+    }
+    if function.sig.asyncness.is_none() {
+        return Err(Error::new_spanned(
+            function.sig.fn_token,
+            "route annotations apply to async handler functions",
+        ));
+    }
+    let adapter = adapter_path(args.adapter)?;
+    // One marker type per annotation, named after the handler and the check, so stacked
+    // annotations and several handlers in one module never collide.
+    let marker = format_ident!(
+        "__AuthkitRequire_{}_{}_{}",
+        function.sig.ident,
+        match kind {
+            Kind::Permission => "permission",
+            Kind::Scope => "scope",
+            Kind::Role => "role",
+        },
+        name.replace([':', '.', '-'], "_")
+    );
+    let check = match kind {
+        Kind::Permission | Kind::Scope => quote! { principal.require(#name) },
+        Kind::Role => quote! {
+            match #adapter::__private::Role::new(#name) {
+                ::core::result::Result::Ok(role) => principal.require_role(&role, roles),
+                ::core::result::Result::Err(_) => ::core::result::Result::Err(
+                    #adapter::__private::AuthError::new(#adapter::__private::ErrorCode::Forbidden),
+                ),
+            }
+        },
+    };
+    let argument: FnArg = parse_quote! {
+        _: #adapter::Require<#marker>
+    };
+    function.sig.inputs.insert(0, argument);
+    let vis = &function.vis;
+    Ok(quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #marker;
+
+        impl #adapter::__private::Requirement for #marker {
+            fn check(
+                principal: &#adapter::__private::Principal,
+                roles: &#adapter::__private::RolePermissions,
+            ) -> ::core::result::Result<(), #adapter::__private::AuthError> {
+                let _ = roles;
+                #check
+            }
+        }
+
+        #function
+    })
+}
