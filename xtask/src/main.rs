@@ -2,10 +2,12 @@
 //!
 //! `cargo xtask test` is the one command that runs every test on a fresh machine: it sets up
 //! what the suites need (a running Postgres, the Python packages the interop tests
-//! talk to), then runs them. It fails, rather than skipping anything, when a piece of that
+//! talk to, Debian's Chromium and the pinned `playwright-core` that the browser test drives it
+//! with), then runs them. It fails, rather than skipping anything, when a piece of that
 //! set-up cannot be had.
 
 use std::env;
+use std::fs;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,6 +24,15 @@ const PYTHON_PACKAGES: &[(&str, &str)] = &[
     ("aiosmtpd", "aiosmtpd"),
 ];
 
+/// The browser that `tests/browser` drives: Debian's `chromium` package.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// How long to wait for another apt/dpkg run to let go of its lock.
+const APT_LOCK_WAIT: Duration = Duration::from_secs(300);
+
+/// The Node project of the browser test, relative to the workspace root.
+const BROWSER_TEST_DIR: &str = "tests/browser";
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -31,7 +42,8 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
-                 test [ARGS]  set up (Postgres, Python packages) and run every test suite;\n               \
+                 test [ARGS]  set up (Postgres, Python packages, Chromium, playwright-core)\n               \
+                 and run every test suite;\n               \
                  ARGS go to `cargo test`\n  \
                  setup        only the set-up"
             );
@@ -74,6 +86,8 @@ fn setup() -> Result<String, String> {
     let database_url = env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
     ensure_postgres(&database_url)?;
     ensure_python_packages()?;
+    ensure_chromium()?;
+    ensure_playwright()?;
     Ok(database_url)
 }
 
@@ -256,6 +270,177 @@ fn ensure_python_packages() -> Result<(), String> {
     Ok(())
 }
 
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs `apt-get ARGS` non-interactively (through `sudo` unless root), retrying for up to
+/// [`APT_LOCK_WAIT`] while another apt or dpkg run holds the lock.
+fn apt_get(args: &[&str]) -> Result<(), String> {
+    let deadline = Instant::now() + APT_LOCK_WAIT;
+    let root = is_root();
+    let mut told_waiting = false;
+    loop {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            // `env` rather than sudo's own VAR=value, which sudoers may refuse.
+            sudo.args(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+            sudo
+        };
+        let runner = if root { "apt-get" } else { "sudo apt-get" };
+        let output = command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| {
+                format!(
+                    "could not run {runner} ({e}); run this as root or install Debian's chromium \
+                     by hand"
+                )
+            })?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() && apt_lock_held(&stderr) && Instant::now() < deadline {
+            if !told_waiting {
+                eprintln!(
+                    "    another apt/dpkg run holds the lock; waiting up to {}s for it",
+                    APT_LOCK_WAIT.as_secs()
+                );
+                told_waiting = true;
+            }
+            sleep(Duration::from_secs(5));
+            continue;
+        }
+        eprint!("{stderr}");
+        if output.status.success() {
+            return Ok(());
+        }
+        return Err(format!(
+            "`{runner} {}` failed ({})",
+            args.join(" "),
+            output.status
+        ));
+    }
+}
+
+/// Whether apt-get's error output says that another process holds apt's or dpkg's lock.
+fn apt_lock_held(stderr: &str) -> bool {
+    stderr.contains("Could not get lock") || stderr.contains("Unable to acquire the dpkg")
+}
+
+/// Installs Debian's `chromium` when [`CHROMIUM`] is missing.
+fn ensure_chromium() -> Result<(), String> {
+    step("Chromium for the browser test");
+    if Path::new(CHROMIUM).exists() {
+        eprintln!("    present at {CHROMIUM}");
+        return Ok(());
+    }
+    eprintln!("    installing Debian's chromium");
+    let install = ["install", "-y", "chromium"];
+    if let Err(first) = apt_get(&install) {
+        eprintln!("    {first}; updating the package lists and trying again");
+        apt_get(&["update"])?;
+        apt_get(&install)?;
+    }
+    if Path::new(CHROMIUM).exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "apt-get installed chromium but {CHROMIUM} is missing; the browser test needs it there"
+        ))
+    }
+}
+
+/// Installs the `playwright-core` pinned in `tests/browser/package.json` unless that exact
+/// version is already in its `node_modules`.
+fn ensure_playwright() -> Result<(), String> {
+    let dir = workspace_root().join(BROWSER_TEST_DIR);
+    let manifest = dir.join("package.json");
+    let text = fs::read_to_string(&manifest)
+        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let pinned = json_string_field(&text, "playwright-core")
+        .filter(|v| is_exact_version(v))
+        .ok_or_else(|| {
+            format!(
+                "{} must pin playwright-core to an exact version (like \"1.65.1\")",
+                manifest.display()
+            )
+        })?;
+    step(&format!("playwright-core {pinned} for the browser test"));
+    let installed = installed_playwright(&dir);
+    if installed.as_deref() == Some(pinned.as_str()) {
+        eprintln!("    present");
+        return Ok(());
+    }
+    let npm_args: &[&str] = if dir.join("package-lock.json").exists() {
+        &["ci", "--no-audit", "--no-fund"]
+    } else {
+        &["install", "--no-audit", "--no-fund"]
+    };
+    match &installed {
+        Some(other) => eprintln!("    found {other}; running npm {}", npm_args[0]),
+        None => eprintln!("    running npm {}", npm_args[0]),
+    }
+    let status = Command::new("npm")
+        .current_dir(&dir)
+        .args(npm_args)
+        .status()
+        .map_err(|e| {
+            format!("could not run npm ({e}); the browser test needs Node.js (>= 20) and npm")
+        })?;
+    if !status.success() {
+        return Err(format!(
+            "`npm {}` in {} failed ({status})",
+            npm_args.join(" "),
+            dir.display()
+        ));
+    }
+    match installed_playwright(&dir) {
+        Some(v) if v == pinned => Ok(()),
+        other => Err(format!(
+            "after npm {}, {} has playwright-core {other:?}, not {pinned}; is package-lock.json \
+             out of date with package.json?",
+            npm_args[0],
+            dir.join("node_modules").display()
+        )),
+    }
+}
+
+/// The version of `DIR/node_modules/playwright-core`, if it is installed.
+fn installed_playwright(dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(dir.join("node_modules/playwright-core/package.json")).ok()?;
+    json_string_field(&text, "version")
+}
+
+/// The string value of the first `"key": "value"` in a JSON text (enough for package.json).
+fn json_string_field(json: &str, key: &str) -> Option<String> {
+    let quoted = format!("\"{key}\"");
+    let mut rest = json;
+    while let Some(at) = rest.find(&quoted) {
+        rest = &rest[at + quoted.len()..];
+        if let Some(value) = rest.trim_start().strip_prefix(':') {
+            let value = value.trim_start().strip_prefix('"')?;
+            return value.find('"').map(|end| value[..end].to_owned());
+        }
+    }
+    None
+}
+
+/// Whether `version` is exact (`1.65.1`), not a range (`^1.65.1`, `1.x`, `latest`).
+fn is_exact_version(version: &str) -> bool {
+    let parts: Vec<&str> = version.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +459,57 @@ mod tests {
         let tree = "auth-core v0.1.0 (/x)\nargon2 v0.5.3\nsqlx-core v0.9.0\ntower v0.5.2\ntower v0.5.2 (*)\ntowering v1.0.0\n";
         assert_eq!(forbidden_in_tree(tree), vec!["sqlx-core", "tower"]);
         assert!(forbidden_in_tree("auth-core v0.1.0\ntokio v1.0.0\n").is_empty());
+    }
+
+    #[test]
+    fn reads_string_fields_of_package_json() {
+        let manifest = r#"{
+  "name": "authkit-browser-tests",
+  "description": "uses \"playwright-core\" somehow",
+  "dependencies": {
+    "playwright-core" : "1.65.1"
+  }
+}"#;
+        assert_eq!(
+            json_string_field(manifest, "playwright-core").as_deref(),
+            Some("1.65.1")
+        );
+        assert_eq!(
+            json_string_field(manifest, "name").as_deref(),
+            Some("authkit-browser-tests")
+        );
+        assert_eq!(json_string_field(manifest, "version"), None);
+        assert_eq!(
+            json_string_field(r#"{"version": "1.57.0", "x": 1}"#, "version").as_deref(),
+            Some("1.57.0")
+        );
+    }
+
+    #[test]
+    fn only_exact_versions_count_as_pinned() {
+        assert!(is_exact_version("1.65.1"));
+        assert!(is_exact_version("10.0.12"));
+        for range in [
+            "^1.65.1",
+            "~1.65.1",
+            "1.65",
+            "1.x.0",
+            "latest",
+            "",
+            "1.65.1-beta",
+        ] {
+            assert!(!is_exact_version(range), "{range}");
+        }
+    }
+
+    #[test]
+    fn recognises_apt_lock_errors() {
+        assert!(apt_lock_held(
+            "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (apt-get)\n"
+        ));
+        assert!(apt_lock_held(
+            "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?"
+        ));
+        assert!(!apt_lock_held("E: Unable to locate package chromium\n"));
     }
 }

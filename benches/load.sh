@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Load benchmark of the axum-saas example (docs/benchmarks.md): GET /api/projects with a
+# session cookie, beside the same work without the auth layer (/bench/projects), interleaved.
+#
+#   benches/load.sh [sqlite|postgres]      (default sqlite; needs wrk, curl, taskset)
+#
+# Method (../shared/PERFORMANCE.md): release build; server pinned to core 0 with one tokio
+# worker; wrk pinned to core 1 (-t1 -c32 -d10s); 2 s warm-up; bare, auth, bare, auth, … for 3
+# cycles; medians and the ratio auth / bare.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STORE="${1:-sqlite}"
+CYCLES="${CYCLES:-3}"
+DURATION="${DURATION:-10s}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/authkit-target}"
+
+for tool in wrk curl taskset; do
+  command -v "$tool" >/dev/null || { echo "load.sh: $tool is missing (apt-get install wrk curl util-linux)" >&2; exit 1; }
+done
+
+cargo build --release --quiet -p axum-saas
+BIN="$CARGO_TARGET_DIR/release/axum-saas"
+
+WORK="$(mktemp -d)"
+DB_NAME=""
+cleanup() {
+  [[ -n "${SERVER_PID:-}" ]] && kill "$SERVER_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [[ -n "$DB_NAME" ]]; then
+    psql -q "${PG_ADMIN_URL}" -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+case "$STORE" in
+  sqlite) DATABASE_URL="sqlite://$WORK/bench.db" ;;
+  postgres)
+    PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+    DB_NAME="loadbench_$$"
+    psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
+    DATABASE_URL="${PG_ADMIN_URL%/*}/$DB_NAME"
+    ;;
+  *) echo "usage: $0 [sqlite|postgres]" >&2; exit 2 ;;
+esac
+
+mkfifo "$WORK/out"
+TOKIO_WORKER_THREADS=1 AXUM_SAAS_BENCH=1 RUST_LOG=warn BIND=127.0.0.1:0 \
+  DATABASE_URL="$DATABASE_URL" AUTH_MAIL_DIR="$WORK/mail" AUTH_KEYS="$WORK/keys" \
+  taskset -c 0 "$BIN" >"$WORK/out" 2>"$WORK/err" &
+SERVER_PID=$!
+read -r line <"$WORK/out"
+ADDR="${line#listening on }"
+echo "server: $ADDR (pid $SERVER_PID, store $STORE, core 0, 1 worker)"
+
+# A user with an organization: GET /api/projects needs read:projects in the active org.
+COOKIE="$(curl -sS -o /dev/null -D - "$ADDR/auth/sign-up" -H 'content-type: application/json' \
+  -d '{"email":"bench@example.com","password":"a long benchmark passphrase"}' \
+  | tr -d '\r' | sed -n 's/^set-cookie: \(authkit_session=[^;]*\).*/\1/Ip')"
+curl -sS -o /dev/null -f "$ADDR/orgs" -H "cookie: $COOKIE" -H "origin: $ADDR" \
+  -H 'content-type: application/json' -d '{"name":"Bench"}'
+AUTH_STATUS="$(curl -sS -o /dev/null -w '%{http_code}' "$ADDR/api/projects" -H "cookie: $COOKIE")"
+BARE_STATUS="$(curl -sS -o /dev/null -w '%{http_code}' "$ADDR/bench/projects")"
+[[ "$AUTH_STATUS" == 200 && "$BARE_STATUS" == 200 ]] || { echo "setup failed: auth $AUTH_STATUS, bare $BARE_STATUS" >&2; exit 1; }
+
+run_wrk() { # url [header] -> requests/sec
+  local url="$1"; shift
+  taskset -c 1 wrk -t1 -c32 -d"$DURATION" --latency "$@" "$url" | tee -a "$WORK/wrk.log" \
+    | awk '/^Requests\/sec:/ {print $2}'
+}
+
+echo "warm-up"
+taskset -c 1 wrk -t1 -c32 -d2s "$ADDR/bench/projects" >/dev/null
+taskset -c 1 wrk -t1 -c32 -d2s -H "cookie: $COOKIE" "$ADDR/api/projects" >/dev/null
+
+BARE=(); AUTH=()
+for ((i = 1; i <= CYCLES; i++)); do
+  BARE+=("$(run_wrk "$ADDR/bench/projects")")
+  AUTH+=("$(run_wrk "$ADDR/api/projects" -H "cookie: $COOKIE")")
+  echo "cycle $i: bare ${BARE[-1]} req/s, session cookie ${AUTH[-1]} req/s"
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+MB="$(median "${BARE[@]}")"; MA="$(median "${AUTH[@]}")"
+RATIO="$(awk -v a="$MA" -v b="$MB" 'BEGIN {printf "%.2f", a / b}')"
+echo
+echo "| route | req/s (median of $CYCLES) |"
+echo "|---|---:|"
+echo "| GET /bench/projects (no auth layer) | $MB |"
+echo "| GET /api/projects (session cookie, $STORE) | $MA |"
+echo "| ratio | $RATIO |"
+grep -h "Latency " "$WORK/wrk.log" | tail -2 | sed 's/^/  last runs: /'

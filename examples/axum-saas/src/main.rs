@@ -1,0 +1,312 @@
+//! axum-saas: a small SaaS app on `auth-axum`, serving the project's HTTP contract.
+//!
+//! `cargo run -p axum-saas` starts it on the embedded SQLite default (`var/axum-saas.db`);
+//! `DATABASE_URL=postgres://…` switches to Postgres. Settings are the contract's environment
+//! variables (see the README).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use auth_axum::{AuthExt, AuthRejection, CurrentUser, OrgMember, Principal, require_permission};
+use auth_core::routes::{local_path, read_json};
+use auth_core::web::AppOrigin;
+use auth_core::{Auth, AuthError, ErrorCode};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use saas_common::{Config, Pages, Projects, STATIC_FILES};
+use serde::Deserialize;
+use serde_json::json;
+
+/// What the handlers share.
+#[derive(Clone)]
+struct App {
+    auth: Auth,
+    pages: Arc<Pages>,
+    projects: Projects,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    saas_common::init_tracing();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("axum-saas: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let config = Config::from_env("axum-saas")?;
+    let store = saas_common::open_store(&config.database_url).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("BIND {}: {e}", config.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let origin = config
+        .origin
+        .clone()
+        .unwrap_or_else(|| AppOrigin::http_for(addr));
+    let auth = saas_common::build_auth(&config, store, origin)?;
+    let _background = auth.spawn_background_tasks();
+    let app = App {
+        auth,
+        pages: Arc::new(Pages::new()),
+        projects: Projects::default(),
+    };
+    let router = router(app);
+    println!("listening on http://{addr}");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+fn router(app: App) -> Router {
+    let auth = app.auth.clone();
+    let mut router = Router::new()
+        .route("/", get(index))
+        .route("/sign-in", get(sign_in_page))
+        .route("/sign-up", get(sign_up_page))
+        .route("/forgot-password", get(forgot_password_page))
+        .route("/reset-password", get(reset_password_page))
+        .route("/dashboard", get(dashboard))
+        .route("/dashboard/members", get(members_page))
+        .route("/api/projects", get(list_projects))
+        .route("/api/deployments", post(create_deployment))
+        .route("/api/billing", get(billing))
+        .route("/static/{file}", get(static_file))
+        .merge(auth.routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app.clone())
+        .layer(auth.layer().protect("/dashboard"));
+    if std::env::var_os("AXUM_SAAS_BENCH").is_some() {
+        // The load benchmark's baseline: the same work as GET /api/projects, outside the auth
+        // layer. Only mounted when asked for.
+        router = router.merge(
+            Router::new()
+                .route("/bench/projects", get(bench_projects))
+                .with_state(app),
+        );
+    }
+    router
+}
+
+fn problem(err: &AuthError) -> Response {
+    AuthRejection(err.clone()).into_response()
+}
+
+/// The 404 of the app: a page for browsers, problem+json for API clients.
+async fn not_found(
+    State(app): State<App>,
+    user: Option<CurrentUser>,
+    headers: HeaderMap,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        let html = app
+            .pages
+            .render("not_found.html", json!({ "user": user.map(|u| u.0) }));
+        (StatusCode::NOT_FOUND, Html(html)).into_response()
+    } else {
+        problem(&AuthError::new(ErrorCode::NotFound))
+    }
+}
+
+async fn method_not_allowed() -> Response {
+    problem(&AuthError::new(ErrorCode::MethodNotAllowed))
+}
+
+async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let path = format!("/static/{file}");
+    match STATIC_FILES.iter().find(|f| f.path == path) {
+        Some(f) => ([(header::CONTENT_TYPE, f.content_type)], f.body).into_response(),
+        None => problem(&AuthError::new(ErrorCode::NotFound)),
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+    error: Option<String>,
+    token: Option<String>,
+}
+
+impl NextQuery {
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref().and_then(local_path)
+    }
+}
+
+async fn index(State(app): State<App>, user: Option<CurrentUser>) -> Html<String> {
+    Html(
+        app.pages
+            .render("index.html", json!({ "user": user.map(|u| u.0) })),
+    )
+}
+
+async fn sign_in_page(State(app): State<App>, Query(q): Query<NextQuery>) -> Html<String> {
+    let error = q.error.as_deref().map(|code| match code {
+        "oauth_denied" => "Sign-in with the provider was cancelled.",
+        "account_exists" => {
+            "An account with this email exists. Sign in with your password, then link the provider."
+        }
+        _ => "Sign-in with the provider failed. Please try again.",
+    });
+    Html(
+        app.pages
+            .render("sign_in.html", json!({ "next": q.next(), "error": error })),
+    )
+}
+
+async fn sign_up_page(State(app): State<App>, Query(q): Query<NextQuery>) -> Html<String> {
+    Html(
+        app.pages
+            .render("sign_up.html", json!({ "next": q.next() })),
+    )
+}
+
+async fn forgot_password_page(State(app): State<App>) -> Html<String> {
+    Html(app.pages.render("forgot_password.html", json!({})))
+}
+
+async fn reset_password_page(State(app): State<App>, Query(q): Query<NextQuery>) -> Html<String> {
+    Html(app.pages.render(
+        "reset_password.html",
+        json!({ "token": q.token.unwrap_or_default() }),
+    ))
+}
+
+async fn dashboard(
+    State(app): State<App>,
+    principal: Principal,
+) -> Result<Html<String>, AuthRejection> {
+    let orgs = app
+        .auth
+        .store()
+        .organizations_for_user(principal.user.id)
+        .await
+        .map_err(AuthError::from)?;
+    let active = principal.org_id();
+    let orgs: Vec<_> = orgs
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.organization.id.to_string(),
+                "name": o.organization.name,
+                "role": o.role.as_str(),
+                "active": Some(o.organization.id) == active,
+            })
+        })
+        .collect();
+    let projects = match active {
+        Some(org) if principal.has("read:projects") => app.projects.list(org),
+        _ => Vec::new(),
+    };
+    Ok(Html(app.pages.render(
+        "dashboard.html",
+        json!({ "user": principal.user, "orgs": orgs, "projects": projects }),
+    )))
+}
+
+async fn members_page(
+    State(app): State<App>,
+    principal: Principal,
+) -> Result<Html<String>, AuthRejection> {
+    let members = match principal.org_id() {
+        Some(org) if principal.has("members:read") => app
+            .auth
+            .store()
+            .members(org)
+            .await
+            .map_err(AuthError::from)?
+            .into_iter()
+            .map(|m| {
+                json!({
+                    "name": m.user.name,
+                    "email": m.user.email.as_str(),
+                    "role": m.membership.role.as_str(),
+                    "joined_at": m.membership.joined_at.date().to_string(),
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Html(app.pages.render(
+        "members.html",
+        json!({ "user": principal.user, "members": members }),
+    )))
+}
+
+#[require_permission("read:projects")]
+async fn list_projects(State(app): State<App>, member: OrgMember) -> Response {
+    Json(app.projects.list(member.org_id)).into_response()
+}
+
+async fn bench_projects(State(app): State<App>) -> Response {
+    static DEMO_ORG: std::sync::OnceLock<auth_core::OrgId> = std::sync::OnceLock::new();
+    Json(
+        app.projects
+            .list(*DEMO_ORG.get_or_init(auth_core::OrgId::new)),
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct NewDeployment {
+    project_id: uuid_string::UuidString,
+}
+
+/// A UUID in a JSON body, refused as `invalid_request` when malformed.
+mod uuid_string {
+    /// A parsed UUID.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct UuidString(pub(crate) uuid::Uuid);
+
+    impl<'de> serde::Deserialize<'de> for UuidString {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            s.parse().map(Self).map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+#[require_permission("write:deployments")]
+async fn create_deployment(
+    State(app): State<App>,
+    member: OrgMember,
+    request: Request,
+) -> Result<Response, AuthRejection> {
+    let (parts, body) = request.into_parts();
+    let new: NewDeployment = read_json(&parts.headers, body).await?;
+    let deployment = app
+        .projects
+        .deploy(member.org_id, new.project_id.0)
+        .ok_or_else(|| AuthError::new(ErrorCode::NotFound).with_detail("No such project."))?;
+    Ok((StatusCode::CREATED, Json(deployment)).into_response())
+}
+
+#[require_permission("billing:manage")]
+async fn billing(State(app): State<App>, member: OrgMember) -> Result<Response, AuthRejection> {
+    let seats = app
+        .auth
+        .store()
+        .members(member.org_id)
+        .await
+        .map_err(AuthError::from)?
+        .len();
+    Ok(Json(Projects::billing(seats)).into_response())
+}

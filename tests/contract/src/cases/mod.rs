@@ -1,0 +1,94 @@
+//! The cases of the contract: one `pub async fn(&AppUnderTest)` each, named after the
+//! behaviour it checks. Each starts from a fresh app and store, so cases are independent.
+//!
+//! The list below, [`__case_list!`](crate::__case_list), is the one place that names them all;
+//! [`contract_suite!`](crate::contract_suite) makes one test per entry and store, and a unit
+//! test checks that the list and the `pub async fn`s in this folder are the same set.
+
+mod accounts;
+mod api;
+mod conventions;
+mod csrf;
+mod email;
+mod limits;
+mod pages;
+mod passwords;
+mod sessions;
+
+pub use accounts::*;
+pub use api::*;
+pub use conventions::*;
+pub use csrf::*;
+pub use email::*;
+pub use limits::*;
+pub use pages::*;
+pub use passwords::*;
+pub use sessions::*;
+
+/// Calls `$callback!` with `($($args)*)` followed by the bracketed list of every case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __case_list {
+    ($callback:ident ! ( $($args:tt)* )) => {
+        $crate::$callback! { ($($args)*) [
+            // Accounts: sign-up, sign-in, sign-out, the current session.
+            sign_up_creates_the_user_and_sets_a_session_cookie,
+            sign_up_sends_a_verification_mail,
+            sign_up_with_a_taken_email_is_409_case_insensitively,
+            sign_up_refuses_weak_passwords,
+            sign_up_accepts_unicode_passwords,
+            sign_in_returns_the_user_and_a_new_session_cookie,
+            sign_in_ignores_the_case_of_the_email,
+            sign_in_failures_look_the_same_for_a_wrong_password_and_an_unknown_email,
+            sign_out_clears_the_cookie_and_ends_the_session,
+            session_shows_the_user_and_no_organization,
+            session_without_a_cookie_is_401_with_a_bearer_challenge,
+            // The user's sessions.
+            sessions_list_each_sign_in_and_mark_the_current_one,
+            deleting_a_session_ends_it,
+            deleting_another_users_session_is_404,
+            sign_out_everywhere_ends_every_session,
+            // Mailed links.
+            verify_email_with_the_mailed_token,
+            verify_email_with_a_garbage_token_is_invalid_link,
+            verify_email_link_redirects_to_the_dashboard,
+            password_reset_answers_alike_for_known_and_unknown_emails,
+            password_reset_confirm_sets_the_password_and_ends_every_session,
+            password_reset_confirm_with_a_garbage_token_is_invalid_link,
+            // Passwords.
+            change_password_keeps_this_session_and_ends_the_others,
+            change_password_with_a_wrong_current_password_is_401,
+            // CSRF.
+            csrf_rejects_a_foreign_origin_and_the_session_survives,
+            csrf_rejects_a_null_origin,
+            csrf_rejects_a_cookie_without_origin_or_referer,
+            csrf_accepts_a_referer_on_the_app_origin,
+            csrf_accepts_sec_fetch_site_same_origin,
+            sign_in_from_a_foreign_origin_is_rejected,
+            sign_in_without_origin_referer_or_cookie_is_accepted,
+            // Rate limits.
+            sign_in_is_rate_limited_per_email_after_ten_failures,
+            sign_in_is_rate_limited_for_an_unknown_email,
+            // Conventions.
+            malformed_json_is_400_invalid_request,
+            wrong_content_type_is_415,
+            oversized_body_is_413_payload_too_large,
+            errors_are_problem_json,
+            unknown_auth_path_is_404,
+            wrong_method_on_an_auth_path_is_405,
+            bearer_token_on_session_routes_is_forbidden,
+            // The app's pages.
+            landing_page_is_html,
+            sign_in_and_sign_up_pages_have_their_forms,
+            dashboard_without_a_session_redirects_to_sign_in,
+            dashboard_with_a_session_shows_the_users_email,
+            // Organizations and the app's API.
+            api_without_credentials_is_401_with_a_bearer_challenge,
+            api_with_a_session_but_no_org_is_403,
+            creating_an_org_makes_it_active_with_the_owner_role,
+            owner_lists_projects,
+            owner_starts_a_deployment,
+            owner_reads_billing,
+        ] }
+    };
+}
