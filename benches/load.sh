@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of the axum-saas example (docs/benchmarks.md): GET /api/projects with a
-# session cookie, beside the same work without the auth layer (/bench/projects), interleaved.
+# session cookie and with an API token (Bearer, EdDSA), beside the same work without the auth
+# layer (/bench/projects), interleaved.
 #
 #   benches/load.sh [sqlite|postgres]      (default sqlite; needs wrk, curl, taskset)
 #
@@ -60,9 +61,14 @@ COOKIE="$(curl -sS -o /dev/null -D - "$ADDR/auth/sign-up" -H 'content-type: appl
   | tr -d '\r' | sed -n 's/^set-cookie: \(authkit_session=[^;]*\).*/\1/Ip')"
 curl -sS -o /dev/null -f "$ADDR/orgs" -H "cookie: $COOKIE" -H "origin: $ADDR" \
   -H 'content-type: application/json' -d '{"name":"Bench"}'
+TOKEN="$(curl -sS -f "$ADDR/api/tokens" -H "cookie: $COOKIE" -H "origin: $ADDR" \
+  -H 'content-type: application/json' -d '{"name":"bench","scopes":["read:projects"]}' \
+  | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
 AUTH_STATUS="$(curl -sS -o /dev/null -w '%{http_code}' "$ADDR/api/projects" -H "cookie: $COOKIE")"
+TOKEN_STATUS="$(curl -sS -o /dev/null -w '%{http_code}' "$ADDR/api/projects" -H "authorization: Bearer $TOKEN")"
 BARE_STATUS="$(curl -sS -o /dev/null -w '%{http_code}' "$ADDR/bench/projects")"
-[[ "$AUTH_STATUS" == 200 && "$BARE_STATUS" == 200 ]] || { echo "setup failed: auth $AUTH_STATUS, bare $BARE_STATUS" >&2; exit 1; }
+[[ "$AUTH_STATUS" == 200 && "$TOKEN_STATUS" == 200 && "$BARE_STATUS" == 200 ]] || {
+  echo "setup failed: cookie $AUTH_STATUS, token $TOKEN_STATUS, bare $BARE_STATUS" >&2; exit 1; }
 
 run_wrk() { # url [header] -> requests/sec
   local url="$1"; shift
@@ -73,21 +79,26 @@ run_wrk() { # url [header] -> requests/sec
 echo "warm-up"
 taskset -c 1 wrk -t1 -c32 -d2s "$ADDR/bench/projects" >/dev/null
 taskset -c 1 wrk -t1 -c32 -d2s -H "cookie: $COOKIE" "$ADDR/api/projects" >/dev/null
+taskset -c 1 wrk -t1 -c32 -d2s -H "authorization: Bearer $TOKEN" "$ADDR/api/projects" >/dev/null
 
-BARE=(); AUTH=()
+BARE=(); AUTH=(); BEARER=()
 for ((i = 1; i <= CYCLES; i++)); do
   BARE+=("$(run_wrk "$ADDR/bench/projects")")
   AUTH+=("$(run_wrk "$ADDR/api/projects" -H "cookie: $COOKIE")")
-  echo "cycle $i: bare ${BARE[-1]} req/s, session cookie ${AUTH[-1]} req/s"
+  BEARER+=("$(run_wrk "$ADDR/api/projects" -H "authorization: Bearer $TOKEN")")
+  echo "cycle $i: bare ${BARE[-1]} req/s, session cookie ${AUTH[-1]} req/s, bearer ${BEARER[-1]} req/s"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-MB="$(median "${BARE[@]}")"; MA="$(median "${AUTH[@]}")"
+MB="$(median "${BARE[@]}")"; MA="$(median "${AUTH[@]}")"; MT="$(median "${BEARER[@]}")"
 RATIO="$(awk -v a="$MA" -v b="$MB" 'BEGIN {printf "%.2f", a / b}')"
+RATIO_T="$(awk -v a="$MT" -v b="$MB" 'BEGIN {printf "%.2f", a / b}')"
 echo
 echo "| route | req/s (median of $CYCLES) |"
 echo "|---|---:|"
 echo "| GET /bench/projects (no auth layer) | $MB |"
 echo "| GET /api/projects (session cookie, $STORE) | $MA |"
-echo "| ratio | $RATIO |"
+echo "| GET /api/projects (Bearer sk_live_ EdDSA token, $STORE) | $MT |"
+echo "| ratio cookie / bare | $RATIO |"
+echo "| ratio Bearer / bare | $RATIO_T |"
 grep -h "Latency " "$WORK/wrk.log" | tail -2 | sed 's/^/  last runs: /'

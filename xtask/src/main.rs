@@ -22,6 +22,8 @@ const PYTHON_PACKAGES: &[(&str, &str)] = &[
     ("bcrypt", "bcrypt"),
     ("argon2", "argon2-cffi"),
     ("aiosmtpd", "aiosmtpd"),
+    ("jwt", "pyjwt"),
+    ("cryptography", "cryptography"),
 ];
 
 /// The browser that `tests/browser` drives: Debian's `chromium` package.
@@ -242,7 +244,9 @@ fn python_has(module: &str) -> bool {
 
 /// Installs the Python packages that the interop tests run, if missing.
 fn ensure_python_packages() -> Result<(), String> {
-    step("Python packages for the interop tests (bcrypt, argon2-cffi, aiosmtpd)");
+    step(
+        "Python packages for the interop tests (bcrypt, argon2-cffi, aiosmtpd, pyjwt, cryptography)",
+    );
     let missing: Vec<&str> = PYTHON_PACKAGES
         .iter()
         .filter(|(module, _)| !python_has(module))

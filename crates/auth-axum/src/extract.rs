@@ -1,9 +1,12 @@
 //! Extractors: the principal of the request, as handlers want it.
 
+use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use auth_core::{Auth, AuthError, Authentication, ErrorCode, OrgId, Requirement, Role, User};
+use auth_core::{
+    Auth, AuthError, Authentication, ErrorCode, OrgId, Permission, Requirement, Role, User,
+};
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
@@ -136,6 +139,57 @@ impl<S: Send + Sync> FromRequestParts<S> for OrgMember {
             org_id,
             role,
         })
+    }
+}
+
+/// Where the request acts and what it may do there: the active organization, the caller's role
+/// in it and the effective permissions (a token's scopes already applied). 401 without a
+/// principal, 403 `forbidden` without an active organization; `Option<ActiveOrg>` is `None` in
+/// both cases, for pages that show more to members (a dashboard, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveOrg {
+    /// The active organization.
+    pub org_id: OrgId,
+    /// The caller's role there, as of this request.
+    pub role: Role,
+    /// The effective permissions there.
+    pub permissions: BTreeSet<Permission>,
+}
+
+impl ActiveOrg {
+    /// Whether the permissions include `permission`.
+    #[must_use]
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p.as_str() == permission)
+    }
+
+    fn of(principal: &auth_core::Principal) -> Option<Self> {
+        principal.org.as_ref().map(|(org_id, role)| Self {
+            org_id: *org_id,
+            role: role.clone(),
+            permissions: principal.permissions().clone(),
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ActiveOrg {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let principal = authentication(parts)?.require()?;
+        Self::of(principal).ok_or_else(|| {
+            AuthRejection(
+                AuthError::new(ErrorCode::Forbidden).with_detail("No active organization."),
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for ActiveOrg {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(authentication(parts)?.principal.as_ref().and_then(Self::of))
     }
 }
 

@@ -3,14 +3,12 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use auth_core::Auth;
-use auth_core::web::is_safe_method;
+use auth_core::gate::{ProtectedPaths, with_refreshed_cookie};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
-use http::header;
 use tower::{Layer, Service};
 
 use crate::into_axum;
@@ -28,7 +26,7 @@ use crate::into_axum;
 #[must_use]
 pub struct AuthLayer {
     auth: Auth,
-    protected: Arc<Vec<String>>,
+    protected: ProtectedPaths,
 }
 
 impl AuthLayer {
@@ -36,15 +34,14 @@ impl AuthLayer {
     pub fn new(auth: Auth) -> Self {
         Self {
             auth,
-            protected: Arc::new(Vec::new()),
+            protected: ProtectedPaths::default(),
         }
     }
 
     /// Requires a signed-in user for `prefix` and every path under it (`/dashboard` covers
     /// `/dashboard` and `/dashboard/…`, not `/dashboards`).
     pub fn protect(mut self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into().trim_end_matches('/').to_owned();
-        Arc::make_mut(&mut self.protected).push(prefix);
+        self.protected.add(prefix);
         self
     }
 }
@@ -66,14 +63,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     auth: Auth,
-    protected: Arc<Vec<String>>,
-}
-
-fn is_protected(prefixes: &[String], path: &str) -> bool {
-    prefixes.iter().any(|prefix| {
-        path.strip_prefix(prefix.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    protected: ProtectedPaths,
 }
 
 impl<S> Service<Request> for AuthService<S>
@@ -96,34 +86,22 @@ where
         let auth = self.auth.clone();
         let protected = self.protected.clone();
         Box::pin(async move {
-            let authn = auth.authenticate(request.headers()).await;
-            if let Some(fatal) = authn.fatal() {
-                return Ok(into_axum(auth_core::routes::problem_response(fatal)));
-            }
-            let path = request.uri().path();
-            let method = request.method();
-            if !Auth::is_library_path(path)
-                && !is_safe_method(method.as_str())
-                && let Err(err) = auth.check_csrf(method, request.headers(), false)
-            {
-                return Ok(into_axum(auth_core::routes::problem_response(&err)));
-            }
-            if authn.principal.is_none() && is_protected(&protected, path) {
-                let path_and_query = request
-                    .uri()
-                    .path_and_query()
-                    .map_or(path, |pq| pq.as_str());
-                let mut response = into_axum(auth.unauthenticated_response(
-                    method,
+            let path_and_query = request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| request.uri().path(), |pq| pq.as_str());
+            let authn = match auth
+                .admit(
+                    request.method(),
                     path_and_query,
                     request.headers(),
-                    authn.failure.as_ref(),
-                ));
-                if let Some(cookie) = authn.set_cookie {
-                    response.headers_mut().append(header::SET_COOKIE, cookie);
-                }
-                return Ok(response);
-            }
+                    &protected,
+                )
+                .await
+            {
+                Ok(authn) => authn,
+                Err(response) => return Ok(into_axum(response)),
+            };
             if request
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
@@ -141,26 +119,8 @@ where
             request.extensions_mut().insert(authn);
             request.extensions_mut().insert(auth);
             let mut response = inner.call(request).await?;
-            if let Some(cookie) = set_cookie
-                && !response.headers().contains_key(header::SET_COOKIE)
-            {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
+            with_refreshed_cookie(response.headers_mut(), set_cookie);
             Ok(response)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_protected;
-
-    #[test]
-    fn prefixes_match_whole_segments() {
-        let prefixes = vec!["/dashboard".to_owned()];
-        assert!(is_protected(&prefixes, "/dashboard"));
-        assert!(is_protected(&prefixes, "/dashboard/tokens"));
-        assert!(!is_protected(&prefixes, "/dashboards"));
-        assert!(!is_protected(&prefixes, "/"));
     }
 }

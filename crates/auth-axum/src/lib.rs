@@ -41,7 +41,7 @@ mod layer;
 mod routes;
 
 pub use auth_macros::{require_permission, require_role, require_scope};
-pub use extract::{AuthRejection, CurrentUser, OrgMember, Principal, Require};
+pub use extract::{ActiveOrg, AuthRejection, CurrentUser, OrgMember, Principal, Require};
 pub use layer::{AuthLayer, AuthService};
 
 use auth_core::Auth;

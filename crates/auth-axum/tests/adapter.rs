@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use auth_axum::{AuthExt, CurrentUser, OrgMember, Principal, require_permission, require_role};
+use auth_axum::{
+    ActiveOrg, AuthExt, CurrentUser, OrgMember, Principal, require_permission, require_role,
+};
 use auth_core::mail::MemoryMailer;
 use auth_core::web::AppOrigin;
 use auth_core::{Auth, PasswordConfig};
@@ -38,6 +40,19 @@ async fn principal(p: Principal) -> String {
     format!("{} {}", p.user.email, p.permissions().len())
 }
 
+async fn active_org(org: ActiveOrg) -> String {
+    format!(
+        "{} {} {}",
+        org.role,
+        org.permissions.len(),
+        org.has("billing:manage")
+    )
+}
+
+async fn maybe_org(org: Option<ActiveOrg>) -> String {
+    org.map_or_else(|| "none".to_owned(), |o| o.role.to_string())
+}
+
 async fn mutate(user: CurrentUser) -> String {
     format!("changed by {}", user.email)
 }
@@ -63,6 +78,8 @@ async fn app() -> TestApp {
         .route("/api/admin", get(admin_only))
         .route("/whoami", get(whoami))
         .route("/principal", get(principal))
+        .route("/active-org", get(active_org))
+        .route("/maybe-org", get(maybe_org))
         .route("/mutate", post(mutate))
         .route("/dashboard", get(whoami))
         .merge(auth.routes())
@@ -247,4 +264,28 @@ async fn extractors_without_the_layer_fail_loudly_not_open() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn active_org_needs_an_active_organization_and_is_optional() {
+    let app = app().await;
+    let (status, _, body) = app.get("/active-org", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&body), "unauthenticated");
+    let (status, _, body) = app.get("/maybe-org", None).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"none"[..]));
+
+    let cookie = app.sign_up("member@example.com").await;
+    let (status, _, body) = app.get("/active-org", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(code(&body), "forbidden");
+    let (_, _, body) = app.get("/maybe-org", Some(&cookie)).await;
+    assert_eq!(body, b"none");
+
+    app.create_org(&cookie).await;
+    let (status, _, body) = app.get("/active-org", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"owner 10 true");
+    let (_, _, body) = app.get("/maybe-org", Some(&cookie)).await;
+    assert_eq!(body, b"owner");
 }

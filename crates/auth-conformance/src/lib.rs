@@ -299,6 +299,28 @@ macro_rules! __with_cases {
                 http_created_org_becomes_the_active_org_with_owner_permissions,
                 http_switching_to_an_org_the_user_is_not_in_is_403,
                 http_audit_events_record_sign_ins_sign_outs_resets_verifications_and_revocations,
+                // Organizations, members, roles and invitations over `Auth::handle`.
+                http_org_invitation_is_accepted_once_by_the_verified_invitee,
+                http_org_expired_or_revoked_invitations_are_invalid_links,
+                http_org_inviters_cannot_invite_above_their_role,
+                http_org_role_changes_follow_the_owner_rules,
+                http_org_removal_and_leaving_follow_the_owner_rules,
+                http_org_ownership_transfer_and_deletion_need_an_owner,
+                http_org_owners_demoting_each_other_at_once_leave_one_owner,
+                http_org_concurrent_accepts_of_one_invitation_succeed_once,
+                http_org_member_removed_during_their_requests_loses_access_at_once,
+                // API tokens over `Auth::handle` and `Auth::authenticate`.
+                api_tokens_http_token_is_created_and_allows_exactly_its_scopes,
+                api_tokens_http_forged_tokens_are_401_token_invalid,
+                api_tokens_http_token_claims_are_checked_beyond_the_signature,
+                api_tokens_http_token_expires_with_the_clock,
+                api_tokens_http_revoked_token_is_401_token_revoked_at_once,
+                api_tokens_http_token_of_a_removed_owner_is_401_token_revoked,
+                api_tokens_http_token_of_a_demoted_owner_loses_what_the_role_no_longer_grants,
+                api_tokens_http_token_requests_are_validated,
+                api_tokens_http_list_own_tokens_or_all_with_tokens_manage,
+                api_tokens_http_token_use_and_lifecycle_are_recorded,
+                api_tokens_http_jwks_publishes_the_signing_keys_through_rotation,
             ]
         }
     };

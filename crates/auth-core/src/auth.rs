@@ -25,11 +25,15 @@ use http::{HeaderMap, HeaderValue, Method, header};
 
 use crate::accounts::{Accounts, AccountsConfig, ClientInfo};
 use crate::mail::{MailTemplates, Mailer, MemoryMailer};
+use crate::orgs::{Organizations, OrgsConfig, OrgsState};
 use crate::password::{PasswordConfig, PasswordHasher};
 use crate::password_policy::PasswordPolicy;
 use crate::principal::{Credential, Principal};
 use crate::rate_limit::{RateLimitConfig, RateLimiter};
 use crate::session::{SessionConfig, SessionManager};
+use crate::tokens::{
+    ApiTokens, Change, ChangeFeed, FeedEvent, InProcessFeed, KeyRing, TokenConfig,
+};
 use crate::web::{AppOrigin, ClientIpPolicy, CookiePolicy, CsrfPolicy, CsrfRequest};
 use crate::{AuthError, AuthStore, Clock, ErrorCode, RolePermissions, SystemClock};
 
@@ -90,7 +94,10 @@ pub struct AuthBuilder {
     roles: RolePermissions,
     client_ip: ClientIpPolicy,
     accounts: AccountsConfig,
+    orgs: OrgsConfig,
     templates: Option<MailTemplates>,
+    feed: Option<Arc<dyn ChangeFeed>>,
+    tokens: Option<(KeyRing, TokenConfig)>,
 }
 
 impl fmt::Debug for AuthBuilder {
@@ -160,6 +167,28 @@ impl AuthBuilder {
         self
     }
 
+    /// Invitation lifetime and link path, and what a former owner becomes (default: 7 days,
+    /// `/accept-invitation`, `admin`).
+    pub fn orgs(mut self, config: OrgsConfig) -> Self {
+        self.orgs = config;
+        self
+    }
+
+    /// The change feed that keeps the caches of every instance current (default: in-process,
+    /// right for one instance; `auth_postgres::PostgresChangeFeed` for several on one
+    /// database).
+    pub fn change_feed(mut self, feed: Arc<dyn ChangeFeed>) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Turns on API tokens (`/api/tokens`, `/.well-known/jwks.json`, `Authorization: Bearer`),
+    /// signed with `keys`. Without this, every Bearer credential is refused.
+    pub fn api_tokens(mut self, keys: KeyRing, config: TokenConfig) -> Self {
+        self.tokens = Some((keys, config));
+        self
+    }
+
     /// The mail texts.
     pub fn templates(mut self, templates: MailTemplates) -> Self {
         self.templates = Some(templates);
@@ -175,7 +204,10 @@ impl AuthBuilder {
         let sessions = SessionManager::new(self.store.clone(), self.clock.clone(), self.sessions);
         let rate_limiter =
             RateLimiter::new(self.store.clone(), self.rate_limits, self.clock.clone());
-        let mut accounts = Accounts::new(
+        let templates = self
+            .templates
+            .unwrap_or_else(|| MailTemplates::new(self.origin.host()));
+        let accounts = Accounts::new(
             self.store.clone(),
             self.clock.clone(),
             sessions.clone(),
@@ -185,12 +217,27 @@ impl AuthBuilder {
         .with_password_hasher(PasswordHasher::new(self.password))
         .with_password_policy(self.policy)
         .with_rate_limiter(rate_limiter)
-        .with_config(self.accounts);
-        if let Some(templates) = self.templates {
-            accounts = accounts.with_templates(templates);
-        }
+        .with_config(self.accounts)
+        .with_templates(templates.clone());
+        let orgs = OrgsState {
+            config: self.orgs,
+            templates,
+        };
+        let feed = self.feed.unwrap_or_else(|| Arc::new(InProcessFeed::new()));
+        let tokens = self.tokens.map(|(keys, config)| {
+            ApiTokens::new(
+                self.store.clone(),
+                self.clock.clone(),
+                keys,
+                feed.clone(),
+                config,
+                &self.origin,
+            )
+        });
         Auth {
             inner: Arc::new(Inner {
+                feed,
+                tokens,
                 cookies: CookiePolicy::for_origin(&self.origin),
                 csrf: CsrfPolicy::new(self.origin.clone()),
                 store: self.store,
@@ -199,6 +246,7 @@ impl AuthBuilder {
                 mailer,
                 sessions,
                 accounts,
+                orgs,
                 roles: self.roles,
                 client_ip: self.client_ip,
             }),
@@ -219,6 +267,9 @@ pub(crate) struct Inner {
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) sessions: SessionManager,
     pub(crate) accounts: Accounts,
+    pub(crate) orgs: OrgsState,
+    pub(crate) feed: Arc<dyn ChangeFeed>,
+    pub(crate) tokens: Option<ApiTokens>,
     pub(crate) roles: RolePermissions,
     pub(crate) cookies: CookiePolicy,
     pub(crate) csrf: CsrfPolicy,
@@ -249,7 +300,10 @@ impl Auth {
             roles: RolePermissions::default(),
             client_ip: ClientIpPolicy::default(),
             accounts: AccountsConfig::default(),
+            orgs: OrgsConfig::default(),
             templates: None,
+            feed: None,
+            tokens: None,
         }
     }
 
@@ -289,6 +343,12 @@ impl Auth {
         &self.inner.accounts
     }
 
+    /// The organization flows: organizations, members, roles, invitations.
+    #[must_use]
+    pub const fn orgs(&self) -> Organizations<'_> {
+        Organizations::new(self)
+    }
+
     /// Roles and their permissions.
     #[must_use]
     pub fn roles(&self) -> &RolePermissions {
@@ -301,11 +361,79 @@ impl Auth {
         &self.inner.cookies
     }
 
-    /// Starts what runs beside the requests: the batched `last_seen_at` writer. Abort the
-    /// handle to stop it.
+    /// Starts what runs beside the requests: the batched `last_seen_at` and `last_used_at`
+    /// writers and the change feed's consumer (it drops cached sessions, memberships and
+    /// tokens as changes arrive from any instance). Abort the handle to stop them all.
     #[must_use = "abort the handle to stop the background tasks"]
     pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
-        self.inner.sessions.spawn_activity_flusher()
+        let sessions = self.inner.sessions.spawn_activity_flusher();
+        let auth = self.clone();
+        let mut events = self.inner.feed.subscribe();
+        tokio::spawn(async move {
+            // Aborting this task drops the guard, which stops the flusher too.
+            let _sessions = AbortOnDrop(sessions);
+            let usage = async {
+                let Some(tokens) = auth.inner.tokens.clone() else {
+                    return std::future::pending::<()>().await;
+                };
+                let period = std::time::Duration::try_from(tokens.config().use_interval)
+                    .unwrap_or(std::time::Duration::from_secs(60));
+                let mut ticker = tokio::time::interval(period);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    if let Err(e) = tokens.flush_usage().await {
+                        tracing::warn!(error = %e, "could not record API token use");
+                    }
+                }
+            };
+            let consume = async {
+                loop {
+                    let event = match events.recv().await {
+                        Ok(event) => event,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            FeedEvent::Resync
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    };
+                    auth.apply(&event).await;
+                }
+            };
+            tokio::select! {
+                () = usage => {}
+                () = consume => {}
+            }
+        })
+    }
+
+    /// Applies a change-feed event to this instance's caches.
+    pub async fn apply(&self, event: &FeedEvent) {
+        match event {
+            FeedEvent::Change(
+                Change::MembershipChanged { user_id, .. } | Change::UserChanged { user_id },
+            ) => self.inner.sessions.invalidate_user(*user_id),
+            FeedEvent::Resync => self.inner.sessions.invalidate_all(),
+            FeedEvent::Change(_) => {}
+        }
+        if let Some(tokens) = &self.inner.tokens {
+            tokens.apply(event).await;
+        }
+    }
+
+    /// Tells every instance (this one at once) about a change: after a membership or role
+    /// change, or anything else the caches must see. A failure to publish is logged; the
+    /// caches' time bounds still hold.
+    pub async fn publish(&self, change: Change) {
+        self.apply(&FeedEvent::Change(change.clone())).await;
+        if let Err(err) = self.inner.feed.publish(&change).await {
+            tracing::error!(error = %err.code, "could not publish a change");
+        }
+    }
+
+    /// API tokens, when turned on.
+    #[must_use]
+    pub fn tokens(&self) -> Option<&ApiTokens> {
+        self.inner.tokens.as_ref()
     }
 
     /// The client's address: the socket peer, or what trusted proxies forwarded.
@@ -329,7 +457,7 @@ impl Auth {
     /// in-process lookup; the store is read only when the cache has no fresh entry.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Authentication {
         if let Some(authorization) = headers.get(header::AUTHORIZATION) {
-            return self.authenticate_bearer(authorization);
+            return self.authenticate_bearer(authorization).await;
         }
         let cookies = self.inner.cookies;
         let cookie_header = cookie_header(headers);
@@ -386,44 +514,35 @@ impl Auth {
         }
     }
 
-    fn authenticate_bearer(&self, authorization: &HeaderValue) -> Authentication {
-        let _ = self;
-        let bearer = authorization
+    async fn authenticate_bearer(&self, authorization: &HeaderValue) -> Authentication {
+        let token = authorization
             .to_str()
             .ok()
             .and_then(|v| v.split_once(' '))
-            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
-        // No API token verifier is configured: every presented token is refused.
-        Authentication {
-            principal: None,
-            failure: Some(AuthError::new(ErrorCode::TokenInvalid)),
-            set_cookie: None,
-            bearer,
-        }
-    }
-
-    /// Records an audit event; a failure is logged, not returned (the action happened).
-    pub(crate) async fn audit(
-        &self,
-        kind: &str,
-        actor_id: Option<crate::UserId>,
-        org_id: Option<crate::OrgId>,
-        client: &ClientInfo,
-        data: serde_json::Value,
-    ) {
-        let event = crate::AuditEvent {
-            id: crate::AuditEventId::new(),
-            at: self.inner.clock.now(),
-            kind: kind.to_owned(),
-            actor_id,
-            user_id: actor_id,
-            org_id,
-            ip: Some(client.ip.to_string()),
-            user_agent: client.user_agent.clone(),
-            data,
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let Some(token) = token else {
+            // Another scheme (Basic, …) is no credential of ours.
+            return Authentication {
+                failure: Some(AuthError::new(ErrorCode::TokenInvalid)),
+                ..Authentication::default()
+            };
         };
-        if let Err(err) = self.inner.store.record_audit_event(&event).await {
-            tracing::error!(error = %err, kind, "audit event not recorded");
+        let result = match &self.inner.tokens {
+            Some(tokens) => tokens.authenticate(token, &self.inner.roles).await,
+            None => Err(AuthError::new(ErrorCode::TokenInvalid)),
+        };
+        match result {
+            Ok(principal) => Authentication {
+                principal: Some(principal),
+                bearer: true,
+                ..Authentication::default()
+            },
+            Err(err) => Authentication {
+                failure: Some(err),
+                bearer: true,
+                ..Authentication::default()
+            },
         }
     }
 
@@ -462,16 +581,32 @@ pub(crate) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// All `Cookie` headers joined (HTTP/2 may send several).
-pub(crate) fn cookie_header(headers: &HeaderMap) -> String {
-    let mut joined = String::new();
-    for value in headers.get_all(header::COOKIE) {
-        if let Ok(v) = value.to_str() {
-            if !joined.is_empty() {
-                joined.push_str("; ");
-            }
-            joined.push_str(v);
-        }
+/// All `Cookie` headers joined (HTTP/2 may send several); borrowed when there is one.
+pub(crate) fn cookie_header(headers: &HeaderMap) -> std::borrow::Cow<'_, str> {
+    let mut values = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let Some(first) = values.next() else {
+        return std::borrow::Cow::Borrowed("");
+    };
+    let mut rest = values.peekable();
+    if rest.peek().is_none() {
+        return std::borrow::Cow::Borrowed(first);
     }
-    joined
+    let mut joined = first.to_owned();
+    for value in rest {
+        joined.push_str("; ");
+        joined.push_str(value);
+    }
+    std::borrow::Cow::Owned(joined)
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

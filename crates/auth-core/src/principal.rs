@@ -17,6 +17,7 @@
 //! ```
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -53,7 +54,7 @@ pub struct Principal {
     pub credential: Credential,
     /// The active organization and the user's current role there, if any.
     pub org: Option<(OrgId, Role)>,
-    permissions: BTreeSet<Permission>,
+    permissions: Arc<BTreeSet<Permission>>,
 }
 
 impl Principal {
@@ -68,11 +69,13 @@ impl Principal {
     ) -> Self {
         let granted = org
             .as_ref()
-            .map(|(_, role)| roles.permissions(role).clone())
+            .map(|(_, role)| roles.permissions_shared(role))
             .unwrap_or_default();
         let permissions = match &credential {
             Credential::Session { .. } => granted,
-            Credential::ApiToken { scopes, .. } => granted.intersection(scopes).cloned().collect(),
+            Credential::ApiToken { scopes, .. } => {
+                Arc::new(granted.intersection(scopes).cloned().collect())
+            }
         };
         Self {
             user,
@@ -84,7 +87,7 @@ impl Principal {
 
     /// The effective permissions.
     #[must_use]
-    pub const fn permissions(&self) -> &BTreeSet<Permission> {
+    pub fn permissions(&self) -> &BTreeSet<Permission> {
         &self.permissions
     }
 

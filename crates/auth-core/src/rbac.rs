@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -130,7 +131,8 @@ fn valid_name(name: &str, permission: bool) -> bool {
 /// own permission strings and roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolePermissions {
-    map: BTreeMap<Role, BTreeSet<Permission>>,
+    // Shared, so that a principal carries its role's set without copying it per request.
+    map: BTreeMap<Role, Arc<BTreeSet<Permission>>>,
 }
 
 impl RolePermissions {
@@ -149,7 +151,8 @@ impl RolePermissions {
         role: Role,
         permissions: impl IntoIterator<Item = Permission>,
     ) -> Self {
-        self.map.insert(role, permissions.into_iter().collect());
+        self.map
+            .insert(role, Arc::new(permissions.into_iter().collect()));
         self
     }
 
@@ -157,7 +160,13 @@ impl RolePermissions {
     #[must_use]
     pub fn permissions(&self, role: &Role) -> &BTreeSet<Permission> {
         static EMPTY: BTreeSet<Permission> = BTreeSet::new();
-        self.map.get(role).unwrap_or(&EMPTY)
+        self.map.get(role).map_or(&EMPTY, |set| set.as_ref())
+    }
+
+    /// What `role` may do, shared (a reference count, not a copy); empty for an unknown role.
+    #[must_use]
+    pub fn permissions_shared(&self, role: &Role) -> Arc<BTreeSet<Permission>> {
+        self.map.get(role).cloned().unwrap_or_default()
     }
 
     /// Whether `role` grants `permission`.

@@ -297,6 +297,11 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: SessionConfig,
     cache: RwLock<Cache>,
+    /// Moves (under the cache's write lock) whenever entries are dropped because something
+    /// changed in the store. A store read that began before a move may have seen the old state,
+    /// so its result is not cached: a request in flight during a removal cannot put back what
+    /// the removal dropped.
+    generation: AtomicU64,
     activity: Mutex<HashMap<SessionId, OffsetDateTime>>,
     cache_hits: AtomicU64,
     store_reads: AtomicU64,
@@ -335,6 +340,7 @@ impl SessionManager {
                 clock,
                 config,
                 cache: RwLock::new(Cache::default()),
+                generation: AtomicU64::new(0),
                 activity: Mutex::new(HashMap::new()),
                 cache_hits: AtomicU64::new(0),
                 store_reads: AtomicU64::new(0),
@@ -372,6 +378,27 @@ impl SessionManager {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The cache generation now: take it before reading the store.
+    fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
+    /// Caches `entry` unless entries were dropped since `generation` was taken.
+    fn insert_if_current(&self, entry: Cached, generation: u64, now: OffsetDateTime) {
+        let config = &self.inner.config;
+        let mut cache = self.cache_write();
+        if self.generation() == generation {
+            cache.insert(entry, config.cache_capacity, now, config.cache_ttl);
+        }
+    }
+
+    /// Runs `drop` on the cache and moves the generation, under one write lock.
+    fn drop_entries(&self, drop: impl FnOnce(&mut Cache)) {
+        let mut cache = self.cache_write();
+        drop(&mut cache);
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Starts a session for `user_id` (at sign-in: always a new id and token, never a renamed
     /// old one).
     ///
@@ -383,6 +410,7 @@ impl SessionManager {
         meta: SessionMeta,
     ) -> Result<CreatedSession, AuthError> {
         let now = self.inner.clock.now();
+        let generation = self.generation();
         let user = self
             .inner
             .store
@@ -405,7 +433,7 @@ impl SessionManager {
         };
         let membership = self.active_membership(&session).await?;
         self.inner.store.create_session(&session).await?;
-        self.cache_write().insert(
+        self.insert_if_current(
             Cached {
                 session: session.clone(),
                 user,
@@ -413,9 +441,8 @@ impl SessionManager {
                 fetched_at: now,
                 activity_noted_at: now,
             },
-            config.cache_capacity,
+            generation,
             now,
-            config.cache_ttl,
         );
         Ok(CreatedSession { token, session })
     }
@@ -444,6 +471,7 @@ impl SessionManager {
             entry
         } else {
             self.inner.store_reads.fetch_add(1, Ordering::Relaxed);
+            let generation = self.generation();
             let Some(session) = self.inner.store.session_by_token_hash(&hash).await? else {
                 self.cache_write().remove_hash(&hash);
                 return Err(AuthError::new(ErrorCode::Unauthenticated));
@@ -469,8 +497,7 @@ impl SessionManager {
                 membership,
                 fetched_at: now,
             };
-            self.cache_write()
-                .insert(entry.clone(), config.cache_capacity, now, config.cache_ttl);
+            self.insert_if_current(entry.clone(), generation, now);
             entry
         };
 
@@ -588,7 +615,7 @@ impl SessionManager {
     pub async fn end(&self, id: SessionId) -> Result<bool, AuthError> {
         // Drop the cache entry first: from here on the token fails on this instance, whatever
         // the store answers.
-        self.cache_write().remove_id(id);
+        self.drop_entries(|cache| cache.remove_id(id));
         self.inner
             .activity
             .lock()
@@ -607,7 +634,7 @@ impl SessionManager {
         user_id: UserId,
         except: Option<SessionId>,
     ) -> Result<u64, AuthError> {
-        self.cache_write().remove_user(user_id, except);
+        self.drop_entries(|cache| cache.remove_user(user_id, except));
         Ok(self
             .inner
             .store
@@ -651,6 +678,7 @@ impl SessionManager {
         id: SessionId,
         org_id: Option<OrgId>,
     ) -> Result<(), AuthError> {
+        let generation = self.generation();
         self.inner.store.set_active_org(id, org_id).await?;
         let user_id = {
             let cache = self.cache_read();
@@ -670,7 +698,10 @@ impl SessionManager {
             None => None,
         };
         let mut cache = self.cache_write();
-        if let Some(hash) = cache.by_id.get(&id).copied()
+        if self.generation() != generation {
+            // The membership read may predate a removal: let the next request read the store.
+            cache.remove_id(id);
+        } else if let Some(hash) = cache.by_id.get(&id).copied()
             && let Some(c) = cache.by_hash.get_mut(&hash)
         {
             c.session.active_org_id = org_id;
@@ -679,10 +710,19 @@ impl SessionManager {
         Ok(())
     }
 
+    /// Forgets every cached session (after changes may have been missed), so the next
+    /// requests read the store.
+    pub fn invalidate_all(&self) {
+        self.drop_entries(|cache| {
+            cache.by_hash.clear();
+            cache.by_id.clear();
+        });
+    }
+
     /// Forgets what the cache holds for `user_id` (after a change made elsewhere: their
     /// membership, their verified email), so the next request reads the store.
     pub fn invalidate_user(&self, user_id: UserId) {
-        self.cache_write().remove_user(user_id, None);
+        self.drop_entries(|cache| cache.remove_user(user_id, None));
     }
 
     /// The user's live sessions, newest first.

@@ -36,6 +36,28 @@
 //! violations [`StoreError::NotFound`], pool time-outs and connection failures
 //! [`StoreError::Unavailable`] (the caller fails closed with a 503), everything else
 //! [`StoreError::Backend`]. A transaction Postgres aborts to break a deadlock is run again.
+//!
+//! ## Several instances: the change feed
+//! [`PostgresChangeFeed`] carries revocations and membership changes between app instances on
+//! one database over `LISTEN`/`NOTIFY` (channel [`CHANGE_CHANNEL`]), so that each instance's
+//! caches of API tokens, memberships and sessions stay current. It watches its own connection
+//! (pings every [`ChangeFeedOptions::ping_interval`]) and says when it may have missed changes,
+//! so that API tokens fail closed rather than trust stale caches.
+//!
+//! ```no_run
+//! use auth_core::Auth;
+//! use auth_core::web::AppOrigin;
+//! use auth_postgres::{PostgresChangeFeed, PostgresStore};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::connect("postgres://app@localhost/app").await?;
+//! let feed = PostgresChangeFeed::start(store.pool().clone()).await?;
+//! let auth = Auth::builder(std::sync::Arc::new(store), AppOrigin::parse("https://app.example.com")?)
+//!     .change_feed(feed)
+//!     .build();
+//! let _tasks = auth.spawn_background_tasks();
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -48,13 +70,17 @@ use sqlx::postgres::PgPoolOptions;
 mod audit;
 mod error;
 mod external;
+mod feed;
 mod invitations;
+mod keys;
 mod orgs;
 mod rate_limits;
 mod rows;
 mod sessions;
 mod tokens;
 mod users;
+
+pub use feed::{CHANGE_CHANNEL, ChangeFeedOptions, PING_CHANNEL, PostgresChangeFeed};
 
 /// The embedded migrations (`crates/auth-postgres/migrations`).
 ///

@@ -48,6 +48,7 @@ mod audit;
 mod codec;
 mod error;
 mod external;
+mod keys;
 mod orgs;
 mod rate_limits;
 mod sessions;

@@ -42,7 +42,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), String> {
     let config = Config::from_env("axum-saas")?;
-    let store = saas_common::open_store(&config.database_url).await?;
+    let backend = saas_common::open_store(&config.database_url).await?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("BIND {}: {e}", config.bind))?;
@@ -51,7 +51,7 @@ async fn run() -> Result<(), String> {
         .origin
         .clone()
         .unwrap_or_else(|| AppOrigin::http_for(addr));
-    let auth = saas_common::build_auth(&config, store, origin)?;
+    let auth = saas_common::build_auth(&config, backend, origin).await?;
     let _background = auth.spawn_background_tasks();
     let app = App {
         auth,
@@ -79,8 +79,10 @@ fn router(app: App) -> Router {
         .route("/sign-up", get(sign_up_page))
         .route("/forgot-password", get(forgot_password_page))
         .route("/reset-password", get(reset_password_page))
+        .route("/accept-invitation", get(accept_invitation_page))
         .route("/dashboard", get(dashboard))
         .route("/dashboard/members", get(members_page))
+        .route("/dashboard/tokens", get(tokens_page))
         .route("/api/projects", get(list_projects))
         .route("/api/deployments", post(create_deployment))
         .route("/api/billing", get(billing))
@@ -226,29 +228,27 @@ async fn members_page(
     State(app): State<App>,
     principal: Principal,
 ) -> Result<Html<String>, AuthRejection> {
-    let members = match principal.org_id() {
-        Some(org) if principal.has("members:read") => app
-            .auth
-            .store()
-            .members(org)
-            .await
-            .map_err(AuthError::from)?
-            .into_iter()
-            .map(|m| {
-                json!({
-                    "name": m.user.name,
-                    "email": m.user.email.as_str(),
-                    "role": m.membership.role.as_str(),
-                    "joined_at": m.membership.joined_at.date().to_string(),
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(Html(app.pages.render(
-        "members.html",
-        json!({ "user": principal.user, "members": members }),
-    )))
+    let context = saas_common::members_page_context(&app.auth, &principal).await?;
+    Ok(Html(app.pages.render("members.html", context)))
+}
+
+/// The mailed invitation link: a button that accepts, or the way to sign in first.
+async fn accept_invitation_page(
+    State(app): State<App>,
+    user: Option<CurrentUser>,
+    Query(q): Query<NextQuery>,
+) -> Html<String> {
+    let token = q.token.unwrap_or_default();
+    let context = saas_common::accept_invitation_context(user.as_deref(), &token);
+    Html(app.pages.render("accept_invitation.html", context))
+}
+
+async fn tokens_page(
+    State(app): State<App>,
+    principal: Principal,
+) -> Result<Html<String>, AuthRejection> {
+    let context = saas_common::tokens_page_context(&app.auth, &principal).await?;
+    Ok(Html(app.pages.render("tokens.html", context)))
 }
 
 #[require_permission("read:projects")]

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod domain;
+mod members;
 mod pages;
 
 use std::net::SocketAddr;
@@ -12,11 +13,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use domain::{Deployment, Project, Projects};
+pub use members::{accept_invitation_context, members_page_context};
 pub use pages::{Pages, STATIC_FILES, StaticFile};
 
 use auth_core::mail::FileMailer;
+use auth_core::tokens::{ChangeFeed, DirKeyStore, KeyAlgorithm, KeyRing, TokenConfig};
 use auth_core::web::AppOrigin;
-use auth_core::{Auth, AuthStore};
+use auth_core::{Auth, AuthStore, SystemClock};
 
 /// The app's settings, from the contract's environment variables.
 #[derive(Debug, Clone)]
@@ -70,37 +73,112 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Opens the store `url` names, running its migrations: Postgres for `postgres://…`, the
-/// embedded SQLite otherwise.
+/// The store, and the change feed that goes with it.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// The store.
+    pub store: Arc<dyn AuthStore>,
+    /// `LISTEN`/`NOTIFY` on Postgres (several instances may share the database); `None` for
+    /// SQLite, whose one instance uses the in-process feed.
+    pub feed: Option<Arc<dyn ChangeFeed>>,
+}
+
+/// Opens the store `url` names, running its migrations: Postgres for `postgres://…` (with its
+/// change feed), the embedded SQLite otherwise.
 ///
 /// # Errors
 /// A message when the database cannot be opened or migrated.
-pub async fn open_store(url: &str) -> Result<Arc<dyn AuthStore>, String> {
+pub async fn open_store(url: &str) -> Result<Backend, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = auth_postgres::PostgresStore::connect(url)
             .await
             .map_err(|e| format!("could not open Postgres: {e}"))?;
-        Ok(Arc::new(store))
+        let feed = auth_postgres::PostgresChangeFeed::start(store.pool().clone())
+            .await
+            .map_err(|e| format!("could not listen on Postgres: {e}"))?;
+        Ok(Backend {
+            store: Arc::new(store),
+            feed: Some(feed),
+        })
     } else {
         let store = auth_sqlite::SqliteStore::connect(url)
             .await
             .map_err(|e| format!("could not open SQLite at {url}: {e}"))?;
-        Ok(Arc::new(store))
+        Ok(Backend {
+            store: Arc::new(store),
+            feed: None,
+        })
     }
 }
 
-/// Builds the [`Auth`] of the example apps: the store, the origin, the development mailer.
+/// Builds the [`Auth`] of the example apps: the store, the origin, the development mailer,
+/// and API tokens signed with the keys in `AUTH_KEYS` (made on first start, kept after).
 ///
 /// # Errors
-/// A message when the mail directory cannot be created.
-pub fn build_auth(
+/// A message when the mail or key directory cannot be used.
+pub async fn build_auth(
     config: &Config,
-    store: Arc<dyn AuthStore>,
+    backend: Backend,
     origin: AppOrigin,
 ) -> Result<Auth, String> {
     let mailer = FileMailer::new(&config.mail_dir)
         .map_err(|e| format!("AUTH_MAIL_DIR {}: {e}", config.mail_dir.display()))?;
-    Ok(Auth::builder(store, origin)
+    let key_store = DirKeyStore::new(&config.keys_dir)
+        .map_err(|e| format!("AUTH_KEYS {}: {e}", config.keys_dir.display()))?;
+    let token_config = TokenConfig::default();
+    let keys = KeyRing::load_or_create(
+        Arc::new(key_store),
+        Arc::new(SystemClock),
+        KeyAlgorithm::EdDSA,
+        token_config.max_ttl,
+    )
+    .await
+    .map_err(|e| format!("AUTH_KEYS {}: {e}", config.keys_dir.display()))?;
+    let mut builder = Auth::builder(backend.store, origin)
         .mailer(Arc::new(mailer))
-        .build())
+        .api_tokens(keys, token_config);
+    if let Some(feed) = backend.feed {
+        builder = builder.change_feed(feed);
+    }
+    Ok(builder.build())
+}
+
+/// What the API tokens page shows: the active organization, the permissions a new token may
+/// have (the user's own), and the tokens the user may see (all of the organization's with
+/// `tokens:manage`, else their own).
+///
+/// # Errors
+/// Store errors.
+pub async fn tokens_page_context(
+    auth: &Auth,
+    principal: &auth_core::Principal,
+) -> Result<serde_json::Value, auth_core::AuthError> {
+    let Some(org_id) = principal.org_id() else {
+        return Ok(serde_json::json!({ "user": principal.user, "org": null }));
+    };
+    let org = auth.store().organization(org_id).await?;
+    let only = (!principal.has("tokens:manage")).then_some(principal.user.id);
+    let tokens: Vec<serde_json::Value> = auth
+        .store()
+        .api_tokens_for_org(org_id, only)
+        .await?
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "id": t.id.to_string(),
+                "name": t.name,
+                "scopes": t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                "expires_at": t.expires_at.date().to_string(),
+                "last_used_at": t.last_used_at.map(|at| at.date().to_string()),
+                "revoked": t.revoked_at.is_some(),
+            })
+        })
+        .collect();
+    let permissions: Vec<&str> = principal.permissions().iter().map(|p| p.as_str()).collect();
+    Ok(serde_json::json!({
+        "user": principal.user,
+        "org": org.map(|o| serde_json::json!({ "id": o.id.to_string(), "name": o.name })),
+        "permissions": permissions,
+        "tokens": tokens,
+    }))
 }

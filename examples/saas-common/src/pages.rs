@@ -47,6 +47,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("members.html", include_str!("../templates/members.html")),
     (
+        "accept_invitation.html",
+        include_str!("../templates/accept_invitation.html"),
+    ),
+    ("tokens.html", include_str!("../templates/tokens.html")),
+    (
         "not_found.html",
         include_str!("../templates/not_found.html"),
     ),

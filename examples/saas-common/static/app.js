@@ -12,8 +12,12 @@ function localNext() {
 }
 
 async function postJson(url, body) {
+  return sendJson("POST", url, body);
+}
+
+async function sendJson(method, url, body) {
   const response = await fetch(url, {
-    method: "POST",
+    method,
     credentials: "same-origin",
     headers: { "content-type": "application/json", "accept": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -26,7 +30,7 @@ async function postJson(url, body) {
 }
 
 function showError(form, problem, status) {
-  const box = form.querySelector("#form-error");
+  const box = form.querySelector("#form-error, [data-error]");
   if (!box) return;
   box.textContent = (problem && (problem.detail || problem.title)) || `Request failed (${status}).`;
   box.hidden = false;
@@ -43,7 +47,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const button = form.querySelector("button[type=submit]");
       if (button) button.disabled = true;
       try {
-        const { response, problem } = await postJson(form.dataset.endpoint, body);
+        const { response, problem } = await sendJson(form.dataset.method || "POST", form.dataset.endpoint, body);
         if (!response.ok) {
           showError(form, problem, response.status);
           return;
@@ -67,6 +71,61 @@ document.addEventListener("DOMContentLoaded", () => {
     signOut.addEventListener("click", async () => {
       await postJson("/auth/sign-out");
       location.assign("/sign-in");
+    });
+  }
+
+  const tokenForm = document.getElementById("token-form");
+  if (tokenForm) {
+    tokenForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(tokenForm);
+      const body = {
+        name: data.get("name"),
+        scopes: data.getAll("scopes"),
+        expires_in_days: Number(data.get("expires_in_days")) || undefined,
+      };
+      const { response, problem } = await postJson("/api/tokens", body);
+      if (!response.ok) {
+        showError(tokenForm, problem, response.status);
+        return;
+      }
+      const created = await response.json();
+      document.getElementById("new-token-value").textContent = created.token;
+      document.getElementById("new-token").hidden = false;
+      tokenForm.reset();
+    });
+  }
+
+  for (const button of document.querySelectorAll("[data-revoke-token]")) {
+    button.addEventListener("click", async () => {
+      const response = await fetch(`/api/tokens/${button.dataset.revokeToken}`, {
+        method: "DELETE",
+        credentials: "same-origin",
+      });
+      if (response.ok) location.reload();
+    });
+  }
+
+  // Buttons that send one request without a body (remove a member, leave, revoke an invitation),
+  // then reload or go to data-redirect; a refusal shows in #action-error.
+  for (const button of document.querySelectorAll("button[data-url]")) {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const { response, problem } = await sendJson(button.dataset.method || "POST", button.dataset.url);
+        if (!response.ok) {
+          const box = document.getElementById("action-error");
+          if (box) {
+            box.textContent = (problem && (problem.detail || problem.title)) || `Request failed (${response.status}).`;
+            box.hidden = false;
+          }
+          return;
+        }
+        if (button.dataset.redirect) location.assign(button.dataset.redirect);
+        else location.reload();
+      } finally {
+        button.disabled = false;
+      }
     });
   }
 

@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-const ORIGIN: &str = "http://app.test";
-const PASSWORD: &str = "correct horse battery staple";
+pub(super) const ORIGIN: &str = "http://app.test";
+pub(super) const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 const COOKIE: &str = "authkit_session";
 const USER_AGENT: &str = "conformance/1.0";
@@ -41,14 +41,14 @@ const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
 const LIFETIME_SECS: i64 = 30 * 24 * 60 * 60;
 
 /// The library over `store`, as a browser on [`ORIGIN`] sees it.
-struct App {
-    store: Arc<dyn AuthStore>,
-    clock: Arc<ManualClock>,
-    mailer: MemoryMailer,
-    auth: Auth,
+pub(super) struct App {
+    pub(super) store: Arc<dyn AuthStore>,
+    pub(super) clock: Arc<ManualClock>,
+    pub(super) mailer: MemoryMailer,
+    pub(super) auth: Auth,
 }
 
-fn app(store: &Arc<dyn AuthStore>) -> App {
+pub(super) fn app(store: &Arc<dyn AuthStore>) -> App {
     let clock = Arc::new(ManualClock::starting_now());
     let mailer = MemoryMailer::default();
     let auth = Auth::builder(
@@ -72,13 +72,13 @@ fn app(store: &Arc<dyn AuthStore>) -> App {
 }
 
 /// A request under construction: method, path, headers, body.
-struct Req {
+pub(super) struct Req {
     builder: http::request::Builder,
 }
 
 impl Req {
     /// A request as the app's own pages send it: `Origin: http://app.test` on unsafe methods.
-    fn new(method: Method, path: &str) -> Self {
+    pub(super) fn new(method: Method, path: &str) -> Self {
         let safe = method == Method::GET;
         let mut builder = Request::builder()
             .method(method)
@@ -97,19 +97,19 @@ impl Req {
         }
     }
 
-    fn get(path: &str) -> Self {
+    pub(super) fn get(path: &str) -> Self {
         Self::new(Method::GET, path)
     }
 
-    fn post(path: &str) -> Self {
+    pub(super) fn post(path: &str) -> Self {
         Self::new(Method::POST, path)
     }
 
-    fn delete(path: &str) -> Self {
+    pub(super) fn delete(path: &str) -> Self {
         Self::new(Method::DELETE, path)
     }
 
-    fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+    pub(super) fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
         self.builder = self.builder.header(name.as_ref(), value.as_ref());
         self
     }
@@ -125,11 +125,11 @@ impl Req {
     }
 
     /// Sends the session cookie.
-    fn cookie(self, token: &str) -> Self {
+    pub(super) fn cookie(self, token: &str) -> Self {
         self.header(header::COOKIE, format!("{COOKIE}={token}"))
     }
 
-    fn json(self, body: &Value) -> Request<Full<Bytes>> {
+    pub(super) fn json(self, body: &Value) -> Request<Full<Bytes>> {
         self.header(header::CONTENT_TYPE, "application/json")
             .raw(body.to_string())
     }
@@ -140,7 +140,7 @@ impl Req {
             .expect("a valid request")
     }
 
-    fn empty(self) -> Request<Full<Bytes>> {
+    pub(super) fn empty(self) -> Request<Full<Bytes>> {
         self.raw(Bytes::new())
     }
 
@@ -151,7 +151,7 @@ impl Req {
 
 impl App {
     /// Serves one request through the core's handlers.
-    async fn send<B>(&self, request: Request<B>) -> Response<Bytes>
+    pub(super) async fn send<B>(&self, request: Request<B>) -> Response<Bytes>
     where
         B: Body + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -160,7 +160,7 @@ impl App {
     }
 
     /// Signs up `email` with [`PASSWORD`]; returns the user's id and session token.
-    async fn sign_up(&self, email: &str) -> (String, String) {
+    pub(super) async fn sign_up(&self, email: &str) -> (String, String) {
         let response = self
             .send(Req::post("/auth/sign-up").json(&json!({ "email": email, "password": PASSWORD })))
             .await;
@@ -179,14 +179,14 @@ impl App {
     }
 
     /// Signs in with the right password; returns the new session's token.
-    async fn signed_in(&self, email: &str, password: &str) -> String {
+    pub(super) async fn signed_in(&self, email: &str, password: &str) -> String {
         let response = self.sign_in(email, password).await;
         assert_eq!(response.status(), StatusCode::OK, "sign-in of {email}");
         session_token(&response)
     }
 
     /// `GET /auth/session` with the cookie.
-    async fn session(&self, token: &str) -> Response<Bytes> {
+    pub(super) async fn session(&self, token: &str) -> Response<Bytes> {
         self.send(Req::get("/auth/session").cookie(token).empty())
             .await
     }
@@ -202,7 +202,7 @@ impl App {
     }
 
     #[track_caller]
-    fn latest_link_token(&self, path: &str) -> String {
+    pub(super) fn latest_link_token(&self, path: &str) -> String {
         link_token(self.mailer.messages().last().expect("a mail"), path)
     }
 
@@ -221,7 +221,7 @@ impl App {
         );
     }
 
-    async fn audit_events(&self, user_id: &str) -> Vec<AuditEvent> {
+    pub(super) async fn audit_events(&self, user_id: &str) -> Vec<AuditEvent> {
         let user_id: UserId = user_id.parse().expect("a user id");
         self.store
             .audit_events(&AuditQuery {
@@ -233,7 +233,7 @@ impl App {
             .expect("audit_events")
     }
 
-    async fn user(&self, email: &str) -> Option<User> {
+    pub(super) async fn user(&self, email: &str) -> Option<User> {
         let email = Email::parse(email).expect("a valid email");
         self.store
             .user_by_email(&email)
@@ -244,7 +244,7 @@ impl App {
 
 /// The token in a mailed link `http://app.test{path}?token=…`.
 #[track_caller]
-fn link_token(message: &MailMessage, path: &str) -> String {
+pub(super) fn link_token(message: &MailMessage, path: &str) -> String {
     let url = message.action_url.as_deref().expect("an action_url");
     let prefix = format!("{ORIGIN}{path}?token=");
     url.strip_prefix(&prefix)
@@ -349,7 +349,7 @@ fn assert_no_session_cookie(response: &Response<Bytes>) {
 
 /// The JSON body of a success.
 #[track_caller]
-fn json_of(response: &Response<Bytes>) -> Value {
+pub(super) fn json_of(response: &Response<Bytes>) -> Value {
     assert_eq!(
         response
             .headers()
@@ -363,7 +363,7 @@ fn json_of(response: &Response<Bytes>) -> Value {
 
 /// Checks a problem+json answer's status and code; returns its body.
 #[track_caller]
-fn assert_problem(response: &Response<Bytes>, status: u16, code: &str) -> Value {
+pub(super) fn assert_problem(response: &Response<Bytes>, status: u16, code: &str) -> Value {
     let body = String::from_utf8_lossy(response.body()).into_owned();
     assert_eq!(
         response.status().as_u16(),
@@ -400,7 +400,7 @@ fn assert_problem(response: &Response<Bytes>, status: u16, code: &str) -> Value 
 }
 
 #[track_caller]
-fn assert_status(response: &Response<Bytes>, status: StatusCode) {
+pub(super) fn assert_status(response: &Response<Bytes>, status: StatusCode) {
     assert_eq!(
         response.status(),
         status,
@@ -419,7 +419,7 @@ fn keys(value: &Value) -> BTreeSet<&str> {
 }
 
 #[track_caller]
-fn assert_keys(value: &Value, expected: &[&str]) {
+pub(super) fn assert_keys(value: &Value, expected: &[&str]) {
     assert_eq!(
         keys(value),
         expected.iter().copied().collect::<BTreeSet<_>>(),
@@ -428,7 +428,7 @@ fn assert_keys(value: &Value, expected: &[&str]) {
 }
 
 #[track_caller]
-fn time_of(value: &Value) -> OffsetDateTime {
+pub(super) fn time_of(value: &Value) -> OffsetDateTime {
     let text = value.as_str().expect("a time string");
     assert!(text.ends_with('Z'), "UTC: {text}");
     OffsetDateTime::parse(text, &Rfc3339).expect("an RFC 3339 time")

@@ -24,8 +24,10 @@ use crate::fixtures;
 
 mod accounts;
 mod api_tokens;
+mod api_tokens_http;
 mod audit;
 mod external_accounts;
+mod http_orgs;
 mod http_routes;
 mod invitations;
 mod one_time_tokens;
@@ -38,8 +40,10 @@ mod users;
 
 pub use accounts::*;
 pub use api_tokens::*;
+pub use api_tokens_http::*;
 pub use audit::*;
 pub use external_accounts::*;
+pub use http_orgs::*;
 pub use http_routes::*;
 pub use invitations::*;
 pub use one_time_tokens::*;

@@ -29,6 +29,7 @@
 mod account;
 mod orgs;
 mod response;
+mod tokens;
 
 use std::net::IpAddr;
 
@@ -69,6 +70,16 @@ enum Route {
     ChangePassword,
     ActiveOrg,
     Orgs,
+    Org,
+    OrgMembers,
+    OrgMember,
+    OrgInvitations,
+    OrgInvitation,
+    OrgTransfer,
+    AcceptInvitation,
+    Tokens,
+    TokenById,
+    Jwks,
 }
 
 impl Route {
@@ -88,12 +99,23 @@ impl Route {
             "/auth/change-password" => Self::ChangePassword,
             "/auth/active-org" => Self::ActiveOrg,
             "/orgs" => Self::Orgs,
+            "/invitations/accept" => Self::AcceptInvitation,
+            "/api/tokens" => Self::Tokens,
+            "/.well-known/jwks.json" => Self::Jwks,
             _ => {
-                let id = path.strip_prefix("/auth/sessions/")?;
+                // `/orgs/{org_id}…`: the id holds the rest of the path; the handlers split it.
+                if let Some(rest) = path.strip_prefix("/orgs/") {
+                    return orgs::route(rest).map(|route| (route, Some(rest)));
+                }
+                let (route, id) = if let Some(id) = path.strip_prefix("/api/tokens/") {
+                    (Self::TokenById, id)
+                } else {
+                    (Self::SessionById, path.strip_prefix("/auth/sessions/")?)
+                };
                 if id.is_empty() || id.contains('/') {
                     return None;
                 }
-                return Some((Self::SessionById, Some(id)));
+                return Some((route, Some(id)));
             }
         };
         Some((route, None))
@@ -103,9 +125,14 @@ impl Route {
     const fn methods(self) -> &'static [Method] {
         match self {
             Self::Session | Self::Sessions => &[Method::GET],
-            Self::SessionById => &[Method::DELETE],
+            Self::SessionById | Self::TokenById => &[Method::DELETE],
+            Self::Tokens => &[Method::GET, Method::POST],
+            Self::Jwks => &[Method::GET],
             Self::VerifyEmail => &[Method::GET, Method::POST],
-            Self::Orgs => &[Method::GET, Method::POST],
+            Self::Orgs | Self::OrgInvitations => &[Method::GET, Method::POST],
+            Self::Org | Self::OrgInvitation => &[Method::DELETE],
+            Self::OrgMembers => &[Method::GET],
+            Self::OrgMember => &[Method::PATCH, Method::DELETE],
             _ => &[Method::POST],
         }
     }
@@ -127,6 +154,9 @@ impl Route {
                 | Self::SendVerification
                 | Self::ChangePassword
                 | Self::ActiveOrg
+                | Self::AcceptInvitation
+                | Self::Tokens
+                | Self::TokenById
         )
     }
 }
@@ -261,7 +291,11 @@ impl Auth {
             Ok(body) => body,
             Err(err) => return with_session_cookie(problem_response(&err), refresh_cookie),
         };
-        if parts.method != Method::GET && wants_json_body(route) && !is_json(&parts.headers) {
+        if parts.method != Method::GET
+            && parts.method != Method::DELETE
+            && wants_json_body(route)
+            && !is_json(&parts.headers)
+        {
             return with_session_cookie(
                 problem_response(&AuthError::new(ErrorCode::UnsupportedMediaType)),
                 refresh_cookie,
@@ -291,6 +325,16 @@ impl Auth {
             Route::ChangePassword => account::change_password(&call).await,
             Route::ActiveOrg => orgs::set_active_org(&call).await,
             Route::Orgs => orgs::orgs(&call).await,
+            Route::Org => orgs::org(&call).await,
+            Route::OrgMembers => orgs::members(&call).await,
+            Route::OrgMember => orgs::member(&call).await,
+            Route::OrgInvitations => orgs::invitations(&call).await,
+            Route::OrgInvitation => orgs::invitation(&call).await,
+            Route::OrgTransfer => orgs::transfer(&call).await,
+            Route::AcceptInvitation => orgs::accept_invitation(&call).await,
+            Route::Tokens => tokens::tokens(&call).await,
+            Route::TokenById => tokens::revoke(&call).await,
+            Route::Jwks => tokens::jwks(&call),
         };
         let response = match result {
             Ok(reply) => response::reply_response(reply),
@@ -356,6 +400,11 @@ const fn wants_json_body(route: Route) -> bool {
             | Route::ChangePassword
             | Route::ActiveOrg
             | Route::Orgs
+            | Route::OrgMember
+            | Route::OrgInvitations
+            | Route::OrgTransfer
+            | Route::AcceptInvitation
+            | Route::Tokens
     )
 }
 

@@ -158,6 +158,17 @@ impl TestDb {
         }
     }
 
+    /// Runs `sql` on a connection to the server's own database (`DATABASE_URL`), not the test
+    /// database: for statements about the test database itself (`ALTER DATABASE …`).
+    pub async fn admin_execute(&self, sql: String) {
+        let mut conn = admin_connection(&self.admin).await;
+        sqlx::query(AssertSqlSafe(sql.clone()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql} failed: {e}"));
+        let _ = conn.close().await;
+    }
+
     /// Closes the pool and drops the database.
     pub async fn teardown(mut self) {
         self.pool.close().await;

@@ -159,12 +159,21 @@ pub async fn wrong_method_on_an_auth_path_is_405(app: &AppUnderTest) {
     }
 }
 
-/// The routes that act on the signed-in user take a browser session only: an
-/// `Authorization: Bearer` credential there answers 403 `forbidden`, even beside a valid
-/// session cookie.
+/// The routes that act on the signed-in user take a browser session only: a valid API token
+/// there answers 403 `forbidden`, even beside a valid session cookie (it still works on the API).
 pub async fn bearer_token_on_session_routes_is_forbidden(app: &AppUnderTest) {
     let account = flows::sign_up(app, "ada@example.com").await;
-    let token = "sk_live_eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl";
+    flows::create_org(app, &account.cookie, "Acme").await;
+    let created = app
+        .client()
+        .post_json_with(
+            "/api/tokens",
+            &json!({"name": "ci", "scopes": ["read:projects"]}),
+            &account.cookie,
+        )
+        .await
+        .json_with(201);
+    let token = created["token"].as_str().expect("the token");
     let client = app.client();
     for path in ["/auth/session", "/auth/sessions"] {
         client
@@ -187,6 +196,13 @@ pub async fn bearer_token_on_session_routes_is_forbidden(app: &AppUnderTest) {
         .send()
         .await
         .problem(403, "forbidden");
+    let projects = client
+        .get("/api/projects")
+        .bearer(token)
+        .send()
+        .await
+        .json_with(200);
+    assert!(projects.is_array(), "{projects}");
     // The session itself was not touched.
     let session = client
         .get_with("/auth/session", &account.cookie)

@@ -11,9 +11,11 @@ mod conventions;
 mod csrf;
 mod email;
 mod limits;
+mod orgs;
 mod pages;
 mod passwords;
 mod sessions;
+mod tokens;
 
 pub use accounts::*;
 pub use api::*;
@@ -21,9 +23,11 @@ pub use conventions::*;
 pub use csrf::*;
 pub use email::*;
 pub use limits::*;
+pub use orgs::*;
 pub use pages::*;
 pub use passwords::*;
 pub use sessions::*;
+pub use tokens::*;
 
 /// Calls `$callback!` with `($($args)*)` followed by the bracketed list of every case.
 #[doc(hidden)]
@@ -89,6 +93,19 @@ macro_rules! __case_list {
             owner_lists_projects,
             owner_starts_a_deployment,
             owner_reads_billing,
+            // Members, roles and invitations.
+            permission_matrix_holds_for_every_role_and_route,
+            members_and_invitations_have_the_contract_shape,
+            invitation_is_accepted_once_by_the_verified_invitee,
+            role_changes_keep_an_owner_and_only_owners_touch_owners,
+            removed_member_loses_access_at_once,
+            invitation_link_and_members_page_work_in_a_browser,
+            // API tokens.
+            api_token_is_issued_and_works_on_the_api,
+            api_token_without_the_scope_is_403_insufficient_scope,
+            api_token_scopes_are_validated,
+            revoked_and_forged_tokens_are_refused,
+            jwks_publishes_the_token_keys,
         ] }
     };
 }

@@ -101,7 +101,7 @@ pub async fn dashboard_without_a_session_redirects_to_sign_in(app: &AppUnderTest
 }
 
 /// With a session, `/dashboard` is an HTML page showing the user's email and a sign-out
-/// button; the members page is HTML too.
+/// button; the tokens and members pages are HTML too.
 pub async fn dashboard_with_a_session_shows_the_users_email(app: &AppUnderTest) {
     let account = flows::sign_up(app, "ada@example.com").await;
     let reply = visit(app, "/dashboard", Some(&account.cookie)).await;
@@ -111,5 +111,7 @@ pub async fn dashboard_with_a_session_shows_the_users_email(app: &AppUnderTest) 
         &page,
         &["id=\"user-email\"", "ada@example.com", "id=\"sign-out\""],
     );
-    html(&visit(app, "/dashboard/members", Some(&account.cookie)).await);
+    for path in ["/dashboard/tokens", "/dashboard/members"] {
+        html(&visit(app, path, Some(&account.cookie)).await);
+    }
 }

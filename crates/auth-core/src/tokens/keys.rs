@@ -1,0 +1,427 @@
+//! Signing keys for API tokens: a key ring with rotation, persisted through a [`KeyStore`].
+//!
+//! The newest key signs; keys retired by a rotation keep verifying until the last token they
+//! could have signed expires, then [`KeyRing::prune`] drops them. Ed25519 (`EdDSA`) is the
+//! default; HS256 is available for apps that verify their own tokens only (its secret is never
+//! published in the JWKS).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+use crate::{AuthError, Clock, ErrorCode};
+
+/// The signature algorithm of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    /// Ed25519 signatures (`EdDSA`): public verification through the JWKS. The default.
+    EdDSA,
+    /// HMAC-SHA-256 (`HS256`) with a 256-bit secret: verification only by this app.
+    HS256,
+}
+
+impl KeyAlgorithm {
+    /// The `jsonwebtoken` algorithm: what the verifier pins for this key.
+    #[must_use]
+    pub const fn jwt(self) -> Algorithm {
+        match self {
+            Self::EdDSA => Algorithm::EdDSA,
+            Self::HS256 => Algorithm::HS256,
+        }
+    }
+}
+
+/// A key as persisted: its id, algorithm, secret material (the Ed25519 seed or the HMAC
+/// secret, base64url) and lifecycle.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKey {
+    /// The key id (`kid`): 128 random bits, base64url.
+    pub kid: String,
+    /// The algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// The secret material, base64url.
+    pub secret: String,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When a newer key replaced it as the signer; it verifies until `verify_until`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retired_at: Option<OffsetDateTime>,
+    /// After this, it verifies nothing and is removed (set at retirement: the retirement time
+    /// plus the longest token lifetime).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verify_until: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where keys persist.
+#[async_trait]
+pub trait KeyStore: Send + Sync + std::fmt::Debug {
+    /// Every stored key.
+    async fn load_keys(&self) -> Result<Vec<StoredKey>, AuthError>;
+    /// Stores a key, replacing one with the same `kid`.
+    async fn save_key(&self, key: &StoredKey) -> Result<(), AuthError>;
+    /// Removes a key.
+    async fn delete_key(&self, kid: &str) -> Result<(), AuthError>;
+}
+
+/// Keys as JSON files in a directory (`<kid>.json`, mode 0600, directory 0700): for
+/// development and single-machine deployments.
+#[derive(Debug, Clone)]
+pub struct DirKeyStore {
+    dir: PathBuf,
+}
+
+impl DirKeyStore {
+    /// A store in `dir`, created when missing.
+    ///
+    /// # Errors
+    /// `internal` when the directory cannot be created.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, AuthError> {
+        let dir = dir.into();
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&dir)
+            .map_err(|e| io_error("create the key directory", &dir, &e))?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, kid: &str) -> Result<PathBuf, AuthError> {
+        // Our kids are base64url; anything else never names a file.
+        if kid.is_empty()
+            || !kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(AuthError::new(ErrorCode::Internal));
+        }
+        Ok(self.dir.join(format!("{kid}.json")))
+    }
+}
+
+fn io_error(action: &str, path: &Path, err: &std::io::Error) -> AuthError {
+    tracing::error!(path = %path.display(), error = %err, "could not {action}");
+    AuthError::new(ErrorCode::Internal)
+}
+
+#[async_trait]
+impl KeyStore for DirKeyStore {
+    async fn load_keys(&self) -> Result<Vec<StoredKey>, AuthError> {
+        let mut keys = Vec::new();
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| io_error("read the key directory", &self.dir, &e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| io_error("read the key directory", &self.dir, &e))?
+                .path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| io_error("read a key", &path, &e))?;
+            let key: StoredKey = serde_json::from_str(&text).map_err(|e| {
+                tracing::error!(path = %path.display(), error = %e, "malformed key file");
+                AuthError::new(ErrorCode::Internal)
+            })?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    async fn save_key(&self, key: &StoredKey) -> Result<(), AuthError> {
+        let path = self.path(&key.kid)?;
+        let tmp = self.dir.join(format!(".{}.tmp", key.kid));
+        let text = Zeroizing::new(
+            serde_json::to_string_pretty(key).map_err(|_| AuthError::new(ErrorCode::Internal))?,
+        );
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&tmp)
+            .map_err(|e| io_error("write a key", &tmp, &e))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_error("write a key", &tmp, &e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_error("write a key", &path, &e))
+    }
+
+    async fn delete_key(&self, kid: &str) -> Result<(), AuthError> {
+        let path = self.path(kid)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("delete a key", &path, &e)),
+        }
+    }
+}
+
+/// A key ready to sign and verify.
+pub(crate) struct LoadedKey {
+    pub(crate) stored: StoredKey,
+    pub(crate) encoding: EncodingKey,
+    pub(crate) decoding: DecodingKey,
+    /// Ed25519 public key (base64url `x` of the JWK); `None` for HS256.
+    pub(crate) public_x: Option<String>,
+}
+
+/// The PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410): the DER `jsonwebtoken` signs with
+/// is this followed by the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+impl LoadedKey {
+    fn load(stored: StoredKey) -> Result<Self, AuthError> {
+        let bad = || {
+            tracing::error!(kid = %stored.kid, "malformed signing key");
+            AuthError::new(ErrorCode::Internal)
+        };
+        let secret = Zeroizing::new(URL_SAFE_NO_PAD.decode(&stored.secret).map_err(|_| bad())?);
+        let (encoding, decoding, public_x) = match stored.algorithm {
+            KeyAlgorithm::EdDSA => {
+                let seed: [u8; 32] = secret.as_slice().try_into().map_err(|_| bad())?;
+                let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+                let public = signing.verifying_key().to_bytes();
+                let mut der = Zeroizing::new(Vec::with_capacity(48));
+                der.extend_from_slice(&ED25519_PKCS8_PREFIX);
+                der.extend_from_slice(&seed);
+                (
+                    EncodingKey::from_ed_der(&der),
+                    DecodingKey::from_ed_der(&public),
+                    Some(URL_SAFE_NO_PAD.encode(public)),
+                )
+            }
+            KeyAlgorithm::HS256 => {
+                if secret.len() < 32 {
+                    return Err(bad());
+                }
+                (
+                    EncodingKey::from_secret(&secret),
+                    DecodingKey::from_secret(&secret),
+                    None,
+                )
+            }
+        };
+        Ok(Self {
+            stored,
+            encoding,
+            decoding,
+            public_x,
+        })
+    }
+
+    fn generate(algorithm: KeyAlgorithm, now: OffsetDateTime) -> Result<Self, AuthError> {
+        let mut secret = Zeroizing::new([0_u8; 32]);
+        crate::secret::fill_random(secret.as_mut());
+        let mut kid = [0_u8; 16];
+        crate::secret::fill_random(&mut kid);
+        Self::load(StoredKey {
+            kid: URL_SAFE_NO_PAD.encode(kid),
+            algorithm,
+            secret: URL_SAFE_NO_PAD.encode(secret.as_ref()),
+            created_at: now,
+            retired_at: None,
+            verify_until: None,
+        })
+    }
+}
+
+/// The signing keys: the newest one signs, the others verify until their tokens are gone.
+#[derive(Clone)]
+pub struct KeyRing {
+    inner: Arc<RingInner>,
+}
+
+struct RingInner {
+    store: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+    algorithm: KeyAlgorithm,
+    /// The longest token lifetime: how long a retired key keeps verifying.
+    max_token_ttl: Duration,
+    keys: RwLock<HashMap<String, Arc<LoadedKey>>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("algorithm", &self.inner.algorithm)
+            .field("keys", &self.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Loads the keys from `store`, making a first one of `algorithm` when there is none that
+    /// signs with it, and dropping those past their last use.
+    ///
+    /// # Errors
+    /// Key store errors; `internal` for a malformed stored key.
+    pub async fn load_or_create(
+        store: Arc<dyn KeyStore>,
+        clock: Arc<dyn Clock>,
+        algorithm: KeyAlgorithm,
+        max_token_ttl: Duration,
+    ) -> Result<Self, AuthError> {
+        let mut keys = HashMap::new();
+        for stored in store.load_keys().await? {
+            let key = LoadedKey::load(stored)?;
+            keys.insert(key.stored.kid.clone(), Arc::new(key));
+        }
+        let ring = Self {
+            inner: Arc::new(RingInner {
+                store,
+                clock,
+                algorithm,
+                max_token_ttl,
+                keys: RwLock::new(keys),
+            }),
+        };
+        ring.prune().await?;
+        if ring.signing_key().is_none() {
+            ring.rotate().await?;
+        }
+        Ok(ring)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<LoadedKey>>> {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key that signs new tokens: the newest unretired key of the configured algorithm.
+    pub(crate) fn signing_key(&self) -> Option<Arc<LoadedKey>> {
+        self.read()
+            .values()
+            .filter(|k| k.stored.retired_at.is_none() && k.stored.algorithm == self.inner.algorithm)
+            .max_by_key(|k| k.stored.created_at)
+            .cloned()
+    }
+
+    /// The key with this `kid`, if it still verifies: looked up in the ring, never taken from
+    /// the token (no `jwk`, `jku` or `x5u`, no file named by a `kid`).
+    pub(crate) fn verifying_key(&self, kid: &str) -> Option<Arc<LoadedKey>> {
+        let now = self.inner.clock.now();
+        self.read()
+            .get(kid)
+            .filter(|k| k.stored.verify_until.is_none_or(|until| now < until))
+            .cloned()
+    }
+
+    /// Makes a new signing key and retires the current one (it verifies for the longest token
+    /// lifetime more). Returns the new `kid`.
+    ///
+    /// # Errors
+    /// Key store errors.
+    pub async fn rotate(&self) -> Result<String, AuthError> {
+        let now = self.inner.clock.now();
+        let new = LoadedKey::generate(self.inner.algorithm, now)?;
+        self.inner.store.save_key(&new.stored).await?;
+        let kid = new.stored.kid.clone();
+        let retiring: Vec<StoredKey> = self
+            .read()
+            .values()
+            .filter(|k| k.stored.retired_at.is_none())
+            .map(|k| StoredKey {
+                retired_at: Some(now),
+                verify_until: Some(now + self.inner.max_token_ttl),
+                ..k.stored.clone()
+            })
+            .collect();
+        for stored in &retiring {
+            self.inner.store.save_key(stored).await?;
+        }
+        let mut keys = self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for stored in retiring {
+            let key = LoadedKey::load(stored)?;
+            keys.insert(key.stored.kid.clone(), Arc::new(key));
+        }
+        keys.insert(kid.clone(), Arc::new(new));
+        drop(keys);
+        tracing::info!(%kid, "new API token signing key");
+        Ok(kid)
+    }
+
+    /// Removes retired keys whose tokens have all expired. Returns how many went.
+    ///
+    /// # Errors
+    /// Key store errors.
+    pub async fn prune(&self) -> Result<usize, AuthError> {
+        let now = self.inner.clock.now();
+        let expired: Vec<String> = self
+            .read()
+            .values()
+            .filter(|k| k.stored.verify_until.is_some_and(|until| now >= until))
+            .map(|k| k.stored.kid.clone())
+            .collect();
+        for kid in &expired {
+            self.inner.store.delete_key(kid).await?;
+            self.inner
+                .keys
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(kid);
+        }
+        Ok(expired.len())
+    }
+
+    /// The public keys as a JWKS (`{"keys": [...]}`): every Ed25519 key that still verifies.
+    /// HS256 secrets are never published.
+    #[must_use]
+    pub fn jwks(&self) -> Value {
+        let now = self.inner.clock.now();
+        let mut keys: Vec<(OffsetDateTime, String, Value)> = self
+            .read()
+            .values()
+            .filter(|k| k.stored.verify_until.is_none_or(|until| now < until))
+            .filter_map(|k| {
+                k.public_x.as_ref().map(|x| {
+                    (
+                        k.stored.created_at,
+                        k.stored.kid.clone(),
+                        json!({
+                            "kty": "OKP",
+                            "crv": "Ed25519",
+                            "x": x,
+                            "kid": k.stored.kid,
+                            "alg": "EdDSA",
+                            "use": "sig",
+                        }),
+                    )
+                })
+            })
+            .collect();
+        // Newest first; the kid breaks ties, so the order is stable.
+        keys.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        json!({ "keys": keys.into_iter().map(|(_, _, k)| k).collect::<Vec<_>>() })
+    }
+}
