@@ -1,0 +1,353 @@
+//! actix-saas: a small SaaS app on `auth-actix`, serving the project's HTTP contract — the
+//! same app as `axum-saas`, on actix-web.
+//!
+//! `cargo run -p actix-saas` starts it on the embedded SQLite default (`var/actix-saas.db`);
+//! `DATABASE_URL=postgres://…` switches to Postgres. Settings are the contract's environment
+//! variables (see the README), plus `ACTIX_WORKERS` (default: actix's, one per core).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Route, guard, web};
+use auth_actix::{
+    AuthExt, AuthRejection, CurrentUser, OrgMember, Principal, read_json, require_permission,
+};
+use auth_core::routes::local_path;
+use auth_core::web::AppOrigin;
+use auth_core::{Auth, AuthError, ErrorCode};
+use saas_common::{Config, Pages, Projects, STATIC_FILES};
+use serde::Deserialize;
+use serde_json::json;
+
+/// What the handlers share.
+struct AppState {
+    auth: Auth,
+    pages: Pages,
+    projects: Projects,
+}
+
+type State = web::Data<AppState>;
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    saas_common::init_tracing();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("actix-saas: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let config = Config::from_env("actix-saas")?;
+    let workers = std::env::var("ACTIX_WORKERS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "ACTIX_WORKERS: expected a positive number, got {v:?}"
+            )),
+        })
+        .transpose()?;
+    let backend = saas_common::open_store(&config.database_url).await?;
+    // Bound here (port 0 works) so that the address is known before the server starts.
+    let listener = std::net::TcpListener::bind(config.bind)
+        .map_err(|e| format!("BIND {}: {e}", config.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let origin = config
+        .origin
+        .clone()
+        .unwrap_or_else(|| AppOrigin::http_for(addr));
+    let auth = saas_common::build_auth(&config, backend, origin).await?;
+    // On this (the main) actix runtime, which lives as long as the server.
+    let _background = auth.spawn_background_tasks();
+    let state = web::Data::new(AppState {
+        auth,
+        pages: Pages::new(),
+        projects: Projects::default(),
+    });
+    let bench = std::env::var_os("ACTIX_SAAS_BENCH").is_some();
+    let mut server = HttpServer::new(move || {
+        let auth = &state.auth;
+        App::new()
+            .app_data(state.clone())
+            .configure(|config| {
+                if bench {
+                    // The load benchmark's baseline: the same work as GET /api/projects,
+                    // outside the auth middleware. Only mounted when asked for.
+                    config.route("/bench/projects", get().to(bench_projects));
+                }
+            })
+            // The app sits in one scope with the middleware so that the baseline above can
+            // stay outside it; an app without one writes `App::new().wrap(auth.middleware())`.
+            .service(
+                web::scope("")
+                    .wrap(auth.middleware().protect("/dashboard"))
+                    .service(auth.service())
+                    .service(page("/", index))
+                    .service(page("/sign-in", sign_in_page))
+                    .service(page("/sign-up", sign_up_page))
+                    .service(page("/forgot-password", forgot_password_page))
+                    .service(page("/reset-password", reset_password_page))
+                    .service(page("/accept-invitation", accept_invitation_page))
+                    .service(page("/dashboard", dashboard))
+                    .service(page("/dashboard/members", members_page))
+                    .service(page("/dashboard/tokens", tokens_page))
+                    .service(page("/api/projects", list_projects))
+                    .service(
+                        resource("/api/deployments", "POST")
+                            .route(web::post().to(create_deployment)),
+                    )
+                    .service(page("/api/billing", billing))
+                    .service(page("/static/{file}", static_file))
+                    .default_service(web::to(not_found)),
+            )
+    });
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    let server = server
+        .listen(listener)
+        .map_err(|e| format!("BIND {addr}: {e}"))?
+        .run();
+    println!("listening on http://{addr}");
+    // actix stops gracefully on SIGINT and SIGTERM.
+    server.await.map_err(|e| e.to_string())
+}
+
+/// `GET` (and `HEAD`, as axum's `get` serves it too).
+fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// A path whose other methods answer 405 `method_not_allowed` with `Allow`.
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        let mut response = problem(&AuthError::new(ErrorCode::MethodNotAllowed));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        response
+    }))
+}
+
+/// A `GET` route.
+fn page<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource(path, "GET,HEAD").route(get().to(handler))
+}
+
+fn problem(err: &AuthError) -> HttpResponse {
+    actix_web::ResponseError::error_response(&AuthRejection(err.clone()))
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+/// The 404 of the app: a page for browsers, problem+json for API clients.
+async fn not_found(app: State, user: Option<CurrentUser>, request: HttpRequest) -> HttpResponse {
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        let page = app
+            .pages
+            .render("not_found.html", json!({ "user": user.map(|u| u.0) }));
+        html(StatusCode::NOT_FOUND, page)
+    } else {
+        problem(&AuthError::new(ErrorCode::NotFound))
+    }
+}
+
+async fn static_file(file: web::Path<String>) -> HttpResponse {
+    let path = format!("/static/{file}");
+    match STATIC_FILES.iter().find(|f| f.path == path) {
+        Some(f) => HttpResponse::Ok().content_type(f.content_type).body(f.body),
+        None => problem(&AuthError::new(ErrorCode::NotFound)),
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+    error: Option<String>,
+    token: Option<String>,
+}
+
+impl NextQuery {
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref().and_then(local_path)
+    }
+}
+
+async fn index(app: State, user: Option<CurrentUser>) -> HttpResponse {
+    let page = app
+        .pages
+        .render("index.html", json!({ "user": user.map(|u| u.0) }));
+    html(StatusCode::OK, page)
+}
+
+async fn sign_in_page(app: State, q: web::Query<NextQuery>) -> HttpResponse {
+    let error = q.error.as_deref().map(|code| match code {
+        "oauth_denied" => "Sign-in with the provider was cancelled.",
+        "account_exists" => {
+            "An account with this email exists. Sign in with your password, then link the provider."
+        }
+        _ => "Sign-in with the provider failed. Please try again.",
+    });
+    let page = app
+        .pages
+        .render("sign_in.html", json!({ "next": q.next(), "error": error }));
+    html(StatusCode::OK, page)
+}
+
+async fn sign_up_page(app: State, q: web::Query<NextQuery>) -> HttpResponse {
+    let page = app
+        .pages
+        .render("sign_up.html", json!({ "next": q.next() }));
+    html(StatusCode::OK, page)
+}
+
+async fn forgot_password_page(app: State) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        app.pages.render("forgot_password.html", json!({})),
+    )
+}
+
+async fn reset_password_page(app: State, q: web::Query<NextQuery>) -> HttpResponse {
+    let token = q.into_inner().token.unwrap_or_default();
+    let page = app
+        .pages
+        .render("reset_password.html", json!({ "token": token }));
+    html(StatusCode::OK, page)
+}
+
+async fn dashboard(app: State, principal: Principal) -> Result<HttpResponse, AuthRejection> {
+    let orgs = app
+        .auth
+        .store()
+        .organizations_for_user(principal.user.id)
+        .await
+        .map_err(AuthError::from)?;
+    let active = principal.org_id();
+    let orgs: Vec<_> = orgs
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o.organization.id.to_string(),
+                "name": o.organization.name,
+                "role": o.role.as_str(),
+                "active": Some(o.organization.id) == active,
+            })
+        })
+        .collect();
+    let projects = match active {
+        Some(org) if principal.has("read:projects") => app.projects.list(org),
+        _ => Vec::new(),
+    };
+    let page = app.pages.render(
+        "dashboard.html",
+        json!({ "user": principal.user, "orgs": orgs, "projects": projects }),
+    );
+    Ok(html(StatusCode::OK, page))
+}
+
+async fn members_page(app: State, principal: Principal) -> Result<HttpResponse, AuthRejection> {
+    let context = saas_common::members_page_context(&app.auth, &principal).await?;
+    Ok(html(
+        StatusCode::OK,
+        app.pages.render("members.html", context),
+    ))
+}
+
+/// The mailed invitation link: a button that accepts, or the way to sign in first.
+async fn accept_invitation_page(
+    app: State,
+    user: Option<CurrentUser>,
+    q: web::Query<NextQuery>,
+) -> HttpResponse {
+    let token = q.into_inner().token.unwrap_or_default();
+    let context = saas_common::accept_invitation_context(user.as_deref(), &token);
+    html(
+        StatusCode::OK,
+        app.pages.render("accept_invitation.html", context),
+    )
+}
+
+async fn tokens_page(app: State, principal: Principal) -> Result<HttpResponse, AuthRejection> {
+    let context = saas_common::tokens_page_context(&app.auth, &principal).await?;
+    Ok(html(
+        StatusCode::OK,
+        app.pages.render("tokens.html", context),
+    ))
+}
+
+#[require_permission("read:projects")]
+async fn list_projects(app: State, member: OrgMember) -> HttpResponse {
+    HttpResponse::Ok().json(app.projects.list(member.org_id))
+}
+
+async fn bench_projects(app: State) -> HttpResponse {
+    static DEMO_ORG: std::sync::OnceLock<auth_core::OrgId> = std::sync::OnceLock::new();
+    HttpResponse::Ok().json(
+        app.projects
+            .list(*DEMO_ORG.get_or_init(auth_core::OrgId::new)),
+    )
+}
+
+#[derive(Deserialize)]
+struct NewDeployment {
+    project_id: uuid_string::UuidString,
+}
+
+/// A UUID in a JSON body, refused as `invalid_request` when malformed.
+mod uuid_string {
+    /// A parsed UUID.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct UuidString(pub(crate) uuid::Uuid);
+
+    impl<'de> serde::Deserialize<'de> for UuidString {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            s.parse().map(Self).map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+#[require_permission("write:deployments")]
+async fn create_deployment(
+    app: State,
+    member: OrgMember,
+    request: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, AuthRejection> {
+    let new: NewDeployment = read_json(&request, body).await?;
+    let deployment = app
+        .projects
+        .deploy(member.org_id, new.project_id.0)
+        .ok_or_else(|| AuthError::new(ErrorCode::NotFound).with_detail("No such project."))?;
+    Ok(HttpResponse::Created().json(deployment))
+}
+
+#[require_permission("billing:manage")]
+async fn billing(app: State, member: OrgMember) -> Result<HttpResponse, AuthRejection> {
+    let seats = app
+        .auth
+        .store()
+        .members(member.org_id)
+        .await
+        .map_err(AuthError::from)?
+        .len();
+    Ok(HttpResponse::Ok().json(Projects::billing(seats)))
+}
