@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Load benchmark of the axum-saas example (docs/benchmarks.md): GET /api/projects with a
-# session cookie and with an API token (Bearer, EdDSA), beside the same work without the auth
-# layer (/bench/projects), interleaved.
+# Load benchmark of the example apps (docs/benchmarks.md): GET /api/projects with a session
+# cookie and with an API token (Bearer, EdDSA), beside the same work without the auth layer
+# (/bench/projects), interleaved.
 #
-#   benches/load.sh [sqlite|postgres]      (default sqlite; needs wrk, curl, taskset)
+#   benches/load.sh [axum|actix] [sqlite|postgres]   (default axum sqlite; needs wrk, curl, taskset)
 #
-# Method (../shared/PERFORMANCE.md): release build; server pinned to core 0 with one tokio
-# worker; wrk pinned to core 1 (-t1 -c32 -d10s); 2 s warm-up; bare, auth, bare, auth, … for 3
+# Method (../shared/PERFORMANCE.md): release build; server pinned to core 0 with one worker
+# (one tokio worker for axum, one actix worker); wrk pinned to core 1 (-t1 -c32 -d10s); 2 s warm-up; bare, auth, bare, auth, … for 3
 # cycles; medians and the ratio auth / bare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+APP=axum
+case "${1:-}" in axum|actix) APP="$1"; shift ;; esac
 STORE="${1:-sqlite}"
 CYCLES="${CYCLES:-3}"
 DURATION="${DURATION:-10s}"
@@ -20,8 +22,8 @@ for tool in wrk curl taskset; do
   command -v "$tool" >/dev/null || { echo "load.sh: $tool is missing (apt-get install wrk curl util-linux)" >&2; exit 1; }
 done
 
-cargo build --release --quiet -p axum-saas
-BIN="$CARGO_TARGET_DIR/release/axum-saas"
+cargo build --release --quiet -p "$APP-saas"
+BIN="$CARGO_TARGET_DIR/release/$APP-saas"
 
 WORK="$(mktemp -d)"
 DB_NAME=""
@@ -43,17 +45,17 @@ case "$STORE" in
     psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
     DATABASE_URL="${PG_ADMIN_URL%/*}/$DB_NAME"
     ;;
-  *) echo "usage: $0 [sqlite|postgres]" >&2; exit 2 ;;
+  *) echo "usage: $0 [axum|actix] [sqlite|postgres]" >&2; exit 2 ;;
 esac
 
 mkfifo "$WORK/out"
-TOKIO_WORKER_THREADS=1 AXUM_SAAS_BENCH=1 RUST_LOG=warn BIND=127.0.0.1:0 \
+TOKIO_WORKER_THREADS=1 ACTIX_WORKERS=1 AXUM_SAAS_BENCH=1 ACTIX_SAAS_BENCH=1 RUST_LOG=warn BIND=127.0.0.1:0 \
   DATABASE_URL="$DATABASE_URL" AUTH_MAIL_DIR="$WORK/mail" AUTH_KEYS="$WORK/keys" \
   taskset -c 0 "$BIN" >"$WORK/out" 2>"$WORK/err" &
 SERVER_PID=$!
 read -r line <"$WORK/out"
 ADDR="${line#listening on }"
-echo "server: $ADDR (pid $SERVER_PID, store $STORE, core 0, 1 worker)"
+echo "server: $APP-saas at $ADDR (pid $SERVER_PID, store $STORE, core 0, 1 worker)"
 
 # A user with an organization: GET /api/projects needs read:projects in the active org.
 COOKIE="$(curl -sS -o /dev/null -D - "$ADDR/auth/sign-up" -H 'content-type: application/json' \
@@ -97,8 +99,8 @@ echo
 echo "| route | req/s (median of $CYCLES) |"
 echo "|---|---:|"
 echo "| GET /bench/projects (no auth layer) | $MB |"
-echo "| GET /api/projects (session cookie, $STORE) | $MA |"
-echo "| GET /api/projects (Bearer sk_live_ EdDSA token, $STORE) | $MT |"
+echo "| $APP-saas GET /api/projects (session cookie, $STORE) | $MA |"
+echo "| $APP-saas GET /api/projects (Bearer sk_live_ EdDSA token, $STORE) | $MT |"
 echo "| ratio cookie / bare | $RATIO |"
 echo "| ratio Bearer / bare | $RATIO_T |"
 grep -h "Latency " "$WORK/wrk.log" | tail -2 | sed 's/^/  last runs: /'

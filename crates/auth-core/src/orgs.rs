@@ -18,7 +18,8 @@
 //!   posts the token to `/invitations/accept`. Only a signed-in user whose *verified* email is
 //!   the invited one accepts.
 //! - A change of membership takes effect at once: the member's cached sessions are dropped on
-//!   this instance (other instances see it within the session cache's TTL), a removed member's
+//!   this instance and, through the change feed, on the others (within the session cache's
+//!   TTL even if a notification were lost), a removed member's
 //!   sessions lose the organization, and their API tokens there are revoked for good.
 //! - Every creation, invitation, acceptance, revocation, role change, removal, departure and
 //!   ownership transfer is an audit event (`org.created`, `member.invited`,
