@@ -29,6 +29,7 @@ pub mod gate;
 pub mod id;
 pub mod mail;
 pub mod model;
+pub mod oauth;
 pub mod orgs;
 pub mod password;
 pub mod password_policy;
