@@ -247,7 +247,12 @@ async fn dashboard(app: State, principal: Principal) -> Result<HttpResponse, Aut
     };
     let page = app.pages.render(
         "dashboard.html",
-        json!({ "user": principal.user, "orgs": orgs, "projects": projects }),
+        json!({
+            "user": principal.user,
+            "orgs": orgs,
+            "projects": projects,
+            "sign_in_methods": saas_common::sign_in_methods(&app.auth, principal.user.id).await?,
+        }),
     );
     Ok(html(StatusCode::OK, page))
 }

@@ -209,7 +209,12 @@ async fn dashboard(
     };
     Ok(Html(app.pages.render(
         "dashboard.html",
-        json!({ "user": principal.user, "orgs": orgs, "projects": projects }),
+        json!({
+            "user": principal.user,
+            "orgs": orgs,
+            "projects": projects,
+            "sign_in_methods": saas_common::sign_in_methods(&app.auth, principal.user.id).await?,
+        }),
     )))
 }
 

@@ -237,6 +237,31 @@ pub fn provider_buttons(auth: &Auth) -> serde_json::Value {
         .collect()
 }
 
+/// The dashboard's "Sign-in methods": whether the user has a password, and each configured
+/// provider with whether it is linked (`[{id, name, linked}]`).
+///
+/// # Errors
+/// Store errors.
+pub async fn sign_in_methods(
+    auth: &Auth,
+    user_id: auth_core::UserId,
+) -> Result<serde_json::Value, auth_core::AuthError> {
+    let links = auth.oauth().links(user_id).await?;
+    let has_password = auth.store().password_credential(user_id).await?.is_some();
+    let providers: Vec<serde_json::Value> = auth
+        .identity_providers()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id(),
+                "name": p.display_name(),
+                "linked": links.iter().any(|l| l.provider == p.id()),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({ "password": has_password, "providers": providers }))
+}
+
 /// What the sign-in page shows for an `?error=` code from a sign-in with a provider.
 #[must_use]
 pub fn sign_in_error_message(code: &str) -> &'static str {

@@ -38,6 +38,11 @@ async fn assert_no_account(app: &AppUnderTest, email: &str) {
 /// signs the new user in with a fresh session (302 to `next`), verified as the provider says.
 /// Signing in again finds the same user with a new session; replaying a used callback is 400.
 pub async fn oauth_sign_in_with_a_provider_creates_the_user_and_a_new_session(app: &AppUnderTest) {
+    let html = app.client().get("/sign-in").send().await.expect(200).text();
+    assert!(
+        !html.contains("Continue with"),
+        "no provider configured: {html}"
+    );
     let sibling = provider::app_with_providers(app, &[]).await;
     let app = &sibling;
     let issuer = TestProvider::shared().issuer();
@@ -452,6 +457,17 @@ pub async fn oauth_providers_are_linked_listed_and_unlinked_but_not_the_last(app
         .await;
     assert_redirect(&done, "/dashboard");
     let cookie = browser.session(app);
+    let dashboard = app
+        .client()
+        .get_with("/dashboard", &cookie)
+        .await
+        .expect(200)
+        .text();
+    assert!(
+        dashboard.contains(r#"action="/auth/oauth/oidc/link""#)
+            && dashboard.contains(r#"data-endpoint="/auth/accounts/google""#),
+        "the dashboard offers to link oidc and to unlink google: {dashboard}"
+    );
     app.client()
         .delete_with("/auth/accounts/google", &cookie)
         .await
