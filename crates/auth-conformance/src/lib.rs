@@ -327,6 +327,9 @@ macro_rules! __with_cases {
                 api_tokens_http_list_own_tokens_or_all_with_tokens_manage,
                 api_tokens_http_token_use_and_lifecycle_are_recorded,
                 api_tokens_http_jwks_publishes_the_signing_keys_through_rotation,
+                // Sign-in with a provider over `Auth::handle`.
+                oauth_http_flow_expires_after_ten_minutes_and_is_used_once,
+                oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user,
             ]
         }
     };
