@@ -122,6 +122,20 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug {
     ) -> Result<ProviderIdentity, ProviderError>;
 }
 
+/// `path` with every byte that may not stand in a `Location` header as it is (non-ASCII,
+/// spaces) percent-encoded; the rest (`/`, `?`, `&`, `%`, …) kept.
+fn encode_for_location(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_graphic() {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Whether `id` can name a provider: 1 to 32 of `a-z`, `0-9`, `-`.
 #[must_use]
 pub fn is_valid_provider_id(id: &str) -> bool {
@@ -258,14 +272,10 @@ impl<'a> OAuth<'a> {
             .ok_or(AuthError::new(ErrorCode::NotFound))?;
         let next = match next {
             None | Some("") => None,
-            Some(next) => Some(
-                local_path(next)
-                    .ok_or_else(|| {
-                        AuthError::new(ErrorCode::InvalidRequest)
-                            .with_detail("`next` must be a path on this site.")
-                    })?
-                    .to_owned(),
-            ),
+            Some(next) => Some(encode_for_location(local_path(next).ok_or_else(|| {
+                AuthError::new(ErrorCode::InvalidRequest)
+                    .with_detail("`next` must be a path on this site.")
+            })?)),
         };
         let reference = generate_token();
         let state = generate_token();
@@ -757,6 +767,12 @@ mod tests {
         for bad in ["", "Google", "a/b", "a b", "..", &"x".repeat(33)] {
             assert!(!is_valid_provider_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn next_is_encoded_for_the_location_header() {
+        assert_eq!(encode_for_location("/a?b=c&d=%2F"), "/a?b=c&d=%2F");
+        assert_eq!(encode_for_location("/é b"), "/%C3%A9%20b");
     }
 
     #[test]

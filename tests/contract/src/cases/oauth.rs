@@ -316,10 +316,10 @@ pub async fn oauth_next_outside_the_site_is_refused_at_the_start(app: &AppUnderT
             app,
             "google",
             "next@example.com",
-            Some("/dashboard/members?tab=2"),
+            Some("/dashboard/members?tab=2&q=é"),
         )
         .await;
-    assert_redirect(&done, "/dashboard/members?tab=2");
+    assert_redirect(&done, "/dashboard/members?tab=2&q=%C3%A9");
     sibling.finish().await;
 }
 
