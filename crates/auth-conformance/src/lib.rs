@@ -330,6 +330,7 @@ macro_rules! __with_cases {
                 // Sign-in with a provider over `Auth::handle`.
                 oauth_http_flow_expires_after_ten_minutes_and_is_used_once,
                 oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user,
+                oauth_http_flow_starts_are_rate_limited_per_address,
             ]
         }
     };

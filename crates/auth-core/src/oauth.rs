@@ -260,12 +260,13 @@ impl<'a> OAuth<'a> {
     ///
     /// # Errors
     /// `not_found` for an unknown provider; `invalid_request` for a `next` that is not a local
-    /// path; store errors.
+    /// path; `rate_limited` past the flow starts allowed per client address; store errors.
     pub async fn start(
         &self,
         provider_id: &str,
         next: Option<&str>,
         link_user: Option<UserId>,
+        client: &ClientInfo,
     ) -> Result<Result<StartedFlow, FlowFailure>, AuthError> {
         let provider = self
             .provider(provider_id)
@@ -277,6 +278,11 @@ impl<'a> OAuth<'a> {
                     .with_detail("`next` must be a path on this site.")
             })?)),
         };
+        self.auth
+            .accounts()
+            .rate_limiter()
+            .hit_oauth_start(client.ip)
+            .await?;
         let reference = generate_token();
         let state = generate_token();
         let nonce = generate_token();

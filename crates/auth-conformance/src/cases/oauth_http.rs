@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use auth_core::oauth::{AuthorizationParams, IdentityProvider, ProviderError, ProviderIdentity};
 use auth_core::web::AppOrigin;
-use auth_core::{AuthStore, ManualClock, PasswordConfig};
+use auth_core::{AuthStore, ManualClock, PasswordConfig, RateLimit, RateLimitConfig};
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use time::Duration;
@@ -67,6 +67,14 @@ impl IdentityProvider for Scripted {
 }
 
 fn app_with(store: &Arc<dyn AuthStore>, provider: Arc<Scripted>) -> App {
+    app_with_limits(store, provider, RateLimitConfig::default())
+}
+
+fn app_with_limits(
+    store: &Arc<dyn AuthStore>,
+    provider: Arc<Scripted>,
+    limits: RateLimitConfig,
+) -> App {
     let clock = Arc::new(ManualClock::starting_now());
     let mailer = auth_core::mail::MemoryMailer::default();
     let auth = auth_core::Auth::builder(
@@ -81,6 +89,7 @@ fn app_with(store: &Arc<dyn AuthStore>, provider: Arc<Scripted>) -> App {
             .expect("valid argon2 params"),
     )
     .identity_provider(provider)
+    .rate_limits(limits)
     .build();
     App {
         store: store.clone(),
@@ -257,4 +266,27 @@ pub async fn oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user
             .is_none(),
         "nothing linked"
     );
+}
+
+/// Each start stores a flow for ten minutes, so starts count against a limit per client
+/// address: past it, 429 `rate_limited` with `Retry-After`, and nothing is stored; a slot
+/// frees up after the interval.
+pub async fn oauth_http_flow_starts_are_rate_limited_per_address(store: Arc<dyn AuthStore>) {
+    let limits = RateLimitConfig {
+        oauth_start_per_address: RateLimit::new(3, Duration::minutes(15)),
+        ..RateLimitConfig::default()
+    };
+    let app = app_with_limits(&store, Arc::new(Scripted::default()), limits);
+    for _ in 0..3 {
+        start(&app, None).await;
+    }
+    let refused = app.send(Req::get("/auth/oauth/idp").empty()).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key(header::RETRY_AFTER));
+    assert!(
+        cookie_value(&refused, "authkit_oauth").is_none(),
+        "no flow was made"
+    );
+    app.clock.advance(Duration::minutes(5));
+    start(&app, None).await;
 }

@@ -49,7 +49,7 @@ pub(super) async fn start(call: &Call<'_>) -> Result<Reply, AuthError> {
         match call
             .auth
             .oauth()
-            .start(provider, next.as_deref(), None)
+            .start(provider, next.as_deref(), None, &call.client)
             .await?
         {
             Ok(flow) => to_provider(call, StatusCode::FOUND, &flow),
@@ -68,7 +68,12 @@ pub(super) async fn link(call: &Call<'_>) -> Result<Reply, AuthError> {
         match call
             .auth
             .oauth()
-            .start(provider, next.as_deref(), Some(principal.user.id))
+            .start(
+                provider,
+                next.as_deref(),
+                Some(principal.user.id),
+                &call.client,
+            )
             .await?
         {
             Ok(flow) => to_provider(call, StatusCode::SEE_OTHER, &flow),
