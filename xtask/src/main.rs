@@ -3,7 +3,8 @@
 //! `cargo xtask test` is the one command that runs every test on a fresh machine: it sets up
 //! what the suites need (a running Postgres, the Python packages the interop tests
 //! talk to, Debian's Chromium and the pinned `playwright-core` that the browser test drives it
-//! with), then runs them. It fails, rather than skipping anything, when a piece of that
+//! with, and the pinned `oidc-provider`, the real OpenID provider of the sign-in-with-a-provider
+//! cases), then runs them. It fails, rather than skipping anything, when a piece of that
 //! set-up cannot be had.
 
 use std::env;
@@ -35,6 +36,9 @@ const APT_LOCK_WAIT: Duration = Duration::from_secs(300);
 /// The Node project of the browser test, relative to the workspace root.
 const BROWSER_TEST_DIR: &str = "tests/browser";
 
+/// The Node project of the test OpenID provider, relative to the workspace root.
+const OIDC_PROVIDER_DIR: &str = "tests/oidc-provider";
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -44,7 +48,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
-                 test [ARGS]  set up (Postgres, Python packages, Chromium, playwright-core)\n               \
+                 test [ARGS]  set up (Postgres, Python packages, Chromium, playwright-core,\n               oidc-provider)\n               \
                  and run every test suite;\n               \
                  ARGS go to `cargo test`\n  \
                  setup        only the set-up"
@@ -89,7 +93,12 @@ fn setup() -> Result<String, String> {
     ensure_postgres(&database_url)?;
     ensure_python_packages()?;
     ensure_chromium()?;
-    ensure_playwright()?;
+    ensure_node_package(BROWSER_TEST_DIR, "playwright-core", "the browser test")?;
+    ensure_node_package(
+        OIDC_PROVIDER_DIR,
+        "oidc-provider",
+        "the test OpenID provider",
+    )?;
     Ok(database_url)
 }
 
@@ -361,23 +370,23 @@ fn ensure_chromium() -> Result<(), String> {
     }
 }
 
-/// Installs the `playwright-core` pinned in `tests/browser/package.json` unless that exact
-/// version is already in its `node_modules`.
-fn ensure_playwright() -> Result<(), String> {
-    let dir = workspace_root().join(BROWSER_TEST_DIR);
+/// Installs the `package` pinned in `DIR/package.json` (with its lock file: `npm ci`) unless
+/// that exact version is already in `DIR/node_modules`.
+fn ensure_node_package(dir: &str, package: &str, purpose: &str) -> Result<(), String> {
+    let dir = workspace_root().join(dir);
     let manifest = dir.join("package.json");
     let text = fs::read_to_string(&manifest)
         .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
-    let pinned = json_string_field(&text, "playwright-core")
+    let pinned = json_string_field(&text, package)
         .filter(|v| is_exact_version(v))
         .ok_or_else(|| {
             format!(
-                "{} must pin playwright-core to an exact version (like \"1.65.1\")",
+                "{} must pin {package} to an exact version (like \"1.2.3\")",
                 manifest.display()
             )
         })?;
-    step(&format!("playwright-core {pinned} for the browser test"));
-    let installed = installed_playwright(&dir);
+    step(&format!("{package} {pinned} for {purpose}"));
+    let installed = installed_version(&dir, package);
     if installed.as_deref() == Some(pinned.as_str()) {
         eprintln!("    present");
         return Ok(());
@@ -395,9 +404,7 @@ fn ensure_playwright() -> Result<(), String> {
         .current_dir(&dir)
         .args(npm_args)
         .status()
-        .map_err(|e| {
-            format!("could not run npm ({e}); the browser test needs Node.js (>= 20) and npm")
-        })?;
+        .map_err(|e| format!("could not run npm ({e}); {purpose} needs Node.js (>= 20) and npm"))?;
     if !status.success() {
         return Err(format!(
             "`npm {}` in {} failed ({status})",
@@ -405,10 +412,10 @@ fn ensure_playwright() -> Result<(), String> {
             dir.display()
         ));
     }
-    match installed_playwright(&dir) {
+    match installed_version(&dir, package) {
         Some(v) if v == pinned => Ok(()),
         other => Err(format!(
-            "after npm {}, {} has playwright-core {other:?}, not {pinned}; is package-lock.json \
+            "after npm {}, {} has {package} {other:?}, not {pinned}; is package-lock.json \
              out of date with package.json?",
             npm_args[0],
             dir.join("node_modules").display()
@@ -416,9 +423,10 @@ fn ensure_playwright() -> Result<(), String> {
     }
 }
 
-/// The version of `DIR/node_modules/playwright-core`, if it is installed.
-fn installed_playwright(dir: &Path) -> Option<String> {
-    let text = fs::read_to_string(dir.join("node_modules/playwright-core/package.json")).ok()?;
+/// The version of `DIR/node_modules/PACKAGE`, if it is installed.
+fn installed_version(dir: &Path, package: &str) -> Option<String> {
+    let text =
+        fs::read_to_string(dir.join("node_modules").join(package).join("package.json")).ok()?;
     json_string_field(&text, "version")
 }
 

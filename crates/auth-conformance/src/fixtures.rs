@@ -194,3 +194,19 @@ pub fn audit_event(kind: &str, at: OffsetDateTime) -> AuditEvent {
         data: serde_json::json!({}),
     }
 }
+
+/// A sign-in flow with a provider, live for ten minutes from `now`, with random secrets.
+#[must_use]
+pub fn oauth_flow(now: OffsetDateTime) -> auth_core::OAuthFlow {
+    auth_core::OAuthFlow {
+        id_hash: token_hash(),
+        provider: "google".to_owned(),
+        state_hash: token_hash(),
+        nonce: generate_token(),
+        pkce_verifier: generate_token(),
+        next: Some("/dashboard/tokens?tab=1".to_owned()),
+        link_user_id: None,
+        created_at: now,
+        expires_at: now + Duration::minutes(10),
+    }
+}

@@ -201,6 +201,11 @@ macro_rules! __with_cases {
                 one_time_token_for_unknown_user_is_not_found,
                 delete_one_time_tokens_deletes_the_users_tokens_of_one_purpose,
                 delete_expired_one_time_tokens_removes_expired_and_used_tokens,
+                // Sign-in flows with a provider.
+                oauth_flow_round_trips_every_field_and_is_taken_once,
+                expired_oauth_flow_is_not_given_out,
+                oauth_flow_duplicates_and_unknown_users_are_refused,
+                delete_expired_oauth_flows_removes_only_expired_flows,
                 // API tokens.
                 api_token_round_trips_every_field,
                 api_token_lookup_of_missing_id_gives_none,
@@ -225,6 +230,7 @@ macro_rules! __with_cases {
                 owners_deleting_themselves_at_once_leave_one_owner,
                 concurrent_consumes_of_one_token_succeed_once,
                 concurrent_accepts_of_one_invitation_succeed_once,
+                concurrent_takes_of_one_oauth_flow_succeed_once,
                 // Rate limits.
                 rate_limit_allows_exactly_the_limit_then_refuses_with_retry_after,
                 rate_limit_frees_up_one_event_per_interval,
@@ -321,6 +327,10 @@ macro_rules! __with_cases {
                 api_tokens_http_list_own_tokens_or_all_with_tokens_manage,
                 api_tokens_http_token_use_and_lifecycle_are_recorded,
                 api_tokens_http_jwks_publishes_the_signing_keys_through_rotation,
+                // Sign-in with a provider over `Auth::handle`.
+                oauth_http_flow_expires_after_ten_minutes_and_is_used_once,
+                oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user,
+                oauth_http_flow_starts_are_rate_limited_per_address,
             ]
         }
     };

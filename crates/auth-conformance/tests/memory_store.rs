@@ -15,10 +15,11 @@ use auth_conformance::{Harness, cases, conformance_suite};
 use auth_core::{
     ApiTokenId, ApiTokenRecord, ApiTokenStore, AuditEvent, AuditQuery, AuditStore, AuthStore,
     Conflict, Email, ExternalAccount, ExternalAccountId, ExternalAccountStore, Invitation,
-    InvitationId, InvitationStore, Member, Membership, NewUser, OneTimeToken, OneTimeTokenId,
-    OneTimeTokenStore, OrgId, Organization, OrganizationStore, PasswordCredential, RateDecision,
-    RateLimit, RateLimitStore, Role, SecretString, Session, SessionId, SessionStore, StoreError,
-    StoreResult, TokenHash, TokenPurpose, User, UserId, UserOrganization, UserStore,
+    InvitationId, InvitationStore, Member, Membership, NewUser, OAuthFlow, OAuthFlowStore,
+    OneTimeToken, OneTimeTokenId, OneTimeTokenStore, OrgId, Organization, OrganizationStore,
+    PasswordCredential, RateDecision, RateLimit, RateLimitStore, Role, SecretString, Session,
+    SessionId, SessionStore, StoreError, StoreResult, TokenHash, TokenPurpose, User, UserId,
+    UserOrganization, UserStore,
 };
 use time::OffsetDateTime;
 
@@ -35,6 +36,7 @@ struct State {
     api_tokens: BTreeMap<ApiTokenId, ApiTokenRecord>,
     audit: Vec<AuditEvent>,
     rate_limits: BTreeMap<[u8; 32], OffsetDateTime>,
+    oauth_flows: BTreeMap<[u8; 32], OAuthFlow>,
 }
 
 impl State {
@@ -205,6 +207,7 @@ impl UserStore for MemoryStore {
                 s.members.retain(|&(_, user), _| user != id);
                 s.tokens.retain(|_, t| t.user_id != id);
                 s.api_tokens.retain(|_, t| t.user_id != id);
+                s.oauth_flows.retain(|_, f| f.link_user_id != Some(id));
                 for e in &mut s.audit {
                     e.actor_id = e.actor_id.filter(|&a| a != id);
                     e.user_id = e.user_id.filter(|&u| u != id);
@@ -243,6 +246,52 @@ impl UserStore for MemoryStore {
 
     async fn remove_password(&self, user_id: UserId) -> StoreResult<bool> {
         Ok(self.lock().passwords.remove(&user_id).is_some())
+    }
+}
+
+#[async_trait]
+impl OAuthFlowStore for MemoryStore {
+    async fn create_oauth_flow(&self, flow: &OAuthFlow) -> StoreResult<()> {
+        let mut s = self.lock();
+        if s.oauth_flows.contains_key(flow.id_hash.as_bytes()) {
+            return Err(StoreError::Conflict(Conflict::Token));
+        }
+        if flow
+            .link_user_id
+            .is_some_and(|id| !s.users.contains_key(&id))
+        {
+            return Err(StoreError::NotFound);
+        }
+        s.oauth_flows.insert(*flow.id_hash.as_bytes(), flow.clone());
+        Ok(())
+    }
+
+    async fn take_oauth_flow(
+        &self,
+        id_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<OAuthFlow>> {
+        let key = *id_hash.as_bytes();
+        let flow = if self.racy {
+            // Read, pause, then delete: what a store that does not take the row atomically does.
+            let flow = self.lock().oauth_flows.get(&key).cloned();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            self.lock().oauth_flows.remove(&key);
+            flow
+        } else {
+            self.lock().oauth_flows.remove(&key)
+        };
+        let Some(flow) = flow else {
+            return Ok(None);
+        };
+        Ok((now < flow.expires_at).then_some(flow))
+    }
+
+    async fn delete_expired_oauth_flows(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let before = s.oauth_flows.len();
+        s.oauth_flows.retain(|_, f| now < f.expires_at);
+        Ok((before - s.oauth_flows.len()) as u64)
     }
 }
 
@@ -1038,6 +1087,11 @@ mod the_races_catch_a_store_without_locking {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_accepts() {
         fails_on_a_racy_store(cases::concurrent_accepts_of_one_invitation_succeed_once).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_oauth_flow_takes() {
+        fails_on_a_racy_store(cases::concurrent_takes_of_one_oauth_flow_succeed_once).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

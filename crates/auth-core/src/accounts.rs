@@ -207,6 +207,12 @@ impl Accounts {
         &self.sessions
     }
 
+    /// The rate limiter the flows count attempts with.
+    #[must_use]
+    pub const fn rate_limiter(&self) -> &RateLimiter {
+        &self.rate_limiter
+    }
+
     /// The settings.
     #[must_use]
     pub const fn config(&self) -> &AccountsConfig {

@@ -25,6 +25,7 @@ use http::{HeaderMap, HeaderValue, Method, header};
 
 use crate::accounts::{Accounts, AccountsConfig, ClientInfo};
 use crate::mail::{MailTemplates, Mailer, MemoryMailer};
+use crate::oauth::{IdentityProvider, OAuth, is_valid_provider_id};
 use crate::orgs::{Organizations, OrgsConfig, OrgsState};
 use crate::password::{PasswordConfig, PasswordHasher};
 use crate::password_policy::PasswordPolicy;
@@ -98,6 +99,7 @@ pub struct AuthBuilder {
     templates: Option<MailTemplates>,
     feed: Option<Arc<dyn ChangeFeed>>,
     tokens: Option<(KeyRing, TokenConfig)>,
+    providers: Vec<Arc<dyn IdentityProvider>>,
 }
 
 impl fmt::Debug for AuthBuilder {
@@ -189,6 +191,26 @@ impl AuthBuilder {
         self
     }
 
+    /// Adds a provider for sign-in with a provider (`/auth/oauth/{id}`); `auth-oidc` makes
+    /// them (Google, any OpenID Connect issuer). Several may be added, each with its own id.
+    ///
+    /// # Panics
+    /// When the provider's id is not 1 to 32 of `a-z`, `0-9`, `-`, or another provider has it:
+    /// a configuration mistake, found at start.
+    pub fn identity_provider(mut self, provider: Arc<dyn IdentityProvider>) -> Self {
+        let id = provider.id();
+        assert!(
+            is_valid_provider_id(id),
+            "provider id {id:?}: use 1 to 32 of a-z, 0-9 and -"
+        );
+        assert!(
+            self.providers.iter().all(|p| p.id() != id),
+            "two providers are named {id:?}"
+        );
+        self.providers.push(provider);
+        self
+    }
+
     /// The mail texts.
     pub fn templates(mut self, templates: MailTemplates) -> Self {
         self.templates = Some(templates);
@@ -249,6 +271,7 @@ impl AuthBuilder {
                 orgs,
                 roles: self.roles,
                 client_ip: self.client_ip,
+                providers: self.providers,
             }),
         }
     }
@@ -274,6 +297,7 @@ pub(crate) struct Inner {
     pub(crate) cookies: CookiePolicy,
     pub(crate) csrf: CsrfPolicy,
     pub(crate) client_ip: ClientIpPolicy,
+    pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
 }
 
 impl fmt::Debug for Auth {
@@ -304,6 +328,7 @@ impl Auth {
             templates: None,
             feed: None,
             tokens: None,
+            providers: Vec::new(),
         }
     }
 
@@ -347,6 +372,18 @@ impl Auth {
     #[must_use]
     pub const fn orgs(&self) -> Organizations<'_> {
         Organizations::new(self)
+    }
+
+    /// Sign-in with a provider: the flows, links and unlinks.
+    #[must_use]
+    pub const fn oauth(&self) -> OAuth<'_> {
+        OAuth::new(self)
+    }
+
+    /// The configured providers, in the order they were added (for sign-in buttons).
+    #[must_use]
+    pub fn identity_providers(&self) -> &[Arc<dyn IdentityProvider>] {
+        &self.inner.providers
     }
 
     /// Roles and their permissions.

@@ -45,6 +45,9 @@ pub enum ErrorCode {
     LastOwner,
     /// 409: the resource exists already (a slug, a membership, a linked account).
     Conflict,
+    /// 409: removing this would leave the user no way to sign in (no password and no other
+    /// linked provider).
+    LastSignInMethod,
     /// 413: the body is larger than allowed.
     PayloadTooLarge,
     /// 415: the body is not JSON.
@@ -63,7 +66,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::InvalidRequest,
         Self::InvalidLink,
         Self::Unauthenticated,
@@ -81,6 +84,7 @@ impl ErrorCode {
         Self::EmailTaken,
         Self::LastOwner,
         Self::Conflict,
+        Self::LastSignInMethod,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::InvalidScope,
@@ -111,6 +115,7 @@ impl ErrorCode {
             Self::EmailTaken => "email_taken",
             Self::LastOwner => "last_owner",
             Self::Conflict => "conflict",
+            Self::LastSignInMethod => "last_sign_in_method",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidScope => "invalid_scope",
@@ -138,7 +143,7 @@ impl ErrorCode {
             | Self::EmailNotVerified => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::EmailTaken | Self::LastOwner | Self::Conflict => 409,
+            Self::EmailTaken | Self::LastOwner | Self::Conflict | Self::LastSignInMethod => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::InvalidScope | Self::WeakPassword => 422,
@@ -169,6 +174,7 @@ impl ErrorCode {
             Self::EmailTaken => "An account with this email already exists",
             Self::LastOwner => "An organization must keep at least one owner",
             Self::Conflict => "It exists already",
+            Self::LastSignInMethod => "This is the account's last way to sign in",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "The request body must be JSON",
             Self::InvalidScope => "The scopes are invalid",

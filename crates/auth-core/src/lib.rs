@@ -29,6 +29,7 @@ pub mod gate;
 pub mod id;
 pub mod mail;
 pub mod model;
+pub mod oauth;
 pub mod orgs;
 pub mod password;
 pub mod password_policy;
@@ -52,8 +53,8 @@ pub use id::{
 };
 pub use model::{
     ApiTokenRecord, AuditEvent, AuditQuery, ExternalAccount, Invitation, Member, Membership,
-    NewUser, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose, User,
-    UserOrganization,
+    NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose,
+    User, UserOrganization,
 };
 pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordHasher, Verified};
 pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};
@@ -63,6 +64,6 @@ pub use rbac::{InvalidName, Permission, Role, RolePermissions};
 pub use secret::{SecretString, TokenHash};
 pub use store::{
     ApiTokenStore, AuditStore, AuthStore, Conflict, ExternalAccountStore, InvitationStore,
-    OneTimeTokenStore, OrganizationStore, RateLimitStore, SessionStore, StoreError, StoreResult,
-    UserStore,
+    OAuthFlowStore, OneTimeTokenStore, OrganizationStore, RateLimitStore, SessionStore, StoreError,
+    StoreResult, UserStore,
 };

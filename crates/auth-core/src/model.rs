@@ -81,6 +81,46 @@ pub struct ExternalAccount {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// A sign-in with a provider in progress: what the callback needs to finish it, stored until
+/// then (at most ten minutes) and used once.
+///
+/// The browser that started the flow holds a random reference in a short-lived cookie; the
+/// store holds only its hash, which is the flow's key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthFlow {
+    /// SHA-256 of the reference in the browser's flow cookie.
+    pub id_hash: TokenHash,
+    /// The provider's name in our configuration (`google`, `oidc`).
+    pub provider: String,
+    /// SHA-256 of the `state` sent to the provider.
+    pub state_hash: TokenHash,
+    /// The `nonce` sent to the provider, which its ID token must carry back.
+    pub nonce: SecretString,
+    /// The PKCE code verifier (the provider got its S256 challenge).
+    pub pkce_verifier: SecretString,
+    /// Where to go after the sign-in: a local path, already checked.
+    pub next: Option<String>,
+    /// For a link flow: the signed-in user who asked to link the provider.
+    pub link_user_id: Option<UserId>,
+    /// When the flow started.
+    pub created_at: OffsetDateTime,
+    /// When it stops being usable.
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for OAuthFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthFlow")
+            .field("id_hash", &self.id_hash)
+            .field("provider", &self.provider)
+            .field("next", &self.next)
+            .field("link_user_id", &self.link_user_id)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A browser session. The client holds a random token; the store holds only its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {

@@ -228,6 +228,9 @@ pub struct RateLimitConfig {
     pub sign_up_per_address: RateLimit,
     /// Reset and verification mails per account (one budget for both). Default: 5 per hour.
     pub mail_per_account: RateLimit,
+    /// Sign-in (and link) flows with a provider started per client address: each stores a
+    /// flow for ten minutes. Default: 100 per 15 minutes.
+    pub oauth_start_per_address: RateLimit,
 }
 
 impl Default for RateLimitConfig {
@@ -237,6 +240,7 @@ impl Default for RateLimitConfig {
             sign_in_per_address: RateLimit::new(100, Duration::minutes(15)),
             sign_up_per_address: RateLimit::new(100, Duration::hours(1)),
             mail_per_account: RateLimit::new(5, Duration::hours(1)),
+            oauth_start_per_address: RateLimit::new(100, Duration::minutes(15)),
         }
     }
 }
@@ -350,6 +354,19 @@ impl RateLimiter {
         let key = key("sign-up/address", &address_key_value(client));
         self.store
             .rate_limit_hit(&key, self.config.sign_up_per_address, self.clock.now())
+            .await?
+            .into_result()
+    }
+
+    /// Counts a start of a flow with a provider from `client` (before the flow is stored).
+    ///
+    /// # Errors
+    /// 429 [`rate_limited`](crate::ErrorCode::RateLimited) past the limit; a store error as
+    /// [`AuthError`].
+    pub async fn hit_oauth_start(&self, client: IpAddr) -> Result<(), AuthError> {
+        let key = key("oauth-start/address", &address_key_value(client));
+        self.store
+            .rate_limit_hit(&key, self.config.oauth_start_per_address, self.clock.now())
             .await?
             .into_result()
     }

@@ -28,8 +28,8 @@ use crate::email::Email;
 use crate::id::{ApiTokenId, ExternalAccountId, InvitationId, OrgId, SessionId, UserId};
 use crate::model::{
     ApiTokenRecord, AuditEvent, AuditQuery, ExternalAccount, Invitation, Member, Membership,
-    NewUser, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose, User,
-    UserOrganization,
+    NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose,
+    User, UserOrganization,
 };
 use crate::rate_limit::{RateDecision, RateLimit};
 use crate::rbac::Role;
@@ -187,6 +187,26 @@ pub trait ExternalAccountStore: Send + Sync {
         user_id: UserId,
         id: ExternalAccountId,
     ) -> StoreResult<()>;
+}
+
+/// Sign-in flows with a provider in progress (see [`OAuthFlow`]).
+#[async_trait]
+pub trait OAuthFlowStore: Send + Sync {
+    /// Stores a flow. [`Conflict::Token`] when a flow with this `id_hash` exists;
+    /// [`StoreError::NotFound`] when `link_user_id` names no user.
+    async fn create_oauth_flow(&self, flow: &OAuthFlow) -> StoreResult<()>;
+
+    /// Takes the flow with this `id_hash` out of the store (deletes it) and returns it if it
+    /// was still live at `now`; an expired one is deleted too, and `None` is returned. Of
+    /// concurrent calls for one flow at most one gets it: a flow is used once.
+    async fn take_oauth_flow(
+        &self,
+        id_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<OAuthFlow>>;
+
+    /// Deletes the flows expired at `now`; returns how many.
+    async fn delete_expired_oauth_flows(&self, now: OffsetDateTime) -> StoreResult<u64>;
 }
 
 /// Browser sessions.
@@ -477,6 +497,7 @@ pub trait RateLimitStore: Send + Sync + fmt::Debug {
 pub trait AuthStore:
     UserStore
     + ExternalAccountStore
+    + OAuthFlowStore
     + SessionStore
     + OrganizationStore
     + InvitationStore
@@ -492,6 +513,7 @@ pub trait AuthStore:
 impl<T> AuthStore for T where
     T: UserStore
         + ExternalAccountStore
+        + OAuthFlowStore
         + SessionStore
         + OrganizationStore
         + InvitationStore

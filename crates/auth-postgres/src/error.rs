@@ -72,7 +72,8 @@ fn conflict_for(constraint: &str) -> Option<Conflict> {
         | "invitations_token_hash_key"
         | "one_time_tokens_pkey"
         | "one_time_tokens_token_hash_key"
-        | "api_tokens_pkey" => Conflict::Token,
+        | "api_tokens_pkey"
+        | "oauth_flows_pkey" => Conflict::Token,
         _ => return None,
     })
 }

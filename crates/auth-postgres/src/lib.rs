@@ -73,6 +73,7 @@ mod external;
 mod feed;
 mod invitations;
 mod keys;
+mod oauth_flows;
 mod orgs;
 mod rate_limits;
 mod rows;

@@ -68,7 +68,9 @@ fn conflict_for(message: &str) -> Option<Conflict> {
         (_, "organizations.slug") => Conflict::OrgSlug,
         (_, "memberships.org_id, memberships.user_id") => Conflict::Membership,
         ("external_accounts", _) => Conflict::ExternalAccount,
-        ("sessions" | "invitations" | "one_time_tokens" | "api_tokens", _) => Conflict::Token,
+        ("sessions" | "invitations" | "one_time_tokens" | "api_tokens" | "oauth_flows", _) => {
+            Conflict::Token
+        }
         _ => return None,
     })
 }

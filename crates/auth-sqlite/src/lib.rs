@@ -49,6 +49,7 @@ mod codec;
 mod error;
 mod external;
 mod keys;
+mod oauth_flows;
 mod orgs;
 mod rate_limits;
 mod sessions;

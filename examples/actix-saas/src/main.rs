@@ -198,24 +198,13 @@ async fn index(app: State, user: Option<CurrentUser>) -> HttpResponse {
 }
 
 async fn sign_in_page(app: State, q: web::Query<NextQuery>) -> HttpResponse {
-    let error = q.error.as_deref().map(|code| match code {
-        "oauth_denied" => "Sign-in with the provider was cancelled.",
-        "account_exists" => {
-            "An account with this email exists. Sign in with your password, then link the provider."
-        }
-        _ => "Sign-in with the provider failed. Please try again.",
-    });
-    let page = app
-        .pages
-        .render("sign_in.html", json!({ "next": q.next(), "error": error }));
-    html(StatusCode::OK, page)
+    let context = saas_common::sign_in_context(&app.auth, q.next(), q.error.as_deref());
+    html(StatusCode::OK, app.pages.render("sign_in.html", context))
 }
 
 async fn sign_up_page(app: State, q: web::Query<NextQuery>) -> HttpResponse {
-    let page = app
-        .pages
-        .render("sign_up.html", json!({ "next": q.next() }));
-    html(StatusCode::OK, page)
+    let context = saas_common::sign_up_context(&app.auth, q.next());
+    html(StatusCode::OK, app.pages.render("sign_up.html", context))
 }
 
 async fn forgot_password_page(app: State) -> HttpResponse {
@@ -258,7 +247,12 @@ async fn dashboard(app: State, principal: Principal) -> Result<HttpResponse, Aut
     };
     let page = app.pages.render(
         "dashboard.html",
-        json!({ "user": principal.user, "orgs": orgs, "projects": projects }),
+        json!({
+            "user": principal.user,
+            "orgs": orgs,
+            "projects": projects,
+            "sign_in_methods": saas_common::sign_in_methods(&app.auth, principal.user.id).await?,
+        }),
     );
     Ok(html(StatusCode::OK, page))
 }

@@ -161,24 +161,13 @@ async fn index(State(app): State<App>, user: Option<CurrentUser>) -> Html<String
 }
 
 async fn sign_in_page(State(app): State<App>, Query(q): Query<NextQuery>) -> Html<String> {
-    let error = q.error.as_deref().map(|code| match code {
-        "oauth_denied" => "Sign-in with the provider was cancelled.",
-        "account_exists" => {
-            "An account with this email exists. Sign in with your password, then link the provider."
-        }
-        _ => "Sign-in with the provider failed. Please try again.",
-    });
-    Html(
-        app.pages
-            .render("sign_in.html", json!({ "next": q.next(), "error": error })),
-    )
+    let context = saas_common::sign_in_context(&app.auth, q.next(), q.error.as_deref());
+    Html(app.pages.render("sign_in.html", context))
 }
 
 async fn sign_up_page(State(app): State<App>, Query(q): Query<NextQuery>) -> Html<String> {
-    Html(
-        app.pages
-            .render("sign_up.html", json!({ "next": q.next() })),
-    )
+    let context = saas_common::sign_up_context(&app.auth, q.next());
+    Html(app.pages.render("sign_up.html", context))
 }
 
 async fn forgot_password_page(State(app): State<App>) -> Html<String> {
@@ -220,7 +209,12 @@ async fn dashboard(
     };
     Ok(Html(app.pages.render(
         "dashboard.html",
-        json!({ "user": principal.user, "orgs": orgs, "projects": projects }),
+        json!({
+            "user": principal.user,
+            "orgs": orgs,
+            "projects": projects,
+            "sign_in_methods": saas_common::sign_in_methods(&app.auth, principal.user.id).await?,
+        }),
     )))
 }
 

@@ -34,6 +34,32 @@ pub struct Config {
     pub mail_dir: PathBuf,
     /// `AUTH_KEYS` (default `var/keys`): API token signing keys.
     pub keys_dir: PathBuf,
+    /// `GOOGLE_CLIENT_ID`, `GOOGLE_CLIENT_SECRET`, `GOOGLE_ISSUER`: the `google` provider,
+    /// when the id and secret are set.
+    pub google: Option<ProviderConfig>,
+    /// `OIDC_ISSUER`, `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`: the generic `oidc` provider,
+    /// when all three are set.
+    pub oidc: Option<ProviderConfig>,
+}
+
+/// A provider's issuer and the client registered there.
+#[derive(Clone)]
+pub struct ProviderConfig {
+    /// The issuer URL.
+    pub issuer: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -51,12 +77,45 @@ impl Config {
         let origin = var("APP_ORIGIN")
             .map(|o| AppOrigin::parse(&o).map_err(|e| format!("APP_ORIGIN: {e}")))
             .transpose()?;
+        let google = match (var("GOOGLE_CLIENT_ID"), var("GOOGLE_CLIENT_SECRET")) {
+            (Some(client_id), Some(client_secret)) => Some(ProviderConfig {
+                issuer: var("GOOGLE_ISSUER").unwrap_or_else(|| auth_oidc::GOOGLE_ISSUER.to_owned()),
+                client_id,
+                client_secret,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET: set both or neither".into(),
+                );
+            }
+        };
+        let oidc = match (
+            var("OIDC_ISSUER"),
+            var("OIDC_CLIENT_ID"),
+            var("OIDC_CLIENT_SECRET"),
+        ) {
+            (Some(issuer), Some(client_id), Some(client_secret)) => Some(ProviderConfig {
+                issuer,
+                client_id,
+                client_secret,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(
+                    "OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET: set all three or none"
+                        .into(),
+                );
+            }
+        };
         Ok(Self {
             database_url,
             bind,
             origin,
             mail_dir: var("AUTH_MAIL_DIR").map_or_else(|| "var/mail".into(), PathBuf::from),
             keys_dir: var("AUTH_KEYS").map_or_else(|| "var/keys".into(), PathBuf::from),
+            google,
+            oidc,
         })
     }
 }
@@ -140,7 +199,96 @@ pub async fn build_auth(
     if let Some(feed) = backend.feed {
         builder = builder.change_feed(feed);
     }
+    if let Some(google) = &config.google {
+        let provider = auth_oidc::OidcProvider::google_at(
+            &google.issuer,
+            &google.client_id,
+            &google.client_secret,
+        )
+        .map_err(|e| format!("GOOGLE_*: {e}"))?;
+        builder = builder.identity_provider(Arc::new(provider));
+    }
+    if let Some(oidc) = &config.oidc {
+        let provider = auth_oidc::OidcProvider::new(
+            "oidc",
+            "Single sign-on",
+            &oidc.issuer,
+            &oidc.client_id,
+            &oidc.client_secret,
+        )
+        .map_err(|e| format!("OIDC_*: {e}"))?;
+        builder = builder.identity_provider(Arc::new(provider));
+    }
     Ok(builder.build())
+}
+
+/// The sign-in buttons of the configured providers: `[{id, name, label}]`.
+#[must_use]
+pub fn provider_buttons(auth: &Auth) -> serde_json::Value {
+    auth.identity_providers()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id(),
+                "name": p.display_name(),
+                "label": format!("Continue with {}", p.display_name()),
+            })
+        })
+        .collect()
+}
+
+/// The dashboard's "Sign-in methods": whether the user has a password, and each configured
+/// provider with whether it is linked (`[{id, name, linked}]`).
+///
+/// # Errors
+/// Store errors.
+pub async fn sign_in_methods(
+    auth: &Auth,
+    user_id: auth_core::UserId,
+) -> Result<serde_json::Value, auth_core::AuthError> {
+    let links = auth.oauth().links(user_id).await?;
+    let has_password = auth.store().password_credential(user_id).await?.is_some();
+    let providers: Vec<serde_json::Value> = auth
+        .identity_providers()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id(),
+                "name": p.display_name(),
+                "linked": links.iter().any(|l| l.provider == p.id()),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({ "password": has_password, "providers": providers }))
+}
+
+/// What the sign-in page shows for an `?error=` code from a sign-in with a provider.
+#[must_use]
+pub fn sign_in_error_message(code: &str) -> &'static str {
+    match code {
+        "oauth_denied" => "Sign-in with the provider was cancelled.",
+        "account_exists" => {
+            "An account with this email exists. Sign in with your password, then link the provider."
+        }
+        _ => "Sign-in with the provider failed. Please try again.",
+    }
+}
+
+/// The context of the sign-in page: `next` (a local path, or nothing), the message for
+/// `error`, and the provider buttons.
+#[must_use]
+pub fn sign_in_context(auth: &Auth, next: Option<&str>, error: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "next": next,
+        "error": error.map(sign_in_error_message),
+        "providers": provider_buttons(auth),
+    })
+}
+
+/// The context of the sign-up page: `next` and the provider buttons.
+#[must_use]
+pub fn sign_up_context(auth: &Auth, next: Option<&str>) -> serde_json::Value {
+    serde_json::json!({ "next": next, "providers": provider_buttons(auth) })
 }
 
 /// What the API tokens page shows: the active organization, the permissions a new token may

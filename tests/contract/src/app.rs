@@ -82,6 +82,7 @@ enum Database {
 /// End it with [`AppUnderTest::finish`]. Dropping it without (a panicking case) still kills the
 /// process and drops the database, and prints the app's recent output.
 pub struct AppUnderTest {
+    bin: String,
     child: Option<Child>,
     addr: SocketAddr,
     base_url: String,
@@ -167,6 +168,7 @@ impl AppUnderTest {
 
         // From here on, a panic drops `app`, which kills the process and drops the database.
         let mut app = Self {
+            bin: bin.to_owned(),
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             base_url: String::new(),
@@ -223,6 +225,15 @@ impl AppUnderTest {
         app.base_url = format!("http://{addr}");
         app.client = Client::new(app.base_url.clone());
         app
+    }
+
+    /// Starts another instance of the same binary on a fresh store of the same kind, with
+    /// `extra_env`: for cases that need a configuration of their own (providers).
+    ///
+    /// # Panics
+    /// As [`AppUnderTest::start`].
+    pub async fn sibling_with(&self, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_with(&self.bin, self.store, extra_env).await
     }
 
     /// The address the app listens on.

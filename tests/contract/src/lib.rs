@@ -26,6 +26,7 @@ mod check;
 mod client;
 pub mod flows;
 mod mail;
+pub mod provider;
 
 pub use app::{AppUnderTest, DEFAULT_POSTGRES_URL, StoreKind, run_case};
 pub use client::{

@@ -57,7 +57,7 @@ fn removal_cookie(call: &Call<'_>) -> String {
 
 /// A session the request came with is replaced by the new one (no two live sessions for one
 /// browser, and no fixation of a session planted before sign-in).
-async fn end_previous_session(call: &Call<'_>) {
+pub(super) async fn end_previous_session(call: &Call<'_>) {
     if let Some(id) = call.authn.principal.as_ref().and_then(|p| p.session_id())
         && let Err(err) = call.auth.sessions().end(id).await
     {

@@ -27,6 +27,7 @@
 //! `invalid_request`), then the route's own rules.
 
 mod account;
+mod oauth;
 mod orgs;
 mod response;
 mod tokens;
@@ -80,6 +81,11 @@ enum Route {
     Tokens,
     TokenById,
     Jwks,
+    OAuthStart,
+    OAuthCallback,
+    OAuthLink,
+    Accounts,
+    AccountByProvider,
 }
 
 impl Route {
@@ -98,6 +104,7 @@ impl Route {
             "/auth/password-reset/confirm" => Self::PasswordResetConfirm,
             "/auth/change-password" => Self::ChangePassword,
             "/auth/active-org" => Self::ActiveOrg,
+            "/auth/accounts" => Self::Accounts,
             "/orgs" => Self::Orgs,
             "/invitations/accept" => Self::AcceptInvitation,
             "/api/tokens" => Self::Tokens,
@@ -107,8 +114,19 @@ impl Route {
                 if let Some(rest) = path.strip_prefix("/orgs/") {
                     return orgs::route(rest).map(|route| (route, Some(rest)));
                 }
+                if let Some(rest) = path.strip_prefix("/auth/oauth/") {
+                    let (provider, route) = match rest.split_once('/') {
+                        None => (rest, Self::OAuthStart),
+                        Some((provider, "callback")) => (provider, Self::OAuthCallback),
+                        Some((provider, "link")) => (provider, Self::OAuthLink),
+                        Some(_) => return None,
+                    };
+                    return (!provider.is_empty()).then_some((route, Some(provider)));
+                }
                 let (route, id) = if let Some(id) = path.strip_prefix("/api/tokens/") {
                     (Self::TokenById, id)
+                } else if let Some(provider) = path.strip_prefix("/auth/accounts/") {
+                    (Self::AccountByProvider, provider)
                 } else {
                     (Self::SessionById, path.strip_prefix("/auth/sessions/")?)
                 };
@@ -124,8 +142,12 @@ impl Route {
     /// The methods the route answers.
     const fn methods(self) -> &'static [Method] {
         match self {
-            Self::Session | Self::Sessions => &[Method::GET],
-            Self::SessionById | Self::TokenById => &[Method::DELETE],
+            Self::Session
+            | Self::Sessions
+            | Self::OAuthStart
+            | Self::OAuthCallback
+            | Self::Accounts => &[Method::GET],
+            Self::SessionById | Self::TokenById | Self::AccountByProvider => &[Method::DELETE],
             Self::Tokens => &[Method::GET, Method::POST],
             Self::Jwks => &[Method::GET],
             Self::VerifyEmail => &[Method::GET, Method::POST],
@@ -157,6 +179,9 @@ impl Route {
                 | Self::AcceptInvitation
                 | Self::Tokens
                 | Self::TokenById
+                | Self::OAuthLink
+                | Self::Accounts
+                | Self::AccountByProvider
         )
     }
 }
@@ -201,6 +226,8 @@ struct Call<'a> {
     client: ClientInfo,
     authn: Authentication,
     id: Option<String>,
+    /// The reference in the OAuth flow cookie, if the request has one.
+    oauth_cookie: Option<String>,
 }
 
 impl Call<'_> {
@@ -307,6 +334,10 @@ impl Auth {
             method: parts.method,
             query: parts.uri.query().map(str::to_owned),
             body,
+            oauth_cookie: self
+                .cookies()
+                .oauth_token(&crate::auth::cookie_header(&parts.headers))
+                .map(str::to_owned),
             authn,
             id: id.map(str::to_owned),
         };
@@ -335,12 +366,24 @@ impl Auth {
             Route::Tokens => tokens::tokens(&call).await,
             Route::TokenById => tokens::revoke(&call).await,
             Route::Jwks => tokens::jwks(&call),
+            Route::OAuthStart => oauth::start(&call).await,
+            Route::OAuthCallback => oauth::callback(&call).await,
+            Route::OAuthLink => oauth::link(&call).await,
+            Route::Accounts => oauth::accounts(&call).await,
+            Route::AccountByProvider => oauth::unlink(&call).await,
         };
         let response = match result {
             Ok(reply) => response::reply_response(reply),
             Err(err) => problem_response(&err),
         };
-        with_session_cookie(response, refresh_cookie)
+        let mut response = with_session_cookie(response, refresh_cookie);
+        if route == Route::OAuthCallback
+            && let Ok(value) = http::HeaderValue::from_str(&self.cookies().oauth_removal_cookie())
+        {
+            // Whatever the outcome, this browser's flow is over.
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        response
     }
 
     /// The answer for a request that needs a signed-in user and has none: a browser asking

@@ -11,6 +11,7 @@ mod conventions;
 mod csrf;
 mod email;
 mod limits;
+mod oauth;
 mod orgs;
 mod pages;
 mod passwords;
@@ -23,6 +24,7 @@ pub use conventions::*;
 pub use csrf::*;
 pub use email::*;
 pub use limits::*;
+pub use oauth::*;
 pub use orgs::*;
 pub use pages::*;
 pub use passwords::*;
@@ -106,6 +108,16 @@ macro_rules! __case_list {
             api_token_scopes_are_validated,
             revoked_and_forged_tokens_are_refused,
             jwks_publishes_the_token_keys,
+            // Sign-in with a provider (a real OpenID provider: tests/oidc-provider).
+            oauth_sign_in_with_a_provider_creates_the_user_and_a_new_session,
+            oauth_callback_in_another_browser_is_400_and_signs_no_one_in,
+            oauth_replayed_code_fails_and_creates_no_session,
+            oauth_wrong_nonce_audience_issuer_or_signature_fails_and_creates_nothing,
+            oauth_provider_key_rotation_is_followed,
+            oauth_next_outside_the_site_is_refused_at_the_start,
+            oauth_verified_email_links_and_ends_an_unverified_pre_registration,
+            oauth_unverified_email_of_an_existing_user_is_refused,
+            oauth_providers_are_linked_listed_and_unlinked_but_not_the_last,
         ] }
     };
 }
