@@ -6,8 +6,10 @@
 #   benches/load.sh [axum|actix] [sqlite|postgres]   (default axum sqlite; needs wrk, curl, taskset)
 #
 # Method (../shared/PERFORMANCE.md): release build; server pinned to core 0 with one worker
-# (one tokio worker for axum, one actix worker); wrk pinned to core 1 (-t1 -c32 -d10s); 2 s warm-up; bare, auth, bare, auth, … for 3
-# cycles; medians and the ratio auth / bare.
+# (one tokio worker for axum, one actix worker); wrk pinned to core 1 (-t1 -c32 -d10s); 2 s
+# warm-up; bare, cookie, Bearer, bare, cookie, Bearer, … for CYCLES cycles (default 3); the
+# medians, the ratio of the medians, and the median of each cycle's own ratio (which cancels
+# the drift of a shared machine between cycles).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,12 +97,19 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? 
 MB="$(median "${BARE[@]}")"; MA="$(median "${AUTH[@]}")"; MT="$(median "${BEARER[@]}")"
 RATIO="$(awk -v a="$MA" -v b="$MB" 'BEGIN {printf "%.2f", a / b}')"
 RATIO_T="$(awk -v a="$MT" -v b="$MB" 'BEGIN {printf "%.2f", a / b}')"
+PAIRED=(); PAIRED_T=()
+for ((i = 0; i < CYCLES; i++)); do
+  PAIRED+=("$(awk -v a="${AUTH[i]}" -v b="${BARE[i]}" 'BEGIN {print a / b}')")
+  PAIRED_T+=("$(awk -v a="${BEARER[i]}" -v b="${BARE[i]}" 'BEGIN {print a / b}')")
+done
+PR="$(median "${PAIRED[@]}" | awk '{printf "%.2f", $1}')"
+PR_T="$(median "${PAIRED_T[@]}" | awk '{printf "%.2f", $1}')"
 echo
 echo "| route | req/s (median of $CYCLES) |"
 echo "|---|---:|"
 echo "| GET /bench/projects (no auth layer) | $MB |"
 echo "| $APP-saas GET /api/projects (session cookie, $STORE) | $MA |"
 echo "| $APP-saas GET /api/projects (Bearer sk_live_ EdDSA token, $STORE) | $MT |"
-echo "| ratio cookie / bare | $RATIO |"
-echo "| ratio Bearer / bare | $RATIO_T |"
+echo "| ratio cookie / bare (of the medians; median of the cycles' ratios) | $RATIO; $PR |"
+echo "| ratio Bearer / bare (of the medians; median of the cycles' ratios) | $RATIO_T; $PR_T |"
 grep -h "Latency " "$WORK/wrk.log" | tail -2 | sed 's/^/  last runs: /'

@@ -3,6 +3,7 @@
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -92,7 +93,7 @@ impl FromRequest for Principal {
 /// routes that work either way (see the [crate docs](crate) for how actix's `Option<T>`
 /// treats a missing middleware). Dereferences to [`User`].
 #[derive(Debug, Clone)]
-pub struct CurrentUser(pub User);
+pub struct CurrentUser(pub Arc<User>);
 
 impl Deref for CurrentUser {
     type Target = User;

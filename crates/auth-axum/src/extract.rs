@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use auth_core::{
     Auth, AuthError, Authentication, ErrorCode, OrgId, Permission, Requirement, Role, User,
@@ -81,9 +82,9 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
 }
 
 /// The signed-in user (by session or API token). 401 without one; `Option<CurrentUser>` for
-/// routes that work either way. Dereferences to [`User`].
+/// routes that work either way. Dereferences to [`User`] (shared, not copied, per request).
 #[derive(Debug, Clone)]
-pub struct CurrentUser(pub User);
+pub struct CurrentUser(pub Arc<User>);
 
 impl Deref for CurrentUser {
     type Target = User;

@@ -40,16 +40,17 @@ pub enum Credential {
     ApiToken {
         /// The token's id (its `jti`).
         id: ApiTokenId,
-        /// The scopes the token was issued with.
-        scopes: BTreeSet<Permission>,
+        /// The scopes the token was issued with (shared with the cache of verified tokens).
+        scopes: Arc<BTreeSet<Permission>>,
     },
 }
 
 /// The authenticated caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The user.
-    pub user: User,
+    /// The user (shared with the session or token cache: cloning a principal copies no
+    /// strings).
+    pub user: Arc<User>,
     /// How they authenticated.
     pub credential: Credential,
     /// The active organization and the user's current role there, if any.
@@ -62,7 +63,7 @@ impl Principal {
     /// with the token's scopes for an API token. Without an organization there are none.
     #[must_use]
     pub fn new(
-        user: User,
+        user: impl Into<Arc<User>>,
         credential: Credential,
         org: Option<(OrgId, Role)>,
         roles: &RolePermissions,
@@ -73,12 +74,15 @@ impl Principal {
             .unwrap_or_default();
         let permissions = match &credential {
             Credential::Session { .. } => granted,
+            // The usual cases share a set rather than build one per request.
+            Credential::ApiToken { scopes, .. } if scopes.is_subset(&granted) => scopes.clone(),
+            Credential::ApiToken { scopes, .. } if granted.is_subset(scopes) => granted,
             Credential::ApiToken { scopes, .. } => {
                 Arc::new(granted.intersection(scopes).cloned().collect())
             }
         };
         Self {
-            user,
+            user: user.into(),
             credential,
             org,
             permissions,
@@ -245,7 +249,7 @@ mod tests {
             .collect();
         let token = Credential::ApiToken {
             id: ApiTokenId::new(),
-            scopes,
+            scopes: Arc::new(scopes),
         };
         let p = Principal::new(user(), token, Some((OrgId::new(), Role::ADMIN)), &roles);
         assert!(p.require("read:projects").is_ok());
@@ -259,5 +263,50 @@ mod tests {
         assert_eq!(err.code, ErrorCode::InsufficientScope);
         assert_eq!(err.required_scope.as_deref(), Some("write:deployments"));
         assert_eq!(p.require_session().unwrap_err().code, ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn a_token_gets_the_intersection_whichever_set_is_smaller() {
+        let roles = RolePermissions::default();
+        let token = |scopes: &[&'static str]| Credential::ApiToken {
+            id: ApiTokenId::new(),
+            scopes: Arc::new(
+                scopes
+                    .iter()
+                    .copied()
+                    .map(Permission::from_static)
+                    .collect(),
+            ),
+        };
+        let names = |p: &Principal| -> Vec<String> {
+            p.permissions()
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect()
+        };
+        let org = Some((OrgId::new(), Role::MEMBER));
+        // Scopes within the role: the scopes.
+        let p = Principal::new(user(), token(&["read:projects"]), org.clone(), &roles);
+        assert_eq!(names(&p), ["read:projects"]);
+        // Scopes beyond the role (the owner was demoted): what the role grants of them.
+        let owner_token = Credential::ApiToken {
+            id: ApiTokenId::new(),
+            scopes: roles.permissions_shared(&Role::OWNER),
+        };
+        let p = Principal::new(user(), owner_token, org.clone(), &roles);
+        let member: Vec<String> = roles
+            .permissions(&Role::MEMBER)
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect();
+        assert_eq!(names(&p), member);
+        // Neither within the other.
+        let p = Principal::new(
+            user(),
+            token(&["read:projects", "billing:manage"]),
+            org,
+            &roles,
+        );
+        assert_eq!(names(&p), ["read:projects"]);
     }
 }

@@ -199,10 +199,10 @@ pub struct CreatedSession {
 /// A session that passed validation, with its user.
 #[derive(Debug, Clone)]
 pub struct ValidSession {
-    /// The session (as cached: `last_seen_at` may lag).
-    pub session: Session,
-    /// The signed-in user.
-    pub user: User,
+    /// The session (as cached: `last_seen_at` may lag), shared with the cache.
+    pub session: Arc<Session>,
+    /// The signed-in user, shared with the cache.
+    pub user: Arc<User>,
     /// The user's membership in the session's active organization, if it has one and the
     /// user is still a member there (as cached: at most `cache_ttl` old, and dropped at once
     /// on this instance by [`SessionManager::invalidate_user`]).
@@ -214,8 +214,9 @@ pub struct ValidSession {
 
 #[derive(Debug, Clone)]
 struct Cached {
-    session: Session,
-    user: User,
+    // Shared, so that a cache hit copies no strings.
+    session: Arc<Session>,
+    user: Arc<User>,
     membership: Option<Membership>,
     /// When this entry was read from the store.
     fetched_at: OffsetDateTime,
@@ -435,8 +436,8 @@ impl SessionManager {
         self.inner.store.create_session(&session).await?;
         self.insert_if_current(
             Cached {
-                session: session.clone(),
-                user,
+                session: Arc::new(session.clone()),
+                user: Arc::new(user),
                 membership,
                 fetched_at: now,
                 activity_noted_at: now,
@@ -492,8 +493,8 @@ impl SessionManager {
             let entry = Cached {
                 activity_noted_at: pending
                     .map_or(session.last_seen_at, |at| at.max(session.last_seen_at)),
-                session,
-                user,
+                session: Arc::new(session),
+                user: Arc::new(user),
                 membership,
                 fetched_at: now,
             };
@@ -519,7 +520,7 @@ impl SessionManager {
                 .store
                 .extend_session(entry.session.id, new_expiry)
                 .await?;
-            entry.session.expires_at = new_expiry;
+            Arc::make_mut(&mut entry.session).expires_at = new_expiry;
             extended = true;
         }
 
@@ -535,7 +536,9 @@ impl SessionManager {
         if extended || note_activity {
             let mut cache = self.cache_write();
             if let Some(c) = cache.by_hash.get_mut(&hash) {
-                c.session.expires_at = entry.session.expires_at;
+                if extended {
+                    c.session = entry.session.clone();
+                }
                 c.activity_noted_at = entry.activity_noted_at;
             }
         }
@@ -704,7 +707,7 @@ impl SessionManager {
         } else if let Some(hash) = cache.by_id.get(&id).copied()
             && let Some(c) = cache.by_hash.get_mut(&hash)
         {
-            c.session.active_org_id = org_id;
+            Arc::make_mut(&mut c.session).active_org_id = org_id;
             c.membership = membership;
         }
         Ok(())

@@ -93,13 +93,13 @@ struct Verified {
     id: ApiTokenId,
     user_id: UserId,
     org_id: OrgId,
-    scopes: BTreeSet<Permission>,
+    scopes: Arc<BTreeSet<Permission>>,
     expires_at: i64,
 }
 
 #[derive(Debug, Clone)]
 struct Member {
-    user: Option<User>,
+    user: Option<Arc<User>>,
     role: Option<Role>,
     fetched_at: OffsetDateTime,
 }
@@ -417,7 +417,7 @@ impl ApiTokens {
             id: claims.jti.parse().map_err(|_| invalid())?,
             user_id: claims.sub.parse().map_err(|_| invalid())?,
             org_id: claims.org.parse().map_err(|_| invalid())?,
-            scopes,
+            scopes: Arc::new(scopes),
             expires_at: claims.exp,
         })
     }
@@ -482,7 +482,7 @@ impl ApiTokens {
             None => None,
         };
         let member = Member {
-            user,
+            user: user.map(Arc::new),
             role: membership.map(|m| m.role),
             fetched_at: now,
         };
