@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+pub mod browser;
 pub mod cases;
 mod check;
 mod client;
