@@ -1,5 +1,6 @@
 //! Extractors: the principal of the request, as handlers want it.
 
+use std::collections::BTreeSet;
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use auth_core::{Auth, AuthError, Authentication, ErrorCode, OrgId, Requirement, Role, User};
+use auth_core::{
+    Auth, AuthError, Authentication, ErrorCode, OrgId, Permission, Requirement, Role, User,
+};
 
 use crate::into_actix;
 
@@ -142,6 +145,51 @@ impl FromRequest for OrgMember {
                 org_id,
                 role,
             })
+        }))
+    }
+}
+
+/// Where the request acts and what it may do there: the active organization, the caller's role
+/// in it and the effective permissions (a token's scopes already applied). 401 without a
+/// principal, 403 `forbidden` without an active organization; `Option<ActiveOrg>` is `None` in
+/// both cases, for pages that show more to members (a dashboard, say). The same extractor as
+/// `auth_axum::ActiveOrg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveOrg {
+    /// The active organization.
+    pub org_id: OrgId,
+    /// The caller's role there, as of this request.
+    pub role: Role,
+    /// The effective permissions there.
+    pub permissions: BTreeSet<Permission>,
+}
+
+impl ActiveOrg {
+    /// Whether the permissions include `permission`.
+    #[must_use]
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p.as_str() == permission)
+    }
+}
+
+impl FromRequest for ActiveOrg {
+    type Error = AuthRejection;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(with_authentication(request, |authn| {
+            let principal = authn.require()?;
+            principal
+                .org
+                .as_ref()
+                .map(|(org_id, role)| Self {
+                    org_id: *org_id,
+                    role: role.clone(),
+                    permissions: principal.permissions().clone(),
+                })
+                .ok_or_else(|| {
+                    AuthError::new(ErrorCode::Forbidden).with_detail("No active organization.")
+                })
         }))
     }
 }

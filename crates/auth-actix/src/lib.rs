@@ -52,7 +52,7 @@ mod routes;
 
 pub use auth_macros::{require_permission, require_role, require_scope};
 pub use body::{PayloadBody, read_json};
-pub use extract::{AuthRejection, CurrentUser, OrgMember, Principal, Require};
+pub use extract::{ActiveOrg, AuthRejection, CurrentUser, OrgMember, Principal, Require};
 pub use middleware::{AuthMiddleware, AuthMiddlewareService};
 pub use routes::AuthRoutes;
 

@@ -9,7 +9,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::test::{self, TestRequest};
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use auth_actix::{
-    AuthExt, AuthRejection, CurrentUser, OrgMember, Principal, guard, read_json,
+    ActiveOrg, AuthExt, AuthRejection, CurrentUser, OrgMember, Principal, guard, read_json,
     require_permission, require_role,
 };
 use auth_core::mail::MemoryMailer;
@@ -37,6 +37,19 @@ async fn whoami(user: Option<CurrentUser>) -> String {
 
 async fn principal(p: Principal) -> String {
     format!("{} {}", p.user.email, p.permissions().len())
+}
+
+async fn active_org(org: ActiveOrg) -> String {
+    format!(
+        "{} {} {}",
+        org.role,
+        org.permissions.len(),
+        org.has("billing:manage")
+    )
+}
+
+async fn maybe_org(org: Option<ActiveOrg>) -> String {
+    org.map_or_else(|| "none".to_owned(), |o| o.role.to_string())
 }
 
 async fn mutate(user: CurrentUser) -> String {
@@ -101,6 +114,8 @@ impl TestApp {
                 .route("/api/admin", web::get().to(admin_only))
                 .route("/whoami", web::get().to(whoami))
                 .route("/principal", web::get().to(principal))
+                .route("/active-org", web::get().to(active_org))
+                .route("/maybe-org", web::get().to(maybe_org))
                 .route("/mutate", web::post().to(mutate))
                 .route("/echo", web::post().to(echo))
                 .route("/dashboard", web::get().to(whoami))
@@ -371,4 +386,29 @@ async fn extractors_without_the_middleware_fail_loudly_not_open() {
     // actix's `Option<T>` turns the error into `None`: anonymous, never more.
     let response = test::call_service(&app, TestRequest::get().uri("/whoami").to_request()).await;
     assert_eq!(test::read_body(response).await, "anonymous");
+}
+
+#[actix_web::test]
+async fn active_org_needs_an_active_organization_and_is_optional() {
+    let app = app().await;
+    let reply = app.get("/active-org", None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.code(), "unauthenticated");
+    let reply = app.get("/maybe-org", None).await;
+    assert_eq!(
+        (reply.status, reply.body.as_slice()),
+        (StatusCode::OK, &b"none"[..])
+    );
+
+    let cookie = app.sign_up("member@example.com").await;
+    let reply = app.get("/active-org", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.code(), "forbidden");
+    assert_eq!(app.get("/maybe-org", Some(&cookie)).await.body, b"none");
+
+    app.create_org(&cookie).await;
+    let reply = app.get("/active-org", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, b"owner 10 true");
+    assert_eq!(app.get("/maybe-org", Some(&cookie)).await.body, b"owner");
 }
