@@ -536,8 +536,9 @@ impl SessionManager {
         if extended || note_activity {
             let mut cache = self.cache_write();
             if let Some(c) = cache.by_hash.get_mut(&hash) {
-                if extended {
-                    c.session = entry.session.clone();
+                // Only the expiry: the entry may have changed since it was read (an org switch).
+                if extended && c.session.expires_at != entry.session.expires_at {
+                    Arc::make_mut(&mut c.session).expires_at = entry.session.expires_at;
                 }
                 c.activity_noted_at = entry.activity_noted_at;
             }
