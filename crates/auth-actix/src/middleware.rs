@@ -3,16 +3,17 @@
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use actix_web::HttpMessage;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header;
-use auth_core::Auth;
-use auth_core::web::is_safe_method;
+use actix_web::{Error, HttpMessage};
+use auth_core::gate::{ADMIT_HEADERS, ProtectedPaths};
+use auth_core::{Auth, Authentication};
+use pin_project_lite::pin_project;
 
-use crate::{actix_header_value, http_headers, into_actix};
+use crate::{actix_header_value, into_actix};
 
 /// Authenticates every request (session cookie or `Authorization: Bearer`) and puts the
 /// outcome ([`auth_core::Authentication`]) and the [`Auth`] into the request's extensions,
@@ -27,7 +28,7 @@ use crate::{actix_header_value, http_headers, into_actix};
 #[must_use]
 pub struct AuthMiddleware {
     auth: Auth,
-    protected: Arc<Vec<String>>,
+    protected: ProtectedPaths,
 }
 
 impl AuthMiddleware {
@@ -35,15 +36,14 @@ impl AuthMiddleware {
     pub fn new(auth: Auth) -> Self {
         Self {
             auth,
-            protected: Arc::new(Vec::new()),
+            protected: ProtectedPaths::default(),
         }
     }
 
     /// Requires a signed-in user for `prefix` and every path under it (`/dashboard` covers
     /// `/dashboard` and `/dashboard/…`, not `/dashboards`).
     pub fn protect(mut self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into().trim_end_matches('/').to_owned();
-        Arc::make_mut(&mut self.protected).push(prefix);
+        self.protected.add(prefix);
         self
     }
 }
@@ -73,14 +73,7 @@ where
 pub struct AuthMiddlewareService<S> {
     service: Rc<S>,
     auth: Auth,
-    protected: Arc<Vec<String>>,
-}
-
-fn is_protected(prefixes: &[String], path: &str) -> bool {
-    prefixes.iter().any(|prefix| {
-        path.strip_prefix(prefix.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    protected: ProtectedPaths,
 }
 
 impl<S, B> Service<ServiceRequest> for AuthMiddlewareService<S>
@@ -90,72 +83,172 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+    type Future = AuthFuture<S::Future, B>;
 
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let service = self.service.clone();
-        let auth = self.auth.clone();
-        let protected = self.protected.clone();
-        Box::pin(async move {
-            let headers = http_headers(request.headers());
-            let authn = auth.authenticate(&headers).await;
-            if let Some(fatal) = authn.fatal() {
-                let response = into_actix(auth_core::routes::problem_response(fatal));
-                return Ok(request.into_response(response).map_into_right_body());
+        let headers = admit_headers(request.headers());
+        // actix parsed the method already; should it not convert, treat it as unsafe.
+        let method = http::Method::from_bytes(request.method().as_str().as_bytes())
+            .unwrap_or(http::Method::POST);
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.path(), |pq| pq.as_str());
+        // The hot path: the caches answer, so the app is called at once, with no boxed future.
+        match self
+            .auth
+            .admit_cached(&method, path_and_query, &headers, &self.protected)
+        {
+            Some(Ok(authn)) => {
+                let set_cookie = authenticated(&request, authn, &self.auth);
+                AuthFuture::inner(self.service.call(request), set_cookie)
             }
-            let path = request.path();
-            // actix parsed the method already; should it not convert, treat it as unsafe.
-            let method = http::Method::from_bytes(request.method().as_str().as_bytes())
-                .unwrap_or(http::Method::POST);
-            if !Auth::is_library_path(path)
-                && !is_safe_method(method.as_str())
-                && let Err(err) = auth.check_csrf(&method, &headers, false)
-            {
-                let response = into_actix(auth_core::routes::problem_response(&err));
-                return Ok(request.into_response(response).map_into_right_body());
+            Some(Err(response)) => AuthFuture::answered(
+                request
+                    .into_response(into_actix(response))
+                    .map_into_right_body(),
+            ),
+            None => {
+                let service = self.service.clone();
+                let auth = self.auth.clone();
+                let protected = self.protected.clone();
+                AuthFuture::boxed(Box::pin(async move {
+                    let path_and_query = request
+                        .uri()
+                        .path_and_query()
+                        .map_or_else(|| request.path(), |pq| pq.as_str());
+                    let admitted = auth
+                        .admit(&method, path_and_query, &headers, &protected)
+                        .await;
+                    let authn = match admitted {
+                        Ok(authn) => authn,
+                        Err(response) => {
+                            return Ok(request
+                                .into_response(into_actix(response))
+                                .map_into_right_body());
+                        }
+                    };
+                    let set_cookie = authenticated(&request, authn, &auth);
+                    let response = service.call(request).await?;
+                    Ok(with_cookie(response, set_cookie).map_into_left_body())
+                }))
             }
-            if authn.principal.is_none() && is_protected(&protected, path) {
-                let path_and_query = request
-                    .uri()
-                    .path_and_query()
-                    .map_or(path, |pq| pq.as_str());
-                let mut response = into_actix(auth.unauthenticated_response(
-                    &method,
-                    path_and_query,
-                    &headers,
-                    authn.failure.as_ref(),
-                ));
-                if let Some(cookie) = authn.set_cookie.as_ref().and_then(actix_header_value) {
-                    response.headers_mut().append(header::SET_COOKIE, cookie);
-                }
-                return Ok(request.into_response(response).map_into_right_body());
-            }
-            let set_cookie = authn.set_cookie.as_ref().and_then(actix_header_value);
-            request.extensions_mut().insert(authn);
-            request.extensions_mut().insert(auth);
-            let mut response = service.call(request).await?;
-            if let Some(cookie) = set_cookie
-                && !response.headers().contains_key(header::SET_COOKIE)
-            {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
-            Ok(response.map_into_left_body())
-        })
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_protected;
+/// The headers [`Auth::admit`] reads, as the `http` 1.x types of the core: only those, as
+/// converting every header of every request cost more than authenticating it.
+fn admit_headers(headers: &actix_web::http::header::HeaderMap) -> http::HeaderMap {
+    let mut converted = http::HeaderMap::new();
+    for (name, value) in headers {
+        if let Some(name) = ADMIT_HEADERS.iter().find(|n| n.as_str() == name.as_str())
+            && let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes())
+        {
+            converted.append(name.clone(), value);
+        }
+    }
+    converted
+}
 
-    #[test]
-    fn prefixes_match_whole_segments() {
-        let prefixes = vec!["/dashboard".to_owned()];
-        assert!(is_protected(&prefixes, "/dashboard"));
-        assert!(is_protected(&prefixes, "/dashboard/tokens"));
-        assert!(!is_protected(&prefixes, "/dashboards"));
-        assert!(!is_protected(&prefixes, "/"));
+/// Puts what the extractors and guards need into the request; returns the cookie for the
+/// response.
+fn authenticated(
+    request: &ServiceRequest,
+    authn: Authentication,
+    auth: &Auth,
+) -> Option<header::HeaderValue> {
+    let set_cookie = authn.set_cookie.as_ref().and_then(actix_header_value);
+    let mut extensions = request.extensions_mut();
+    extensions.insert(authn);
+    extensions.insert(auth.clone());
+    set_cookie
+}
+
+/// Adds the refreshed or cleared session cookie unless the app set a cookie of its own.
+fn with_cookie<B>(
+    mut response: ServiceResponse<B>,
+    cookie: Option<header::HeaderValue>,
+) -> ServiceResponse<B> {
+    if let Some(cookie) = cookie
+        && !response.headers().contains_key(header::SET_COOKIE)
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+type Boxed<B> = Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
+
+pin_project! {
+    /// The response future of [`AuthMiddlewareService`].
+    pub struct AuthFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        // The app's own future, called on the hot path; the cookie goes onto its response.
+        Inner { #[pin] future: F, set_cookie: Option<header::HeaderValue> },
+        // Answered by the middleware (503, 403, 401, 303).
+        Answered { response: Option<ServiceResponse<EitherBody<B>>> },
+        // Authenticating needed the store.
+        Boxed { future: Boxed<B> },
+    }
+}
+
+impl<F, B> AuthFuture<F, B> {
+    fn inner(future: F, set_cookie: Option<header::HeaderValue>) -> Self {
+        Self {
+            state: State::Inner { future, set_cookie },
+        }
+    }
+
+    fn answered(response: ServiceResponse<EitherBody<B>>) -> Self {
+        Self {
+            state: State::Answered {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn boxed(future: Boxed<B>) -> Self {
+        Self {
+            state: State::Boxed { future },
+        }
+    }
+}
+
+impl<F, B> Future for AuthFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future, set_cookie } => {
+                let response = std::task::ready!(future.poll(cx))?;
+                Poll::Ready(Ok(
+                    with_cookie(response, set_cookie.take()).map_into_left_body()
+                ))
+            }
+            StateProj::Answered { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("AuthFuture polled after completion"),
+            },
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B> std::fmt::Debug for AuthFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthFuture")
     }
 }

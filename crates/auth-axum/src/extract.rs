@@ -161,7 +161,7 @@ impl ActiveOrg {
     /// Whether the permissions include `permission`.
     #[must_use]
     pub fn has(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p.as_str() == permission)
+        self.permissions.contains(permission)
     }
 
     fn of(principal: &auth_core::Principal) -> Option<Self> {

@@ -5,10 +5,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use auth_core::Auth;
 use auth_core::gate::{ProtectedPaths, with_refreshed_cookie};
+use auth_core::{Auth, Authentication};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
+use http::HeaderValue;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::into_axum;
@@ -73,54 +75,150 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = AuthFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        // The clone that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let auth = self.auth.clone();
-        let protected = self.protected.clone();
-        Box::pin(async move {
-            let path_and_query = request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| request.uri().path(), |pq| pq.as_str());
-            let authn = match auth
-                .admit(
-                    request.method(),
-                    path_and_query,
-                    request.headers(),
-                    &protected,
-                )
-                .await
-            {
-                Ok(authn) => authn,
-                Err(response) => return Ok(into_axum(response)),
-            };
-            if request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .is_none()
-            {
-                tracing::warn!(
-                    "no ConnectInfo<SocketAddr>: serve with into_make_service_with_connect_info; \
-                     client addresses are unknown"
-                );
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))));
+        // The hot path: the caches answer, so the app is called at once, with no boxed
+        // future and no clone of the inner service.
+        let admitted = self.auth.admit_cached(
+            request.method(),
+            path_and_query(&request),
+            request.headers(),
+            &self.protected,
+        );
+        match admitted {
+            Some(Ok(authn)) => {
+                let set_cookie = authenticated(&mut request, authn, &self.auth);
+                AuthFuture::inner(self.inner.call(request), set_cookie)
             }
-            let set_cookie = authn.set_cookie.clone();
-            request.extensions_mut().insert(authn);
-            request.extensions_mut().insert(auth);
-            let mut response = inner.call(request).await?;
-            with_refreshed_cookie(response.headers_mut(), set_cookie);
-            Ok(response)
-        })
+            Some(Err(response)) => AuthFuture::answered(into_axum(response)),
+            None => {
+                // The store must be asked: the clone that was polled ready serves this request.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let auth = self.auth.clone();
+                let protected = self.protected.clone();
+                AuthFuture::boxed(Box::pin(async move {
+                    let admitted = auth
+                        .admit(
+                            request.method(),
+                            path_and_query(&request),
+                            request.headers(),
+                            &protected,
+                        )
+                        .await;
+                    let authn = match admitted {
+                        Ok(authn) => authn,
+                        Err(response) => return Ok(into_axum(response)),
+                    };
+                    let set_cookie = authenticated(&mut request, authn, &auth);
+                    let mut response = inner.call(request).await?;
+                    with_refreshed_cookie(response.headers_mut(), set_cookie);
+                    Ok(response)
+                }))
+            }
+        }
+    }
+}
+
+fn path_and_query(request: &Request) -> &str {
+    request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path(), |pq| pq.as_str())
+}
+
+/// Puts what the extractors need into the request; returns the cookie for the response.
+fn authenticated(request: &mut Request, authn: Authentication, auth: &Auth) -> Option<HeaderValue> {
+    if request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_none()
+    {
+        tracing::warn!(
+            "no ConnectInfo<SocketAddr>: serve with into_make_service_with_connect_info; \
+             client addresses are unknown"
+        );
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))));
+    }
+    let set_cookie = authn.set_cookie.clone();
+    request.extensions_mut().insert(authn);
+    request.extensions_mut().insert(auth.clone());
+    set_cookie
+}
+
+pin_project! {
+    /// The response future of [`AuthService`].
+    pub struct AuthFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        // The app's own future, called on the hot path; the cookie goes onto its response.
+        Inner { #[pin] future: F, set_cookie: Option<HeaderValue> },
+        // Answered by the layer (503, 403, 401, 303).
+        Answered { response: Option<Response> },
+        // Authenticating needed the store.
+        Boxed { future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
+    }
+}
+
+impl<F, E> AuthFuture<F, E> {
+    fn inner(future: F, set_cookie: Option<HeaderValue>) -> Self {
+        Self {
+            state: State::Inner { future, set_cookie },
+        }
+    }
+
+    fn answered(response: Response) -> Self {
+        Self {
+            state: State::Answered {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn boxed(future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>) -> Self {
+        Self {
+            state: State::Boxed { future },
+        }
+    }
+}
+
+impl<F, E> Future for AuthFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future, set_cookie } => {
+                let mut response = std::task::ready!(future.poll(cx))?;
+                with_refreshed_cookie(response.headers_mut(), set_cookie.take());
+                Poll::Ready(Ok(response))
+            }
+            StateProj::Answered { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("AuthFuture polled after completion"),
+            },
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, E> std::fmt::Debug for AuthFuture<F, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthFuture")
     }
 }

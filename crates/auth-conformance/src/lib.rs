@@ -241,6 +241,7 @@ macro_rules! __with_cases {
                 concurrent_hits_on_one_key_allow_exactly_the_limit,
                 // The core's session manager on this store.
                 session_manager_validates_from_the_cache,
+                session_manager_cached_path_defers_whatever_needs_the_store,
                 session_manager_stores_only_the_token_hash,
                 session_manager_refuses_unknown_tokens,
                 session_manager_replayed_token_after_sign_out_is_refused,

@@ -31,7 +31,7 @@ use crate::password::{PasswordConfig, PasswordHasher};
 use crate::password_policy::PasswordPolicy;
 use crate::principal::{Credential, Principal};
 use crate::rate_limit::{RateLimitConfig, RateLimiter};
-use crate::session::{SessionConfig, SessionManager};
+use crate::session::{SessionConfig, SessionManager, ValidSession};
 use crate::tokens::{
     ApiTokens, Change, ChangeFeed, FeedEvent, InProcessFeed, KeyRing, TokenConfig,
 };
@@ -79,6 +79,16 @@ impl Authentication {
                 .unwrap_or_else(|| AuthError::new(ErrorCode::Unauthenticated))
         })
     }
+}
+
+/// The credential a request presents, found in its headers.
+enum Presented<'h> {
+    /// `Authorization: Bearer <token>`; `None` for another scheme or a malformed header.
+    Bearer(Option<&'h str>),
+    /// The session cookie's token.
+    Session(&'h str),
+    /// Nothing to look up: no credential, or junk under the session cookie's name.
+    Answered(Authentication),
 }
 
 /// Builds an [`Auth`]. Every setting has a safe default; see each method.
@@ -493,23 +503,96 @@ impl Auth {
     /// when there is one, else the session cookie. On the hot path this is one SHA-256 and one
     /// in-process lookup; the store is read only when the cache has no fresh entry.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Authentication {
+        match self.credential(headers) {
+            Presented::Bearer(token) => {
+                let result = match (token, &self.inner.tokens) {
+                    (Some(token), Some(tokens)) => {
+                        tokens.authenticate(token, &self.inner.roles).await
+                    }
+                    _ => Err(AuthError::new(ErrorCode::TokenInvalid)),
+                };
+                Self::bearer_authentication(result)
+            }
+            Presented::Session(token) => {
+                let result = self.inner.sessions.validate(token).await;
+                self.session_authentication(token, result)
+            }
+            Presented::Answered(authn) => authn,
+        }
+    }
+
+    /// [`authenticate`](Self::authenticate)'s answer when this instance's caches can give it
+    /// without waiting on the store: the steady state of a signed-in browser or an API token
+    /// in use, and every request without a credential. `None` when the answer needs the
+    /// store (a cache miss, an expiry to extend, a refusal to audit); call `authenticate`
+    /// then. Adapters use it to skip the asynchronous machinery on the hot path.
+    #[must_use]
+    pub fn authenticate_cached(&self, headers: &HeaderMap) -> Option<Authentication> {
+        match self.credential(headers) {
+            Presented::Bearer(token) => {
+                let result = match (token, &self.inner.tokens) {
+                    (Some(token), Some(tokens)) => {
+                        tokens.authenticate_cached(token, &self.inner.roles)?
+                    }
+                    _ => Err(AuthError::new(ErrorCode::TokenInvalid)),
+                };
+                Some(Self::bearer_authentication(result))
+            }
+            Presented::Session(token) => {
+                let valid = self.inner.sessions.validate_cached(token)?;
+                Some(self.session_authentication(token, Ok(valid)))
+            }
+            Presented::Answered(authn) => Some(authn),
+        }
+    }
+
+    /// The credential a request presents: an `Authorization` header wins over the cookie.
+    fn credential<'h>(&self, headers: &'h HeaderMap) -> Presented<'h> {
         if let Some(authorization) = headers.get(header::AUTHORIZATION) {
-            return self.authenticate_bearer(authorization).await;
+            // Another scheme (Basic, …) is no credential of ours: `None`.
+            let token = authorization
+                .to_str()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim());
+            return Presented::Bearer(token);
         }
         let cookies = self.inner.cookies;
         let cookie_header = cookie_header(headers);
-        let Some(token) = cookies.session_token(&cookie_header) else {
-            if cookies.has_session_cookie(&cookie_header) {
-                // A cookie of our name that is not one of our tokens: clear it.
-                return Authentication {
-                    failure: Some(AuthError::new(ErrorCode::Unauthenticated)),
-                    set_cookie: HeaderValue::from_str(&cookies.removal_cookie()).ok(),
-                    ..Authentication::default()
-                };
-            }
-            return Authentication::default();
+        let token = match &cookie_header {
+            std::borrow::Cow::Borrowed(header) => cookies.session_token(header),
+            // HTTP/2 split the cookies over several headers: the token is read from all of
+            // them joined (duplicates are refused), then taken from the header that holds it.
+            std::borrow::Cow::Owned(joined) => cookies.session_token(joined).and_then(|token| {
+                headers
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(|v| cookies.session_token(v).filter(|t| *t == token))
+            }),
         };
-        match self.inner.sessions.validate(token).await {
+        if let Some(token) = token {
+            return Presented::Session(token);
+        }
+        if cookies.has_session_cookie(&cookie_header) {
+            // A cookie of our name that is not one of our tokens: clear it.
+            return Presented::Answered(Authentication {
+                failure: Some(AuthError::new(ErrorCode::Unauthenticated)),
+                set_cookie: HeaderValue::from_str(&cookies.removal_cookie()).ok(),
+                ..Authentication::default()
+            });
+        }
+        Presented::Answered(Authentication::default())
+    }
+
+    fn session_authentication(
+        &self,
+        token: &str,
+        result: Result<ValidSession, AuthError>,
+    ) -> Authentication {
+        let cookies = self.inner.cookies;
+        match result {
             Ok(valid) => {
                 let set_cookie = if valid.extended {
                     let max_age = valid.session.expires_at - self.inner.clock.now();
@@ -551,24 +634,7 @@ impl Auth {
         }
     }
 
-    async fn authenticate_bearer(&self, authorization: &HeaderValue) -> Authentication {
-        let token = authorization
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        let Some(token) = token else {
-            // Another scheme (Basic, …) is no credential of ours.
-            return Authentication {
-                failure: Some(AuthError::new(ErrorCode::TokenInvalid)),
-                ..Authentication::default()
-            };
-        };
-        let result = match &self.inner.tokens {
-            Some(tokens) => tokens.authenticate(token, &self.inner.roles).await,
-            None => Err(AuthError::new(ErrorCode::TokenInvalid)),
-        };
+    fn bearer_authentication(result: Result<Principal, AuthError>) -> Authentication {
         match result {
             Ok(principal) => Authentication {
                 principal: Some(principal),

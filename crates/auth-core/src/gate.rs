@@ -32,6 +32,17 @@ impl ProtectedPaths {
     }
 }
 
+/// The request headers [`Auth::admit`] reads: an adapter whose framework has its own header
+/// types (actix-web's are `http` 0.2) converts only these on the hot path.
+pub const ADMIT_HEADERS: [header::HeaderName; 6] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::ORIGIN,
+    header::REFERER,
+    header::HeaderName::from_static("sec-fetch-site"),
+    header::ACCEPT,
+];
+
 impl Auth {
     /// Admits a request to the app, or answers it: authenticates it once (the
     /// [`Authentication`] to put into the request's extensions), and
@@ -54,6 +65,34 @@ impl Auth {
         protected: &ProtectedPaths,
     ) -> Result<Authentication, Response<Bytes>> {
         let authn = self.authenticate(headers).await;
+        self.admit_authenticated(authn, method, path_and_query, headers, protected)
+    }
+
+    /// [`admit`](Self::admit)'s answer when the in-process caches can give it without waiting
+    /// on the store (see [`Auth::authenticate_cached`]); `None` otherwise: call `admit` then.
+    /// Adapters try this first, so that the hot path needs no boxed future.
+    #[must_use]
+    pub fn admit_cached(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        protected: &ProtectedPaths,
+    ) -> Option<Result<Authentication, Response<Bytes>>> {
+        let authn = self.authenticate_cached(headers)?;
+        Some(self.admit_authenticated(authn, method, path_and_query, headers, protected))
+    }
+
+    // The error is the response to send instead of the app's: moved once, never propagated.
+    #[allow(clippy::result_large_err)]
+    fn admit_authenticated(
+        &self,
+        authn: Authentication,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        protected: &ProtectedPaths,
+    ) -> Result<Authentication, Response<Bytes>> {
         if let Some(fatal) = authn.fatal() {
             return Err(problem_response(fatal));
         }

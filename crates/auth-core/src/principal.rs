@@ -125,7 +125,7 @@ impl Principal {
     /// Whether the effective permissions include `permission`.
     #[must_use]
     pub fn has(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p.as_str() == permission)
+        self.permissions.contains(permission)
     }
 
     /// The one permission check. `Ok` when the effective permissions include `permission`;
@@ -140,9 +140,7 @@ impl Principal {
             return Ok(());
         }
         match &self.credential {
-            Credential::ApiToken { scopes, .. }
-                if !scopes.iter().any(|s| s.as_str() == permission) =>
-            {
+            Credential::ApiToken { scopes, .. } if !scopes.contains(permission) => {
                 Err(AuthError::insufficient_scope(permission))
             }
             _ => Err(AuthError::new(ErrorCode::Forbidden)),

@@ -28,6 +28,13 @@ impl Role {
     /// When the name has other characters or another length.
     pub fn new(name: impl Into<Cow<'static, str>>) -> Result<Self, InvalidName> {
         let name = name.into();
+        // The built-in names share their static strings: a role read from the store is
+        // cloned into every request's principal, and this keeps that free of allocations.
+        for builtin in [Self::OWNER, Self::ADMIN, Self::MEMBER] {
+            if builtin.0 == name {
+                return Ok(builtin);
+            }
+        }
         if valid_name(&name, false) {
             Ok(Self(name))
         } else {
@@ -93,6 +100,13 @@ impl Permission {
     /// The permission's name.
     #[must_use]
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// `Ord`, `Eq` and `Hash` are those of the name, so sets of permissions can be searched by name.
+impl std::borrow::Borrow<str> for Permission {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

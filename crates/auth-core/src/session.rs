@@ -43,7 +43,7 @@ use crate::clock::Clock;
 use crate::error::{AuthError, ErrorCode};
 use crate::id::{OrgId, SessionId, UserId};
 use crate::model::{Membership, Session, User};
-use crate::secret::{SecretString, TokenHash, generate_token};
+use crate::secret::{SecretString, TokenHash, TokenHashBuilder, generate_token};
 use crate::store::AuthStore;
 
 /// Longest `User-Agent` kept with a session.
@@ -224,9 +224,19 @@ struct Cached {
     activity_noted_at: OffsetDateTime,
 }
 
+/// What a cached or freshly read session needs before it admits a request.
+enum Step {
+    /// Past its sliding, idle or absolute expiry: end it.
+    Expired,
+    /// Past half its sliding lifetime: move its expiry (in the store) to this.
+    Extend(OffsetDateTime),
+    /// Good as it is.
+    Valid,
+}
+
 #[derive(Debug, Default)]
 struct Cache {
-    by_hash: HashMap<TokenHash, Cached>,
+    by_hash: HashMap<TokenHash, Cached, TokenHashBuilder>,
     by_id: HashMap<SessionId, TokenHash>,
 }
 
@@ -457,17 +467,7 @@ impl SessionManager {
     pub async fn validate(&self, token: &str) -> Result<ValidSession, AuthError> {
         let hash = TokenHash::of(token);
         let now = self.inner.clock.now();
-        let config = &self.inner.config;
-
-        let cached = {
-            let cache = self.cache_read();
-            cache
-                .by_hash
-                .get(&hash)
-                .filter(|c| now - c.fetched_at <= config.cache_ttl)
-                .cloned()
-        };
-        let mut entry = if let Some(entry) = cached {
+        let mut entry = if let Some(entry) = self.cached(&hash, now) {
             self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
             entry
         } else {
@@ -502,29 +502,77 @@ impl SessionManager {
             entry
         };
 
+        let extended = match self.step(&entry, now) {
+            Step::Expired => {
+                self.end(entry.session.id).await?;
+                return Err(AuthError::new(ErrorCode::SessionExpired));
+            }
+            Step::Extend(new_expiry) => {
+                self.inner
+                    .store
+                    .extend_session(entry.session.id, new_expiry)
+                    .await?;
+                Arc::make_mut(&mut entry.session).expires_at = new_expiry;
+                true
+            }
+            Step::Valid => false,
+        };
+        Ok(self.admit(&hash, entry, now, extended))
+    }
+
+    /// [`validate`](Self::validate)'s answer when this instance's cache can give it without
+    /// the store, as the adapters' synchronous fast path; `None` when the answer needs the
+    /// store (a miss, a stale entry, an expiry to extend or a session to end): call
+    /// `validate` then.
+    #[must_use]
+    pub fn validate_cached(&self, token: &str) -> Option<ValidSession> {
+        let hash = TokenHash::of(token);
+        let now = self.inner.clock.now();
+        let entry = self.cached(&hash, now)?;
+        if !matches!(self.step(&entry, now), Step::Valid) {
+            return None;
+        }
+        self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(self.admit(&hash, entry, now, false))
+    }
+
+    /// The fresh cache entry for `hash`, if there is one.
+    fn cached(&self, hash: &TokenHash, now: OffsetDateTime) -> Option<Cached> {
+        let ttl = self.inner.config.cache_ttl;
+        self.cache_read()
+            .by_hash
+            .get(hash)
+            .filter(|c| now - c.fetched_at <= ttl)
+            .cloned()
+    }
+
+    /// What a valid-looking entry needs before it admits the request.
+    fn step(&self, entry: &Cached, now: OffsetDateTime) -> Step {
+        let config = &self.inner.config;
         let last_activity = entry.session.last_seen_at.max(entry.activity_noted_at);
         let idle = config
             .idle_timeout
             .is_some_and(|idle| now - last_activity >= idle);
         if entry.session.is_expired(now) || idle {
-            self.end(entry.session.id).await?;
-            return Err(AuthError::new(ErrorCode::SessionExpired));
+            return Step::Expired;
         }
-
-        let mut extended = false;
         if entry.session.expires_at - now < config.lifetime / 2
             && entry.session.expires_at < entry.session.absolute_expires_at
         {
-            let new_expiry = (now + config.lifetime).min(entry.session.absolute_expires_at);
-            self.inner
-                .store
-                .extend_session(entry.session.id, new_expiry)
-                .await?;
-            Arc::make_mut(&mut entry.session).expires_at = new_expiry;
-            extended = true;
+            return Step::Extend((now + config.lifetime).min(entry.session.absolute_expires_at));
         }
+        Step::Valid
+    }
 
-        let note_activity = now - entry.activity_noted_at >= config.activity_interval;
+    /// Notes the request's activity (flushed in batches) and answers.
+    fn admit(
+        &self,
+        hash: &TokenHash,
+        mut entry: Cached,
+        now: OffsetDateTime,
+        extended: bool,
+    ) -> ValidSession {
+        let note_activity = now - entry.activity_noted_at >= self.inner.config.activity_interval;
         if note_activity {
             self.inner
                 .activity
@@ -535,7 +583,7 @@ impl SessionManager {
         }
         if extended || note_activity {
             let mut cache = self.cache_write();
-            if let Some(c) = cache.by_hash.get_mut(&hash) {
+            if let Some(c) = cache.by_hash.get_mut(hash) {
                 // Only the expiry: the entry may have changed since it was read (an org switch).
                 if extended && c.session.expires_at != entry.session.expires_at {
                     Arc::make_mut(&mut c.session).expires_at = entry.session.expires_at;
@@ -543,13 +591,12 @@ impl SessionManager {
                 c.activity_noted_at = entry.activity_noted_at;
             }
         }
-
-        Ok(ValidSession {
+        ValidSession {
             session: entry.session,
             user: entry.user,
             membership: entry.membership,
             extended,
-        })
+        }
     }
 
     /// The user's membership in the session's active organization.

@@ -378,6 +378,10 @@ fn session_token_is_found_among_several_cookies() {
         format!("theme=dark; authkit_session={t}; lang=en"),
         format!("theme=dark;authkit_session={t};lang=en"),
         format!("  authkit_session={t}  ;  theme=dark "),
+        format!("\tauthkit_session=\t{t}\t;theme=dark"),
+        // A pair without `=` is skipped, not an error that hides the rest.
+        format!("flag; authkit_session={t}"),
+        format!("a=b=c; authkit_session={t}"),
         // An HTTP/2 client's split Cookie headers, joined by the adapter.
         format!("theme=dark; lang=en; authkit_session={t}"),
         // The same token twice is not ambiguous.

@@ -839,6 +839,19 @@ pub async fn http_session_has_the_contract_shape(store: Arc<dyn AuthStore>) {
     assert_eq!(body["permissions"], json!([]));
     assert_no_session_cookie(&response);
 
+    // HTTP/2 clients may split the cookies over several `Cookie` headers.
+    let split = app
+        .send(
+            Req::get("/auth/session")
+                .header(header::COOKIE, "theme=dark")
+                .cookie(&token)
+                .header(header::COOKIE, "lang=en")
+                .empty(),
+        )
+        .await;
+    assert_status(&split, StatusCode::OK);
+    assert_eq!(json_of(&split)["user"]["id"], id.as_str());
+
     assert_problem(
         &app.send(Req::get("/auth/session").empty()).await,
         401,

@@ -56,6 +56,70 @@ pub async fn session_manager_validates_from_the_cache(store: Arc<dyn AuthStore>)
     assert_eq!(stats.cache_hits, 100);
 }
 
+/// The adapters' synchronous fast path answers only from a fresh cache entry that needs no
+/// store write, and defers (`None`) to `validate` for everything else: a miss, an expiry to
+/// slide, an expired or ended session.
+pub async fn session_manager_cached_path_defers_whatever_needs_the_store(
+    store: Arc<dyn AuthStore>,
+) {
+    let clock = Arc::new(ManualClock::starting_now());
+    // `a` trusts its cache for longer than any step below, so that only the session's own
+    // state decides; `b` has the default one-second bound.
+    let long = SessionConfig::new().cache_ttl(Duration::days(400)).unwrap();
+    let a = manager(&store, &clock, long);
+    let b = manager(&store, &clock, SessionConfig::default());
+    let user = signed_up(&store, "fast@example.com").await;
+    let created = a.create(user.id, SessionMeta::default()).await.unwrap();
+    let token = created.token.expose();
+
+    let valid = a
+        .validate_cached(token)
+        .expect("created sessions are cached");
+    assert_eq!(valid.user.id, user.id);
+    assert_eq!(valid.session.id, created.session.id);
+    assert!(!valid.extended);
+    assert!(
+        a.validate_cached("A".repeat(43).as_str()).is_none(),
+        "unknown: ask the store"
+    );
+
+    // Another instance has no entry until `validate` reads the store.
+    assert!(b.validate_cached(token).is_none());
+    assert_eq!(
+        b.stats().store_reads,
+        0,
+        "the fast path never reads the store"
+    );
+    b.validate(token).await.unwrap();
+    assert!(b.validate_cached(token).is_some());
+    // A stale entry is a miss.
+    clock.advance(Duration::seconds(2));
+    assert!(b.validate_cached(token).is_none());
+    assert!(a.validate_cached(token).is_some());
+
+    // Past half the lifetime the expiry must be stored: that is `validate`'s.
+    clock.advance(Duration::days(16));
+    assert!(a.validate_cached(token).is_none());
+    assert!(a.validate(token).await.unwrap().extended);
+    let valid = a.validate_cached(token).expect("extended, so cached again");
+    assert!(!valid.extended);
+
+    // Expired: ending it is `validate`'s, which refuses.
+    clock.advance(Duration::days(31));
+    assert!(a.validate_cached(token).is_none());
+    assert_eq!(code_of(a.validate(token).await), ErrorCode::SessionExpired);
+
+    // Ended: no entry left.
+    let other = a.create(user.id, SessionMeta::default()).await.unwrap();
+    assert!(a.validate_cached(other.token.expose()).is_some());
+    a.end(other.session.id).await.unwrap();
+    assert!(a.validate_cached(other.token.expose()).is_none());
+    assert_eq!(
+        code_of(a.validate(other.token.expose()).await),
+        ErrorCode::Unauthenticated
+    );
+}
+
 /// Only the token's hash is stored; the token itself is not derivable from the store.
 pub async fn session_manager_stores_only_the_token_hash(store: Arc<dyn AuthStore>) {
     let clock = Arc::new(ManualClock::starting_now());

@@ -30,6 +30,7 @@ pub use feed::{Change, ChangeFeed, FeedEvent, InProcessFeed};
 pub use keys::{DirKeyStore, KeyAlgorithm, KeyRing, KeyStore, StoredKey};
 
 use crate::principal::Credential;
+use crate::secret::TokenHashBuilder;
 use crate::web::AppOrigin;
 use crate::{
     ApiTokenId, ApiTokenRecord, AuditEvent, AuditEventId, AuthError, AuthStore, Clock, ErrorCode,
@@ -118,7 +119,7 @@ struct Inner {
     config: TokenConfig,
     issuer: String,
     audience: String,
-    verified: RwLock<HashMap<TokenHash, Arc<Verified>>>,
+    verified: RwLock<HashMap<TokenHash, Arc<Verified>, TokenHashBuilder>>,
     revoked: RwLock<Option<HashSet<ApiTokenId>>>,
     members: RwLock<HashMap<(UserId, OrgId), Member>>,
     /// Bumped by every membership invalidation: a read that started before one does not put
@@ -161,7 +162,7 @@ impl ApiTokens {
                 config,
                 issuer: origin.as_str().to_owned(),
                 audience: origin.join("/api"),
-                verified: RwLock::new(HashMap::new()),
+                verified: RwLock::new(HashMap::default()),
                 revoked: RwLock::new(None),
                 members: RwLock::new(HashMap::new()),
                 members_generation: AtomicU64::new(0),
@@ -314,8 +315,56 @@ impl ApiTokens {
             self.refused(&verified, "not_a_member").await;
             return Err(AuthError::new(ErrorCode::TokenRevoked));
         };
+        Ok(self.admit(&verified, user, role, now, roles))
+    }
+
+    /// [`authenticate`](Self::authenticate)'s answer when this instance's caches can give it
+    /// without the store, as the adapters' synchronous fast path: a good token whose
+    /// owner's membership is cached, or a token refused on its own (malformed, forged,
+    /// expired; or the feed down past the staleness bound). `None` when the answer needs the
+    /// store (a cache miss, or a refusal to audit): call `authenticate` then.
+    #[must_use]
+    pub fn authenticate_cached(
+        &self,
+        token: &str,
+        roles: &RolePermissions,
+    ) -> Option<Result<Principal, AuthError>> {
+        if let Err(err) = self.ensure_fresh() {
+            return Some(Err(err));
+        }
+        let now = self.inner.clock.now();
+        let verified = match self.verify(token, now) {
+            Ok(verified) => verified,
+            Err(err) => return Some(Err(err)),
+        };
+        let revoked = self
+            .inner
+            .revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|set| set.contains(&verified.id));
+        if revoked != Some(false) {
+            return None;
+        }
+        let member = self.cached_member(verified.user_id, verified.org_id, now)?;
+        let (Some(user), Some(role)) = (member.user, member.role) else {
+            return None;
+        };
+        Some(Ok(self.admit(&verified, user, role, now, roles)))
+    }
+
+    /// The principal of a good token, its use noted (recorded in batches).
+    fn admit(
+        &self,
+        verified: &Verified,
+        user: Arc<User>,
+        role: Role,
+        now: OffsetDateTime,
+        roles: &RolePermissions,
+    ) -> Principal {
         self.note_use(verified.id, now);
-        Ok(Principal::new(
+        Principal::new(
             user,
             Credential::ApiToken {
                 id: verified.id,
@@ -323,7 +372,7 @@ impl ApiTokens {
             },
             Some((verified.org_id, role)),
             roles,
-        ))
+        )
     }
 
     /// Fail closed when the feed has been down longer than the staleness bound.
@@ -464,15 +513,7 @@ impl ApiTokens {
         org_id: OrgId,
         now: OffsetDateTime,
     ) -> Result<Member, AuthError> {
-        let cached = self
-            .inner
-            .members
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(user_id, org_id))
-            .filter(|m| now - m.fetched_at < self.inner.config.membership_ttl)
-            .cloned();
-        if let Some(member) = cached {
+        if let Some(member) = self.cached_member(user_id, org_id, now) {
             return Ok(member);
         }
         let generation = self.inner.members_generation.load(Ordering::Acquire);
@@ -495,6 +536,17 @@ impl ApiTokens {
             members.insert((user_id, org_id), member.clone());
         }
         Ok(member)
+    }
+
+    /// The owner's membership from the cache, while fresh.
+    fn cached_member(&self, user_id: UserId, org_id: OrgId, now: OffsetDateTime) -> Option<Member> {
+        self.inner
+            .members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(user_id, org_id))
+            .filter(|m| now - m.fetched_at < self.inner.config.membership_ttl)
+            .cloned()
     }
 
     fn note_use(&self, id: ApiTokenId, now: OffsetDateTime) {
