@@ -83,11 +83,12 @@ impl Authentication {
 
 /// The credential a request presents, found in its headers.
 enum Presented<'h> {
-    /// `Authorization: Bearer <token>`; `None` for another scheme or a malformed header.
-    Bearer(Option<&'h str>),
+    /// `Authorization: Bearer <token>`.
+    Bearer(&'h str),
     /// The session cookie's token.
     Session(&'h str),
-    /// Nothing to look up: no credential, or junk under the session cookie's name.
+    /// Nothing to look up: no credential, another `Authorization` scheme, or junk under the
+    /// session cookie's name.
     Answered(Authentication),
 }
 
@@ -505,11 +506,9 @@ impl Auth {
     pub async fn authenticate(&self, headers: &HeaderMap) -> Authentication {
         match self.credential(headers) {
             Presented::Bearer(token) => {
-                let result = match (token, &self.inner.tokens) {
-                    (Some(token), Some(tokens)) => {
-                        tokens.authenticate(token, &self.inner.roles).await
-                    }
-                    _ => Err(AuthError::new(ErrorCode::TokenInvalid)),
+                let result = match &self.inner.tokens {
+                    Some(tokens) => tokens.authenticate(token, &self.inner.roles).await,
+                    None => Err(AuthError::new(ErrorCode::TokenInvalid)),
                 };
                 Self::bearer_authentication(result)
             }
@@ -530,11 +529,9 @@ impl Auth {
     pub fn authenticate_cached(&self, headers: &HeaderMap) -> Option<Authentication> {
         match self.credential(headers) {
             Presented::Bearer(token) => {
-                let result = match (token, &self.inner.tokens) {
-                    (Some(token), Some(tokens)) => {
-                        tokens.authenticate_cached(token, &self.inner.roles)?
-                    }
-                    _ => Err(AuthError::new(ErrorCode::TokenInvalid)),
+                let result = match &self.inner.tokens {
+                    Some(tokens) => tokens.authenticate_cached(token, &self.inner.roles)?,
+                    None => Err(AuthError::new(ErrorCode::TokenInvalid)),
                 };
                 Some(Self::bearer_authentication(result))
             }
@@ -549,14 +546,20 @@ impl Auth {
     /// The credential a request presents: an `Authorization` header wins over the cookie.
     fn credential<'h>(&self, headers: &'h HeaderMap) -> Presented<'h> {
         if let Some(authorization) = headers.get(header::AUTHORIZATION) {
-            // Another scheme (Basic, …) is no credential of ours: `None`.
             let token = authorization
                 .to_str()
                 .ok()
                 .and_then(|v| v.split_once(' '))
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .map(|(_, token)| token.trim());
-            return Presented::Bearer(token);
+            return match token {
+                Some(token) => Presented::Bearer(token),
+                // Another scheme (Basic, …) is no credential of ours.
+                None => Presented::Answered(Authentication {
+                    failure: Some(AuthError::new(ErrorCode::TokenInvalid)),
+                    ..Authentication::default()
+                }),
+            };
         }
         let cookies = self.inner.cookies;
         let cookie_header = cookie_header(headers);

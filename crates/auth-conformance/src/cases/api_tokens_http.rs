@@ -723,6 +723,35 @@ pub async fn api_tokens_http_token_expires_with_the_clock(store: Arc<dyn AuthSto
     assert_problem(&response, 401, "token_expired");
 }
 
+/// An `Authorization` header with another scheme (Basic, …) is no credential of ours: refused
+/// as `token_invalid` on both paths, and not taken for a Bearer request (which the CSRF rule
+/// exempts).
+pub async fn api_tokens_http_other_authorization_schemes_are_not_bearer(store: Arc<dyn AuthStore>) {
+    let t = token_app(&store).await;
+    let app = &t.app;
+    for value in ["Basic dXNlcjpwYXNz", "Bearer", "sk_live_x", "Token abc"] {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            value.parse().expect("a header value"),
+        );
+        let cached = app
+            .auth
+            .authenticate_cached(&headers)
+            .expect("answered without the store");
+        let authn = app.auth.authenticate(&headers).await;
+        for (path, authn) in [("fast", cached), ("slow", authn)] {
+            assert!(authn.principal.is_none(), "{path}: {value}");
+            assert!(!authn.bearer, "{path}: {value}");
+            assert_eq!(
+                authn.failure.map(|e| e.code),
+                Some(ErrorCode::TokenInvalid),
+                "{path}: {value}"
+            );
+        }
+    }
+}
+
 /// `DELETE /api/tokens/{id}`: 204, then the token is 401 `token_revoked` at once; only the
 /// creator or `tokens:manage` may revoke, and a forged token with the revoked id stays
 /// `token_invalid`.
