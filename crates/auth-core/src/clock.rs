@@ -39,7 +39,21 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        truncate_to_micros(OffsetDateTime::now_utc())
+        // Built from whole seconds and microseconds: the same value as truncating
+        // `OffsetDateTime::now_utc()`, without its 128-bit nanosecond arithmetic (this runs
+        // on every request).
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since_epoch
+            .ok()
+            .and_then(|d| {
+                let seconds = i64::try_from(d.as_secs()).ok()?;
+                OffsetDateTime::from_unix_timestamp(seconds)
+                    .ok()?
+                    .replace_nanosecond(d.subsec_micros() * 1_000)
+                    .ok()
+            })
+            // A system clock before 1970 or past year 9999.
+            .unwrap_or_else(|| truncate_to_micros(OffsetDateTime::now_utc()))
     }
 }
 
@@ -100,6 +114,13 @@ mod tests {
         let now = SystemClock.now();
         assert_eq!(now.offset(), time::UtcOffset::UTC);
         assert_eq!(now.nanosecond() % 1_000, 0);
+        // The same instant as the library's own clock, truncated.
+        let (before, after) = (
+            truncate_to_micros(OffsetDateTime::now_utc()),
+            SystemClock.now(),
+        );
+        assert!(before <= after && after - before < Duration::seconds(1));
+        assert!(now <= after);
     }
 
     #[test]
