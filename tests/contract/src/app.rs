@@ -290,6 +290,24 @@ impl AppUnderTest {
         self.log.dump()
     }
 
+    /// Waits up to 5 seconds for a line of the app's output that satisfies `matches`; the
+    /// output so far, and whether one came. The app writes its log before it answers, but the
+    /// harness reads the pipe on its own thread, which can lag behind the answer on a busy
+    /// machine: checks of the log must wait for it, not read it once.
+    pub async fn wait_for_output_line(&self, matches: impl Fn(&str) -> bool) -> (String, bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let output = self.output();
+            if output.lines().any(&matches) {
+                return (output, true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return (output, false);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every message mailed to `to` so far (compared case-insensitively), oldest first.
     #[must_use]
     pub fn mails_to(&self, to: &str) -> Vec<Mail> {

@@ -192,13 +192,14 @@ pub async fn oauth_replayed_code_fails_and_creates_no_session(app: &AppUnderTest
 
 /// Asserts that the app logged `reason` for a failed sign-in: the flow failed for the reason
 /// the case set up, not another.
-#[track_caller]
-fn assert_failed_because(app: &AppUnderTest, reason: &str) {
-    let output = app.output();
+async fn assert_failed_because(app: &AppUnderTest, reason: &str) {
+    let (output, found) = app
+        .wait_for_output_line(|l| {
+            l.contains("sign-in with a provider failed") && l.contains(reason)
+        })
+        .await;
     assert!(
-        output
-            .lines()
-            .any(|l| l.contains("sign-in with a provider failed") && l.contains(reason)),
+        found,
         "the app logged a failed sign-in because of {reason:?}; its output:\n{output}"
     );
 }
@@ -226,7 +227,7 @@ pub async fn oauth_wrong_nonce_audience_issuer_or_signature_fails_and_creates_no
         .log_in_at_provider(&tampered, "nonce@example.com")
         .await;
     assert_redirect(&browser.get(&callback).await, "/sign-in?error=oauth_failed");
-    assert_failed_because(app, "Invalid nonce");
+    assert_failed_because(app, "Invalid nonce").await;
 
     for (login, reason) in [
         ("wrong-aud:aud@example.com", "Invalid audiences"),
@@ -238,16 +239,15 @@ pub async fn oauth_wrong_nonce_audience_issuer_or_signature_fails_and_creates_no
             .await;
         assert_redirect(&reply, "/sign-in?error=oauth_failed");
         assert!(reply.session_set_cookie().is_none(), "{login}: {reply}");
-        assert_failed_because(app, reason);
+        assert_failed_because(app, reason).await;
     }
 
     let reply = Browser::new().start(app, "oidc", None).await;
     assert_redirect(&reply, "/sign-in?error=oauth_failed");
-    assert!(
-        app.output().contains("unexpected issuer URI"),
-        "discovery refused the issuer: {}",
-        app.output()
-    );
+    let (output, found) = app
+        .wait_for_output_line(|l| l.contains("unexpected issuer URI"))
+        .await;
+    assert!(found, "discovery refused the issuer: {output}");
 
     for email in [
         "nonce@example.com",
