@@ -337,14 +337,8 @@ impl ApiTokens {
             Ok(verified) => verified,
             Err(err) => return Some(Err(err)),
         };
-        let revoked = self
-            .inner
-            .revoked
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|set| set.contains(&verified.id));
-        if revoked != Some(false) {
+        // Not loaded yet, or revoked (a refusal to audit): the store's path.
+        if self.revoked(verified.id) != Some(false) {
             return None;
         }
         let member = self.cached_member(verified.user_id, verified.org_id, now)?;
@@ -499,12 +493,17 @@ impl ApiTokens {
     }
 
     fn is_revoked(&self, id: ApiTokenId) -> bool {
+        self.revoked(id) == Some(true)
+    }
+
+    /// Whether the token is revoked; `None` while the revocation list is not loaded.
+    fn revoked(&self, id: ApiTokenId) -> Option<bool> {
         self.inner
             .revoked
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .is_some_and(|set| set.contains(&id))
+            .map(|set| set.contains(&id))
     }
 
     async fn member(
