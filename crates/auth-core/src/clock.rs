@@ -22,6 +22,36 @@ use time::{Duration, OffsetDateTime};
 pub trait Clock: Debug + Send + Sync + 'static {
     /// The current time, in UTC, truncated to microseconds.
     fn now(&self) -> OffsetDateTime;
+
+    /// [`now`](Self::now) as microseconds since the Unix epoch: what the per-request checks
+    /// compare against deadlines computed ahead. Override it only with the same instant.
+    fn now_micros(&self) -> i64 {
+        unix_micros(self.now())
+    }
+}
+
+/// Whole microseconds since the Unix epoch, rounded down (saturating past `i64`, which
+/// `OffsetDateTime`'s range never reaches).
+#[must_use]
+pub fn unix_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000)).unwrap_or(i64::MAX)
+}
+
+/// Whole microseconds since the Unix epoch, rounded up.
+#[must_use]
+pub fn unix_micros_ceil(t: OffsetDateTime) -> i64 {
+    i64::try_from(-(-t.unix_timestamp_nanos()).div_euclid(1_000)).unwrap_or(i64::MAX)
+}
+
+/// The instant `micros` microseconds after the Unix epoch (clamped to `OffsetDateTime`'s
+/// range).
+#[must_use]
+pub fn from_unix_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).unwrap_or(if micros < 0 {
+        time::PrimitiveDateTime::MIN.assume_utc()
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
 }
 
 /// Truncates a time to whole microseconds, in UTC.
@@ -54,6 +84,17 @@ impl Clock for SystemClock {
             })
             // A system clock before 1970 or past year 9999.
             .unwrap_or_else(|| truncate_to_micros(OffsetDateTime::now_utc()))
+    }
+
+    fn now_micros(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs())
+                .ok()
+                .and_then(|s| s.checked_mul(1_000_000))
+                .and_then(|us| us.checked_add(i64::from(d.subsec_micros())))
+                .unwrap_or_else(|| unix_micros(self.now())),
+            Err(_) => unix_micros(self.now()),
+        }
     }
 }
 
@@ -124,6 +165,37 @@ mod tests {
     }
 
     #[test]
+    fn system_clock_micros_are_its_now() {
+        let a = SystemClock.now();
+        let us = SystemClock.now_micros();
+        let b = SystemClock.now();
+        assert!(unix_micros(a) <= us && us <= unix_micros(b));
+        assert_eq!(from_unix_micros(unix_micros(a)), a);
+    }
+
+    #[test]
+    fn micros_round_down_and_up_on_both_sides_of_the_epoch() {
+        use time::macros::datetime;
+        let after = datetime!(1970-01-01 00:00:01.0000015 UTC);
+        assert_eq!(unix_micros(after), 1_000_001);
+        assert_eq!(unix_micros_ceil(after), 1_000_002);
+        let before = datetime!(1969-12-31 23:59:59.9999985 UTC);
+        assert_eq!(unix_micros(before), -2);
+        assert_eq!(unix_micros_ceil(before), -1);
+        let whole = datetime!(2026-03-01 12:00:00.123456 UTC);
+        assert_eq!(unix_micros(whole), unix_micros_ceil(whole));
+        assert_eq!(from_unix_micros(unix_micros(whole)), whole);
+        assert_eq!(
+            from_unix_micros(i64::MAX),
+            time::PrimitiveDateTime::MAX.assume_utc()
+        );
+        assert_eq!(
+            from_unix_micros(i64::MIN),
+            time::PrimitiveDateTime::MIN.assume_utc()
+        );
+    }
+
+    #[test]
     fn manual_clock_moves_only_when_told() {
         let clock = ManualClock::new(time::macros::datetime!(2026-03-01 12:00:00.123456789 UTC));
         assert_eq!(clock.now().nanosecond(), 123_456_000);
@@ -131,5 +203,6 @@ mod tests {
         assert_eq!(clock.now(), before);
         clock.advance(Duration::hours(2));
         assert_eq!(clock.now() - before, Duration::hours(2));
+        assert_eq!(clock.now_micros(), unix_micros(clock.now()));
     }
 }

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use time::{Duration, OffsetDateTime};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, from_unix_micros, unix_micros, unix_micros_ceil};
 use crate::error::{AuthError, ErrorCode};
 use crate::id::{OrgId, SessionId, UserId};
 use crate::model::{Membership, Session, User};
@@ -222,14 +222,91 @@ struct Cached {
     fetched_at: OffsetDateTime,
     /// When activity was last noted for the batch.
     activity_noted_at: OffsetDateTime,
+    /// The instants the checks of a request compare with, worked out when the entry changes.
+    deadlines: Deadlines,
+}
+
+/// An entry's deadlines in microseconds since the Unix epoch, so that a request compares
+/// integers instead of doing `time` arithmetic. Each is exact: a time that is not a whole
+/// microsecond is rounded the way that keeps the comparison the same.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// Fresh while `now <= fresh_until` (`now - fetched_at <= cache_ttl`).
+    fresh_until: i64,
+    /// Ended once `now >= ends` (sliding or absolute expiry, or the idle timeout).
+    ends: i64,
+    /// The sliding expiry moves once `now > extend_after` (less than half its lifetime left).
+    extend_after: i64,
+    /// Activity is noted again once `now >= note_from`.
+    note_from: i64,
+}
+
+impl Cached {
+    fn new(
+        session: Arc<Session>,
+        user: Arc<User>,
+        membership: Option<Membership>,
+        fetched_at: OffsetDateTime,
+        activity_noted_at: OffsetDateTime,
+        config: &SessionConfig,
+    ) -> Self {
+        let mut entry = Self {
+            session,
+            user,
+            membership,
+            fetched_at,
+            activity_noted_at,
+            deadlines: Deadlines {
+                fresh_until: i64::MIN,
+                ends: i64::MIN,
+                extend_after: i64::MIN,
+                note_from: i64::MIN,
+            },
+        };
+        entry.update_deadlines(config);
+        entry
+    }
+
+    /// Works the deadlines out again after the session's expiry or the noted activity moved.
+    fn update_deadlines(&mut self, config: &SessionConfig) {
+        let session = &self.session;
+        let last_activity = session.last_seen_at.max(self.activity_noted_at);
+        let mut ends = session.expires_at.min(session.absolute_expires_at);
+        if let Some(idle) = config.idle_timeout {
+            // Past `OffsetDateTime`'s range the idle timeout cannot come first.
+            if let Some(idle_end) = last_activity.checked_add(idle) {
+                ends = ends.min(idle_end);
+            }
+        }
+        let extend_after = if session.expires_at < session.absolute_expires_at {
+            session
+                .expires_at
+                .checked_sub(config.lifetime / 2)
+                .map_or(i64::MIN, unix_micros)
+        } else {
+            i64::MAX
+        };
+        self.deadlines = Deadlines {
+            fresh_until: self
+                .fetched_at
+                .checked_add(config.cache_ttl)
+                .map_or(i64::MAX, unix_micros),
+            ends: unix_micros_ceil(ends),
+            extend_after,
+            note_from: self
+                .activity_noted_at
+                .checked_add(config.activity_interval)
+                .map_or(i64::MAX, unix_micros_ceil),
+        };
+    }
 }
 
 /// What a cached or freshly read session needs before it admits a request.
 enum Step {
     /// Past its sliding, idle or absolute expiry: end it.
     Expired,
-    /// Past half its sliding lifetime: move its expiry (in the store) to this.
-    Extend(OffsetDateTime),
+    /// Past half its sliding lifetime: move its expiry (in the store).
+    Extend,
     /// Good as it is.
     Valid,
 }
@@ -445,13 +522,14 @@ impl SessionManager {
         let membership = self.active_membership(&session).await?;
         self.inner.store.create_session(&session).await?;
         self.insert_if_current(
-            Cached {
-                session: Arc::new(session.clone()),
-                user: Arc::new(user),
+            Cached::new(
+                Arc::new(session.clone()),
+                Arc::new(user),
                 membership,
-                fetched_at: now,
-                activity_noted_at: now,
-            },
+                now,
+                now,
+                &self.inner.config,
+            ),
             generation,
             now,
         );
@@ -467,7 +545,8 @@ impl SessionManager {
     pub async fn validate(&self, token: &str) -> Result<ValidSession, AuthError> {
         let hash = TokenHash::of(token);
         let now = self.inner.clock.now();
-        let mut entry = if let Some(entry) = self.cached(&hash, now) {
+        let now_us = unix_micros(now);
+        let mut entry = if let Some(entry) = self.cached(&hash, now_us) {
             self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
             entry
         } else {
@@ -490,34 +569,39 @@ impl SessionManager {
                 .unwrap_or_else(PoisonError::into_inner)
                 .get(&session.id)
                 .copied();
-            let entry = Cached {
-                activity_noted_at: pending
-                    .map_or(session.last_seen_at, |at| at.max(session.last_seen_at)),
-                session: Arc::new(session),
-                user: Arc::new(user),
+            let activity_noted_at =
+                pending.map_or(session.last_seen_at, |at| at.max(session.last_seen_at));
+            let entry = Cached::new(
+                Arc::new(session),
+                Arc::new(user),
                 membership,
-                fetched_at: now,
-            };
+                now,
+                activity_noted_at,
+                &self.inner.config,
+            );
             self.insert_if_current(entry.clone(), generation, now);
             entry
         };
 
-        let extended = match self.step(&entry, now) {
+        let extended = match Self::step(&entry, now_us) {
             Step::Expired => {
                 self.end(entry.session.id).await?;
                 return Err(AuthError::new(ErrorCode::SessionExpired));
             }
-            Step::Extend(new_expiry) => {
+            Step::Extend => {
+                let new_expiry =
+                    (now + self.inner.config.lifetime).min(entry.session.absolute_expires_at);
                 self.inner
                     .store
                     .extend_session(entry.session.id, new_expiry)
                     .await?;
                 Arc::make_mut(&mut entry.session).expires_at = new_expiry;
+                entry.update_deadlines(&self.inner.config);
                 true
             }
             Step::Valid => false,
         };
-        Ok(self.admit(&hash, entry, now, extended))
+        Ok(self.admit(&hash, entry, now_us, extended))
     }
 
     /// [`validate`](Self::validate)'s answer when this instance's cache can give it without
@@ -527,41 +611,34 @@ impl SessionManager {
     #[must_use]
     pub fn validate_cached(&self, token: &str) -> Option<ValidSession> {
         let hash = TokenHash::of(token);
-        let now = self.inner.clock.now();
-        let entry = self.cached(&hash, now)?;
-        if !matches!(self.step(&entry, now), Step::Valid) {
+        let now_us = self.inner.clock.now_micros();
+        let entry = self.cached(&hash, now_us)?;
+        if !matches!(Self::step(&entry, now_us), Step::Valid) {
             return None;
         }
         self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
-        Some(self.admit(&hash, entry, now, false))
+        Some(self.admit(&hash, entry, now_us, false))
     }
 
     /// The fresh cache entry for `hash`, if there is one.
-    fn cached(&self, hash: &TokenHash, now: OffsetDateTime) -> Option<Cached> {
-        let ttl = self.inner.config.cache_ttl;
+    fn cached(&self, hash: &TokenHash, now_us: i64) -> Option<Cached> {
         self.cache_read()
             .by_hash
             .get(hash)
-            .filter(|c| now - c.fetched_at <= ttl)
+            .filter(|c| now_us <= c.deadlines.fresh_until)
             .cloned()
     }
 
     /// What a valid-looking entry needs before it admits the request.
-    fn step(&self, entry: &Cached, now: OffsetDateTime) -> Step {
-        let config = &self.inner.config;
-        let last_activity = entry.session.last_seen_at.max(entry.activity_noted_at);
-        let idle = config
-            .idle_timeout
-            .is_some_and(|idle| now - last_activity >= idle);
-        if entry.session.is_expired(now) || idle {
-            return Step::Expired;
+    fn step(entry: &Cached, now_us: i64) -> Step {
+        let deadlines = &entry.deadlines;
+        if now_us >= deadlines.ends {
+            Step::Expired
+        } else if now_us > deadlines.extend_after {
+            Step::Extend
+        } else {
+            Step::Valid
         }
-        if entry.session.expires_at - now < config.lifetime / 2
-            && entry.session.expires_at < entry.session.absolute_expires_at
-        {
-            return Step::Extend((now + config.lifetime).min(entry.session.absolute_expires_at));
-        }
-        Step::Valid
     }
 
     /// Notes the request's activity (flushed in batches) and answers.
@@ -569,11 +646,12 @@ impl SessionManager {
         &self,
         hash: &TokenHash,
         mut entry: Cached,
-        now: OffsetDateTime,
+        now_us: i64,
         extended: bool,
     ) -> ValidSession {
-        let note_activity = now - entry.activity_noted_at >= self.inner.config.activity_interval;
+        let note_activity = now_us >= entry.deadlines.note_from;
         if note_activity {
+            let now = from_unix_micros(now_us);
             self.inner
                 .activity
                 .lock()
@@ -582,6 +660,7 @@ impl SessionManager {
             entry.activity_noted_at = now;
         }
         if extended || note_activity {
+            let config = &self.inner.config;
             let mut cache = self.cache_write();
             if let Some(c) = cache.by_hash.get_mut(hash) {
                 // Only the expiry: the entry may have changed since it was read (an org switch).
@@ -589,6 +668,7 @@ impl SessionManager {
                     Arc::make_mut(&mut c.session).expires_at = entry.session.expires_at;
                 }
                 c.activity_noted_at = entry.activity_noted_at;
+                c.update_deadlines(config);
             }
         }
         ValidSession {

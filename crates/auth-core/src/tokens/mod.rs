@@ -29,6 +29,7 @@ use time::{Duration, OffsetDateTime};
 pub use feed::{Change, ChangeFeed, FeedEvent, InProcessFeed};
 pub use keys::{DirKeyStore, KeyAlgorithm, KeyRing, KeyStore, StoredKey};
 
+use crate::clock::{from_unix_micros, unix_micros_ceil};
 use crate::principal::Credential;
 use crate::secret::TokenHashBuilder;
 use crate::web::AppOrigin;
@@ -102,8 +103,15 @@ struct Verified {
 struct Member {
     user: Option<Arc<User>>,
     role: Option<Role>,
-    fetched_at: OffsetDateTime,
+    /// Used while `now < fresh_until` (microseconds since the epoch): `membership_ttl` after
+    /// it was read.
+    fresh_until: i64,
 }
+
+/// Hashes the maps keyed by our own ids (UUIDs we generated, read from the store or from
+/// tokens we signed, never chosen by a client) with `foldhash`, seeded per process, instead
+/// of SipHash: these lookups run on every Bearer request.
+type IdHasher = foldhash::fast::RandomState;
 
 /// API tokens: issue, verify, list, revoke. Cheap to clone.
 #[derive(Clone)]
@@ -120,12 +128,13 @@ struct Inner {
     issuer: String,
     audience: String,
     verified: RwLock<HashMap<TokenHash, Arc<Verified>, TokenHashBuilder>>,
-    revoked: RwLock<Option<HashSet<ApiTokenId>>>,
-    members: RwLock<HashMap<(UserId, OrgId), Member>>,
+    revoked: RwLock<Option<HashSet<ApiTokenId, IdHasher>>>,
+    members: RwLock<HashMap<(UserId, OrgId), Member, IdHasher>>,
     /// Bumped by every membership invalidation: a read that started before one does not put
     /// its (possibly stale) answer into the cache.
     members_generation: AtomicU64,
-    used: Mutex<HashMap<ApiTokenId, (OffsetDateTime, u64)>>,
+    /// Last use (microseconds since the epoch) and count of uses, per token, to flush.
+    used: Mutex<HashMap<ApiTokenId, (i64, u64), IdHasher>>,
     refusals_noted: Mutex<HashMap<ApiTokenId, OffsetDateTime>>,
 }
 
@@ -164,9 +173,9 @@ impl ApiTokens {
                 audience: origin.join("/api"),
                 verified: RwLock::new(HashMap::default()),
                 revoked: RwLock::new(None),
-                members: RwLock::new(HashMap::new()),
+                members: RwLock::new(HashMap::default()),
                 members_generation: AtomicU64::new(0),
-                used: Mutex::new(HashMap::new()),
+                used: Mutex::new(HashMap::default()),
                 refusals_noted: Mutex::new(HashMap::new()),
             }),
         }
@@ -303,19 +312,21 @@ impl ApiTokens {
         roles: &RolePermissions,
     ) -> Result<Principal, AuthError> {
         self.ensure_fresh()?;
-        let now = self.inner.clock.now();
-        let verified = self.verify(token, now)?;
+        let now_us = self.inner.clock.now_micros();
+        let verified = self.verify(token, now_us)?;
         self.ensure_revocations_loaded().await?;
         if self.is_revoked(verified.id) {
             self.refused(&verified, "revoked").await;
             return Err(AuthError::new(ErrorCode::TokenRevoked));
         }
-        let member = self.member(verified.user_id, verified.org_id, now).await?;
+        let member = self
+            .member(verified.user_id, verified.org_id, now_us)
+            .await?;
         let (Some(user), Some(role)) = (member.user, member.role) else {
             self.refused(&verified, "not_a_member").await;
             return Err(AuthError::new(ErrorCode::TokenRevoked));
         };
-        Ok(self.admit(&verified, user, role, now, roles))
+        Ok(self.admit(&verified, user, role, now_us, roles))
     }
 
     /// [`authenticate`](Self::authenticate)'s answer when this instance's caches can give it
@@ -332,8 +343,8 @@ impl ApiTokens {
         if let Err(err) = self.ensure_fresh() {
             return Some(Err(err));
         }
-        let now = self.inner.clock.now();
-        let verified = match self.verify(token, now) {
+        let now_us = self.inner.clock.now_micros();
+        let verified = match self.verify(token, now_us) {
             Ok(verified) => verified,
             Err(err) => return Some(Err(err)),
         };
@@ -341,11 +352,11 @@ impl ApiTokens {
         if self.revoked(verified.id) != Some(false) {
             return None;
         }
-        let member = self.cached_member(verified.user_id, verified.org_id, now)?;
+        let member = self.cached_member(verified.user_id, verified.org_id, now_us)?;
         let (Some(user), Some(role)) = (member.user, member.role) else {
             return None;
         };
-        Some(Ok(self.admit(&verified, user, role, now, roles)))
+        Some(Ok(self.admit(&verified, user, role, now_us, roles)))
     }
 
     /// The principal of a good token, its use noted (recorded in batches).
@@ -354,10 +365,10 @@ impl ApiTokens {
         verified: &Verified,
         user: Arc<User>,
         role: Role,
-        now: OffsetDateTime,
+        now_us: i64,
         roles: &RolePermissions,
     ) -> Principal {
-        self.note_use(verified.id, now);
+        self.note_use(verified.id, now_us);
         Principal::new(
             user,
             Credential::ApiToken {
@@ -385,7 +396,7 @@ impl ApiTokens {
     }
 
     /// Signature and claims, through the cache of verified tokens.
-    fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Arc<Verified>, AuthError> {
+    fn verify(&self, token: &str, now_us: i64) -> Result<Arc<Verified>, AuthError> {
         let jws = token
             .strip_prefix(TOKEN_PREFIX)
             .filter(|t| t.len() <= MAX_TOKEN_LEN)
@@ -399,11 +410,13 @@ impl ApiTokens {
             .get(&hash)
             .cloned();
         if let Some(verified) = cached {
-            if now.unix_timestamp() >= verified.expires_at {
+            // `exp` is in whole seconds: expired from its first microsecond.
+            if now_us >= verified.expires_at.saturating_mul(1_000_000) {
                 return Err(AuthError::new(ErrorCode::TokenExpired));
             }
             return Ok(verified);
         }
+        let now = from_unix_micros(now_us);
         let verified = Arc::new(self.verify_signature(jws, now)?);
         let mut cache = self
             .inner
@@ -510,9 +523,9 @@ impl ApiTokens {
         &self,
         user_id: UserId,
         org_id: OrgId,
-        now: OffsetDateTime,
+        now_us: i64,
     ) -> Result<Member, AuthError> {
-        if let Some(member) = self.cached_member(user_id, org_id, now) {
+        if let Some(member) = self.cached_member(user_id, org_id, now_us) {
             return Ok(member);
         }
         let generation = self.inner.members_generation.load(Ordering::Acquire);
@@ -524,7 +537,9 @@ impl ApiTokens {
         let member = Member {
             user: user.map(Arc::new),
             role: membership.map(|m| m.role),
-            fetched_at: now,
+            fresh_until: from_unix_micros(now_us)
+                .checked_add(self.inner.config.membership_ttl)
+                .map_or(i64::MAX, unix_micros_ceil),
         };
         let mut members = self
             .inner
@@ -538,24 +553,24 @@ impl ApiTokens {
     }
 
     /// The owner's membership from the cache, while fresh.
-    fn cached_member(&self, user_id: UserId, org_id: OrgId, now: OffsetDateTime) -> Option<Member> {
+    fn cached_member(&self, user_id: UserId, org_id: OrgId, now_us: i64) -> Option<Member> {
         self.inner
             .members
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&(user_id, org_id))
-            .filter(|m| now - m.fetched_at < self.inner.config.membership_ttl)
+            .filter(|m| now_us < m.fresh_until)
             .cloned()
     }
 
-    fn note_use(&self, id: ApiTokenId, now: OffsetDateTime) {
+    fn note_use(&self, id: ApiTokenId, now_us: i64) {
         let mut used = self
             .inner
             .used
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let entry = used.entry(id).or_insert((now, 0));
-        entry.0 = entry.0.max(now);
+        let entry = used.entry(id).or_insert((now_us, 0));
+        entry.0 = entry.0.max(now_us);
         entry.1 += 1;
     }
 
@@ -595,7 +610,7 @@ impl ApiTokens {
     /// # Errors
     /// Store errors; the noted uses are kept for the next attempt.
     pub async fn flush_usage(&self) -> Result<usize, AuthError> {
-        let batch: Vec<(ApiTokenId, (OffsetDateTime, u64))> = self
+        let batch: Vec<(ApiTokenId, (i64, u64))> = self
             .inner
             .used
             .lock()
@@ -605,8 +620,10 @@ impl ApiTokens {
         if batch.is_empty() {
             return Ok(0);
         }
-        let times: Vec<(ApiTokenId, OffsetDateTime)> =
-            batch.iter().map(|(id, (at, _))| (*id, *at)).collect();
+        let times: Vec<(ApiTokenId, OffsetDateTime)> = batch
+            .iter()
+            .map(|(id, (at, _))| (*id, from_unix_micros(*at)))
+            .collect();
         if let Err(err) = self.inner.store.record_api_token_use(&times).await {
             let mut used = self
                 .inner
@@ -625,7 +642,7 @@ impl ApiTokens {
                 "api_token.used",
                 None,
                 None,
-                json!({ "token_id": id.to_string(), "uses": count, "last_used_at": at.unix_timestamp() }),
+                json!({ "token_id": id.to_string(), "uses": count, "last_used_at": at.div_euclid(1_000_000) }),
             )
             .await;
         }
