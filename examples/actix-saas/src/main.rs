@@ -84,6 +84,14 @@ async fn run() -> Result<(), String> {
             .service(
                 web::scope("")
                     .wrap(auth.middleware().protect("/dashboard"))
+                    // actix tries a scope's services in order: the JSON API, the busiest
+                    // routes, first.
+                    .service(page("/api/projects", list_projects))
+                    .service(
+                        resource("/api/deployments", "POST")
+                            .route(web::post().to(create_deployment)),
+                    )
+                    .service(page("/api/billing", billing))
                     .service(auth.service())
                     .service(page("/", index))
                     .service(page("/sign-in", sign_in_page))
@@ -94,12 +102,6 @@ async fn run() -> Result<(), String> {
                     .service(page("/dashboard", dashboard))
                     .service(page("/dashboard/members", members_page))
                     .service(page("/dashboard/tokens", tokens_page))
-                    .service(page("/api/projects", list_projects))
-                    .service(
-                        resource("/api/deployments", "POST")
-                            .route(web::post().to(create_deployment)),
-                    )
-                    .service(page("/api/billing", billing))
                     .service(page("/static/{file}", static_file))
                     .default_service(web::to(not_found)),
             )
