@@ -34,10 +34,10 @@ mod tokens;
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes};
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body::Body;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 pub use response::{local_path, percent_encode, problem_response};
@@ -465,29 +465,64 @@ fn is_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// How much of an oversized body is read and dropped before the 413 goes out, and for how
+/// long at most: HTTP/1 servers close a connection whose request body was left unread, and a
+/// client still sending it then gets a reset instead of the answer. Past either bound the
+/// answer goes out at once.
+const DRAIN_BYTES: u64 = 4 * MAX_BODY_BYTES as u64;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Reads at most [`MAX_BODY_BYTES`]; 413 past it (by `Content-Length` before reading, or
-/// while reading a body without one).
+/// while reading a body without one), after draining what the client is still sending (up to
+/// [`DRAIN_BYTES`] and [`DRAIN_TIME`]).
 async fn read_body<B>(headers: &HeaderMap, body: B) -> Result<Bytes, AuthError>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let too_large = || AuthError::new(ErrorCode::PayloadTooLarge);
-    if header_str(headers, header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
-    {
+    let mut body = std::pin::pin!(body);
+    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > MAX_BODY_BYTES as u64) {
+        if len <= DRAIN_BYTES {
+            drain(body).await;
+        }
         return Err(too_large());
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(err) => {
+    let mut read = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            let err: Box<dyn std::error::Error + Send + Sync> = err.into();
             tracing::debug!(error = %err, "could not read the request body");
-            Err(AuthError::new(ErrorCode::InvalidRequest)
-                .with_detail("The request body could not be read."))
+            AuthError::new(ErrorCode::InvalidRequest)
+                .with_detail("The request body could not be read.")
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if read.len() + data.remaining() > MAX_BODY_BYTES {
+                drain(body).await;
+                return Err(too_large());
+            }
+            read.put(data);
         }
     }
+    Ok(read.freeze())
+}
+
+/// Reads and drops the rest of a body, within [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain<B: Body>(mut body: std::pin::Pin<&mut B>) {
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                let len = data.remaining() as u64;
+                if len >= left {
+                    return;
+                }
+                left -= len;
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads a JSON request body the way the library's routes do, for an app's own JSON routes:
@@ -523,4 +558,92 @@ fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, AuthError> {
             "The request body is not valid JSON."
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    use http_body::Frame;
+
+    use super::*;
+
+    /// `chunks` chunks of `size` bytes, counting what the reader pulled.
+    struct Counting {
+        chunks: usize,
+        size: usize,
+        pulled: Arc<AtomicUsize>,
+    }
+
+    impl Body for Counting {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.chunks == 0 {
+                return Poll::Ready(None);
+            }
+            self.chunks -= 1;
+            self.pulled.fetch_add(self.size, Ordering::Relaxed);
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'a'; self.size])))))
+        }
+    }
+
+    async fn read(chunks: usize, size: usize, declare: bool) -> (Result<Bytes, AuthError>, usize) {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut headers = HeaderMap::new();
+        if declare {
+            headers.insert(header::CONTENT_LENGTH, (chunks * size).into());
+        }
+        let body = Counting {
+            chunks,
+            size,
+            pulled: pulled.clone(),
+        };
+        let result = read_body(&headers, body).await;
+        (result, pulled.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn a_body_at_the_limit_is_read() {
+        for declare in [true, false] {
+            let (result, pulled) = read(16, MAX_BODY_BYTES / 16, declare).await;
+            assert_eq!(result.expect("at the limit").len(), MAX_BODY_BYTES);
+            assert_eq!(pulled, MAX_BODY_BYTES);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_413_after_it_was_drained() {
+        // What a client still sending it needs to read the answer rather than a reset.
+        for declare in [true, false] {
+            let (result, pulled) = read(17, MAX_BODY_BYTES / 16, declare).await;
+            assert_eq!(
+                result.expect_err("over the limit").code,
+                ErrorCode::PayloadTooLarge
+            );
+            assert_eq!(pulled, 17 * (MAX_BODY_BYTES / 16), "declared: {declare}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_huge_body_is_not_drained_past_the_bound() {
+        let chunk = MAX_BODY_BYTES / 4;
+        // Declared past the bound: answered before reading any of it.
+        let (result, pulled) = read(64, chunk, true).await;
+        assert_eq!(result.expect_err("huge").code, ErrorCode::PayloadTooLarge);
+        assert_eq!(pulled, 0);
+        // Undeclared: the limit, the chunk that crossed it and at most the bound are read.
+        let (result, pulled) = read(64, chunk, false).await;
+        assert_eq!(result.expect_err("huge").code, ErrorCode::PayloadTooLarge);
+        let most = MAX_BODY_BYTES as u64 + chunk as u64 + DRAIN_BYTES;
+        assert!(pulled as u64 <= most, "{pulled}");
+        assert!(pulled < 64 * chunk);
+    }
 }
