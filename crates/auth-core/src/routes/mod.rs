@@ -469,7 +469,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// long at most: HTTP/1 servers close a connection whose request body was left unread, and a
 /// client still sending it then gets a reset instead of the answer. Past either bound the
 /// answer goes out at once.
-const DRAIN_BYTES: u64 = 4 * MAX_BODY_BYTES as u64;
+pub const DRAIN_BYTES: u64 = 4 * MAX_BODY_BYTES as u64;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads at most [`MAX_BODY_BYTES`]; 413 past it (by `Content-Length` before reading, or
