@@ -45,6 +45,22 @@ pub enum Credential {
     },
 }
 
+/// An API token's effective permissions: its scopes that the owner's role grants. The usual
+/// cases (every scope granted; or the role's whole set within the scopes) share a set rather
+/// than build one.
+pub(crate) fn token_permissions(
+    scopes: &Arc<BTreeSet<Permission>>,
+    granted: Arc<BTreeSet<Permission>>,
+) -> Arc<BTreeSet<Permission>> {
+    if scopes.is_subset(&granted) {
+        scopes.clone()
+    } else if granted.is_subset(scopes) {
+        granted
+    } else {
+        Arc::new(granted.intersection(scopes).cloned().collect())
+    }
+}
+
 /// The authenticated caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -74,13 +90,19 @@ impl Principal {
             .unwrap_or_default();
         let permissions = match &credential {
             Credential::Session { .. } => granted,
-            // The usual cases share a set rather than build one per request.
-            Credential::ApiToken { scopes, .. } if scopes.is_subset(&granted) => scopes.clone(),
-            Credential::ApiToken { scopes, .. } if granted.is_subset(scopes) => granted,
-            Credential::ApiToken { scopes, .. } => {
-                Arc::new(granted.intersection(scopes).cloned().collect())
-            }
+            Credential::ApiToken { scopes, .. } => token_permissions(scopes, granted),
         };
+        Self::with_permissions(user, credential, org, permissions)
+    }
+
+    /// A principal with its effective permissions already worked out (by [`Self::new`]'s
+    /// rule: the API token cache keeps them per token).
+    pub(crate) fn with_permissions(
+        user: impl Into<Arc<User>>,
+        credential: Credential,
+        org: Option<(OrgId, Role)>,
+        permissions: Arc<BTreeSet<Permission>>,
+    ) -> Self {
         Self {
             user: user.into(),
             credential,

@@ -487,7 +487,8 @@ pub async fn api_tokens_http_forged_tokens_are_401_token_invalid(store: Arc<dyn 
             format!("HS256 keyed with the public key, {header}"),
         ));
     }
-    // Tampered claims under the old signature.
+    // Tampered claims under the old signature. The genuine token is in the cache of verified
+    // tokens by now, and that cache is keyed by the signature: these must miss it.
     forged.push((
         format!("{PREFIX}{}.{signature}", signing_input(&jose, &escalated)),
         "escalated scopes, old signature".to_owned(),

@@ -4,8 +4,8 @@
 //! id), `iat`, `exp`, `iss` (the app's origin) and `aud` (origin + `/api`) with the newest key
 //! of the [`KeyRing`] (header `typ: at+jwt`, `kid`). The token is shown once and never stored.
 //!
-//! Verifying a token, in order: the `sk_live_` prefix; a cache of verified claims keyed by the
-//! token's SHA-256 (a signature is checked once per token, not once per request); on a miss, the
+//! Verifying a token, in order: the `sk_live_` prefix; a cache of verified claims (a signature is
+//! checked once per token, not once per request, see [`Verified`]); on a miss, the
 //! header's `kid` looked up in our key ring only, the algorithm pinned by that key (never read
 //! from the token; `jwk`, `jku`, `x5u` ignored), `typ`, signature, `iss`, `aud`, `exp`, `nbf`;
 //! then the revocation list (in memory, kept current by the [change feed](feed)); then the
@@ -18,7 +18,7 @@ pub mod keys;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
@@ -30,7 +30,7 @@ pub use feed::{Change, ChangeFeed, FeedEvent, InProcessFeed};
 pub use keys::{DirKeyStore, KeyAlgorithm, KeyRing, KeyStore, StoredKey};
 
 use crate::clock::{from_unix_micros, unix_micros_ceil};
-use crate::principal::Credential;
+use crate::principal::{Credential, token_permissions};
 use crate::secret::TokenHashBuilder;
 use crate::web::AppOrigin;
 use crate::{
@@ -89,15 +89,34 @@ struct Claims {
     aud: String,
 }
 
-/// Claims that passed the signature and claim checks, parsed.
+/// Claims that passed the signature and claim checks, parsed: an entry of the cache of
+/// verified tokens.
+///
+/// The cache is keyed by the SHA-256 of the token's signature segment, and an entry is used
+/// only if the presented token's signing input (`header.payload`) is byte for byte the one
+/// that was verified. A hit thus needs the exact token that passed the checks, as a key by
+/// the whole token's SHA-256 would; a token whose claims or header were changed under a
+/// genuine signature misses and is verified (and refused) in full. The hash runs over the
+/// 86-character signature instead of the whole ~500-byte token (two SHA-256 blocks instead
+/// of nine; that hash was the largest cost of a Bearer request), and the comparison is a
+/// `memcmp`. Memory never holds a usable token: the signing input is the claims we keep
+/// anyway, and the signature, the only secret part, is kept as its hash.
 #[derive(Debug, Clone)]
 struct Verified {
+    /// `header.payload` as it was verified, compared on every hit.
+    signing_input: Box<str>,
     id: ApiTokenId,
     user_id: UserId,
     org_id: OrgId,
     scopes: Arc<BTreeSet<Permission>>,
     expires_at: i64,
+    /// The token's effective permissions under one role's set of permissions (that set, and
+    /// the scopes it grants): worked out at the first use instead of on every request.
+    effective: OnceLock<(Permissions, Permissions)>,
 }
+
+/// A shared set of permissions.
+type Permissions = Arc<BTreeSet<Permission>>;
 
 #[derive(Debug, Clone)]
 struct Member {
@@ -369,14 +388,30 @@ impl ApiTokens {
         roles: &RolePermissions,
     ) -> Principal {
         self.note_use(verified.id, now_us);
-        Principal::new(
+        let granted = roles.permissions(&role);
+        let permissions = match verified.effective.get() {
+            // The role grants the very set it granted when this token's permissions were
+            // worked out (the memo holds that set, so its address is not reused).
+            Some((for_granted, effective)) if std::ptr::eq(for_granted.as_ref(), granted) => {
+                effective.clone()
+            }
+            _ => {
+                let granted = roles.permissions_shared(&role);
+                let effective = token_permissions(&verified.scopes, granted.clone());
+                // The first role seen is memoized; after a change of role (rare), the
+                // permissions are worked out per request, as `Principal::new` does.
+                let _ = verified.effective.set((granted, effective.clone()));
+                effective
+            }
+        };
+        Principal::with_permissions(
             user,
             Credential::ApiToken {
                 id: verified.id,
                 scopes: verified.scopes.clone(),
             },
             Some((verified.org_id, role)),
-            roles,
+            permissions,
         )
     }
 
@@ -401,13 +436,15 @@ impl ApiTokens {
             .strip_prefix(TOKEN_PREFIX)
             .filter(|t| t.len() <= MAX_TOKEN_LEN)
             .ok_or_else(invalid)?;
-        let hash = TokenHash::of(token);
+        let (signing_input, signature) = jws.rsplit_once('.').ok_or_else(invalid)?;
+        let hash = TokenHash::of(signature);
         let cached = self
             .inner
             .verified
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&hash)
+            .filter(|verified| *verified.signing_input == *signing_input)
             .cloned();
         if let Some(verified) = cached {
             // `exp` is in whole seconds: expired from its first microsecond.
@@ -469,12 +506,15 @@ impl ApiTokens {
             .into_iter()
             .map(|s| Permission::new(s).map_err(|_| invalid()))
             .collect::<Result<BTreeSet<_>, _>>()?;
+        let signing_input = jws.rsplit_once('.').ok_or_else(invalid)?.0;
         Ok(Verified {
+            signing_input: signing_input.into(),
             id: claims.jti.parse().map_err(|_| invalid())?,
             user_id: claims.sub.parse().map_err(|_| invalid())?,
             org_id: claims.org.parse().map_err(|_| invalid())?,
             scopes: Arc::new(scopes),
             expires_at: claims.exp,
+            effective: OnceLock::new(),
         })
     }
 
