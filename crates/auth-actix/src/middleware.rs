@@ -1,5 +1,6 @@
 //! The middleware: authenticates each request once and enforces what applies to every route.
 
+use std::cell::RefCell;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -88,7 +89,6 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let headers = admit_headers(request.headers());
         // actix parsed the method already; should it not convert, treat it as unsafe.
         let method = http::Method::from_bytes(request.method().as_str().as_bytes())
             .unwrap_or(http::Method::POST);
@@ -97,10 +97,11 @@ where
             .path_and_query()
             .map_or_else(|| request.path(), |pq| pq.as_str());
         // The hot path: the caches answer, so the app is called at once, with no boxed future.
-        match self
-            .auth
-            .admit_cached(&method, path_and_query, &headers, &self.protected)
-        {
+        let admitted = with_admit_headers(request.headers(), |headers| {
+            self.auth
+                .admit_cached(&method, path_and_query, headers, &self.protected)
+        });
+        match admitted {
             Some(Ok(authn)) => {
                 let set_cookie = authenticated(&request, authn, &self.auth);
                 AuthFuture::inner(self.service.call(request), set_cookie)
@@ -114,6 +115,8 @@ where
                 let service = self.service.clone();
                 let auth = self.auth.clone();
                 let protected = self.protected.clone();
+                let mut headers = http::HeaderMap::new();
+                fill_admit_headers(&mut headers, request.headers());
                 AuthFuture::boxed(Box::pin(async move {
                     let path_and_query = request
                         .uri()
@@ -139,10 +142,41 @@ where
     }
 }
 
-/// The headers [`Auth::admit`] reads, as the `http` 1.x types of the core: only those, as
-/// converting every header of every request cost more than authenticating it.
-fn admit_headers(headers: &actix_web::http::header::HeaderMap) -> http::HeaderMap {
-    let mut converted = http::HeaderMap::new();
+thread_local! {
+    /// The map the hot path converts a request's headers into, reused request after request
+    /// (an actix worker is one thread): a conversion then allocates the values, not the map.
+    static ADMIT_SCRATCH: RefCell<http::HeaderMap> = RefCell::new(http::HeaderMap::new());
+}
+
+/// Runs `f` over the request's headers that [`Auth::admit`] reads, converted into the
+/// `http` 1.x types of the core, in this thread's reused map. The map is emptied before this
+/// returns, so no credential outlives the call in it.
+fn with_admit_headers<T>(
+    headers: &actix_web::http::header::HeaderMap,
+    f: impl FnOnce(&http::HeaderMap) -> T,
+) -> T {
+    ADMIT_SCRATCH.with(|scratch| {
+        let Ok(mut converted) = scratch.try_borrow_mut() else {
+            // Not reached (`f` does not call back into the middleware); a fresh map serves.
+            let mut converted = http::HeaderMap::new();
+            fill_admit_headers(&mut converted, headers);
+            return f(&converted);
+        };
+        // Empty already, unless `f` panicked during an earlier request.
+        converted.clear();
+        fill_admit_headers(&mut converted, headers);
+        let result = f(&converted);
+        converted.clear();
+        result
+    })
+}
+
+/// Adds the headers [`Auth::admit`] reads to `converted`: only those, as converting every
+/// header of every request cost more than authenticating it.
+fn fill_admit_headers(
+    converted: &mut http::HeaderMap,
+    headers: &actix_web::http::header::HeaderMap,
+) {
     for (name, value) in headers {
         if let Some(name) = ADMIT_HEADERS.iter().find(|n| n.as_str() == name.as_str())
             && let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes())
@@ -150,7 +184,6 @@ fn admit_headers(headers: &actix_web::http::header::HeaderMap) -> http::HeaderMa
             converted.append(name.clone(), value);
         }
     }
-    converted
 }
 
 /// Puts what the extractors and guards need into the request; returns the cookie for the

@@ -34,7 +34,7 @@ impl ProtectedPaths {
 
 /// The request headers [`Auth::admit`] reads: an adapter whose framework has its own header
 /// types (actix-web's are `http` 0.2) converts only these on the hot path.
-pub const ADMIT_HEADERS: [header::HeaderName; 6] = [
+pub static ADMIT_HEADERS: [header::HeaderName; 6] = [
     header::AUTHORIZATION,
     header::COOKIE,
     header::ORIGIN,
