@@ -75,8 +75,9 @@ async fn run() -> Result<(), String> {
             .configure(|config| {
                 if bench {
                     // The load benchmark's baseline: the same work as GET /api/projects,
-                    // outside the auth middleware. Only mounted when asked for.
-                    config.route("/bench/projects", get().to(bench_projects));
+                    // outside the auth middleware, routed the same way (a scope, then its
+                    // first resource). Only mounted when asked for.
+                    config.service(web::scope("/bench").service(page("/projects", bench_projects)));
                 }
             })
             // The app sits in one scope with the middleware so that the baseline above can

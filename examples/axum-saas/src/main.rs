@@ -82,22 +82,21 @@ async fn run() -> Result<(), String> {
 /// route beside it, outside the layer.
 fn service(app: App) -> BenchSplit<AuthService<Router>> {
     let layer = app.auth.layer().protect("/dashboard");
-    let bare = std::env::var_os("AXUM_SAAS_BENCH").is_some().then(|| {
-        // The same work as GET /api/projects, without the auth layer. Only mounted when asked
-        // for.
-        Router::new()
-            .route("/bench/projects", get(bench_projects))
-            .with_state(app.clone())
-    });
+    let bench = std::env::var_os("AXUM_SAAS_BENCH").is_some();
+    let router = router(app, bench);
     BenchSplit {
-        bare,
-        app: layer.layer(router(app)),
+        // The same router, so the same routing work, without the auth layer.
+        bare: bench.then(|| router.clone()),
+        app: layer.layer(router),
     }
 }
 
-fn router(app: App) -> Router {
+/// The app's routes; with `bench`, also the load benchmark's baseline `/bench/projects`: the
+/// same work as `GET /api/projects`, without the auth layer (see [`BenchSplit`]). Only
+/// mounted when asked for.
+fn router(app: App, bench: bool) -> Router {
     let auth = app.auth.clone();
-    Router::new()
+    let router = Router::new()
         .route("/", get(index))
         .route("/sign-in", get(sign_in_page))
         .route("/sign-up", get(sign_up_page))
@@ -110,7 +109,13 @@ fn router(app: App) -> Router {
         .route("/api/projects", get(list_projects))
         .route("/api/deployments", post(create_deployment))
         .route("/api/billing", get(billing))
-        .route("/static/{file}", get(static_file))
+        .route("/static/{file}", get(static_file));
+    let router = if bench {
+        router.route("/bench/projects", get(bench_projects))
+    } else {
+        router
+    };
+    router
         .merge(auth.routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
