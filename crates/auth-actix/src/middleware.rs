@@ -1,6 +1,5 @@
 //! The middleware: authenticates each request once and enforces what applies to every route.
 
-use std::cell::RefCell;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -10,7 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header;
 use actix_web::{Error, HttpMessage};
-use auth_core::gate::{ADMIT_HEADERS, ProtectedPaths};
+use auth_core::gate::{GateHeader, ProtectedPaths, RequestHeaders};
 use auth_core::{Auth, Authentication};
 use pin_project_lite::pin_project;
 
@@ -97,10 +96,12 @@ where
             .path_and_query()
             .map_or_else(|| request.path(), |pq| pq.as_str());
         // The hot path: the caches answer, so the app is called at once, with no boxed future.
-        let admitted = with_admit_headers(request.headers(), |headers| {
-            self.auth
-                .admit_cached(&method, path_and_query, headers, &self.protected)
-        });
+        let admitted = self.auth.admit_cached(
+            &method,
+            path_and_query,
+            &ActixHeaders(request.headers()),
+            &self.protected,
+        );
         match admitted {
             Some(Ok(authn)) => {
                 let set_cookie = authenticated(&request, authn, &self.auth);
@@ -115,13 +116,12 @@ where
                 let service = self.service.clone();
                 let auth = self.auth.clone();
                 let protected = self.protected.clone();
-                let mut headers = http::HeaderMap::new();
-                fill_admit_headers(&mut headers, request.headers());
                 AuthFuture::boxed(Box::pin(async move {
                     let path_and_query = request
                         .uri()
                         .path_and_query()
                         .map_or_else(|| request.path(), |pq| pq.as_str());
+                    let headers = ActixHeaders(request.headers());
                     let admitted = auth
                         .admit(&method, path_and_query, &headers, &protected)
                         .await;
@@ -142,47 +142,35 @@ where
     }
 }
 
-thread_local! {
-    /// The map the hot path converts a request's headers into, reused request after request
-    /// (an actix worker is one thread): a conversion then allocates the values, not the map.
-    static ADMIT_SCRATCH: RefCell<http::HeaderMap> = RefCell::new(http::HeaderMap::new());
+/// actix-web's request headers as the core reads them: in place, with no copy into `http` 1.x
+/// types.
+struct ActixHeaders<'a>(&'a header::HeaderMap);
+
+/// `Sec-Fetch-Site`, which actix's `http` 0.2 has no constant for.
+const SEC_FETCH_SITE: header::HeaderName = header::HeaderName::from_static("sec-fetch-site");
+
+const fn actix_name(name: GateHeader) -> header::HeaderName {
+    match name {
+        GateHeader::Authorization => header::AUTHORIZATION,
+        GateHeader::Cookie => header::COOKIE,
+        GateHeader::Origin => header::ORIGIN,
+        GateHeader::Referer => header::REFERER,
+        GateHeader::SecFetchSite => SEC_FETCH_SITE,
+        GateHeader::Accept => header::ACCEPT,
+    }
 }
 
-/// Runs `f` over the request's headers that [`Auth::admit`] reads, converted into the
-/// `http` 1.x types of the core, in this thread's reused map. The map is emptied before this
-/// returns, so no credential outlives the call in it.
-fn with_admit_headers<T>(
-    headers: &actix_web::http::header::HeaderMap,
-    f: impl FnOnce(&http::HeaderMap) -> T,
-) -> T {
-    ADMIT_SCRATCH.with(|scratch| {
-        let Ok(mut converted) = scratch.try_borrow_mut() else {
-            // Not reached (`f` does not call back into the middleware); a fresh map serves.
-            let mut converted = http::HeaderMap::new();
-            fill_admit_headers(&mut converted, headers);
-            return f(&converted);
-        };
-        // Empty already, unless `f` panicked during an earlier request.
-        converted.clear();
-        fill_admit_headers(&mut converted, headers);
-        let result = f(&converted);
-        converted.clear();
-        result
-    })
-}
+impl RequestHeaders for ActixHeaders<'_> {
+    fn first(&self, name: GateHeader) -> Option<&[u8]> {
+        self.0
+            .get(actix_name(name))
+            .map(header::HeaderValue::as_bytes)
+    }
 
-/// Adds the headers [`Auth::admit`] reads to `converted`: only those, as converting every
-/// header of every request cost more than authenticating it.
-fn fill_admit_headers(
-    converted: &mut http::HeaderMap,
-    headers: &actix_web::http::header::HeaderMap,
-) {
-    for (name, value) in headers {
-        if let Some(name) = ADMIT_HEADERS.iter().find(|n| n.as_str() == name.as_str())
-            && let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes())
-        {
-            converted.append(name.clone(), value);
-        }
+    fn all(&self, name: GateHeader) -> impl Iterator<Item = &[u8]> {
+        self.0
+            .get_all(actix_name(name))
+            .map(header::HeaderValue::as_bytes)
     }
 }
 

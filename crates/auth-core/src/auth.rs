@@ -24,6 +24,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Method, header};
 
 use crate::accounts::{Accounts, AccountsConfig, ClientInfo};
+use crate::gate::{GateHeader, RequestHeaders, visible_text};
 use crate::mail::{MailTemplates, Mailer, MemoryMailer};
 use crate::oauth::{IdentityProvider, OAuth, is_valid_provider_id};
 use crate::orgs::{Organizations, OrgsConfig, OrgsState};
@@ -503,7 +504,7 @@ impl Auth {
     /// Resolves the caller from the request's headers: an `Authorization: Bearer` credential
     /// when there is one, else the session cookie. On the hot path this is one SHA-256 and one
     /// in-process lookup; the store is read only when the cache has no fresh entry.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Authentication {
+    pub async fn authenticate<H: RequestHeaders + ?Sized>(&self, headers: &H) -> Authentication {
         match self.credential(headers) {
             Presented::Bearer(token) => {
                 let result = match &self.inner.tokens {
@@ -526,7 +527,10 @@ impl Auth {
     /// store (a cache miss, an expiry to extend, a refusal to audit); call `authenticate`
     /// then. Adapters use it to skip the asynchronous machinery on the hot path.
     #[must_use]
-    pub fn authenticate_cached(&self, headers: &HeaderMap) -> Option<Authentication> {
+    pub fn authenticate_cached<H: RequestHeaders + ?Sized>(
+        &self,
+        headers: &H,
+    ) -> Option<Authentication> {
         match self.credential(headers) {
             Presented::Bearer(token) => {
                 let result = match &self.inner.tokens {
@@ -544,11 +548,9 @@ impl Auth {
     }
 
     /// The credential a request presents: an `Authorization` header wins over the cookie.
-    fn credential<'h>(&self, headers: &'h HeaderMap) -> Presented<'h> {
-        if let Some(authorization) = headers.get(header::AUTHORIZATION) {
+    fn credential<'h, H: RequestHeaders + ?Sized>(&self, headers: &'h H) -> Presented<'h> {
+        if let Some(authorization) = headers.first_text(GateHeader::Authorization) {
             let token = authorization
-                .to_str()
-                .ok()
                 .and_then(|v| v.split_once(' '))
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .map(|(_, token)| token.trim());
@@ -569,9 +571,8 @@ impl Auth {
             // them joined (duplicates are refused), then taken from the header that holds it.
             std::borrow::Cow::Owned(joined) => cookies.session_token(joined).and_then(|token| {
                 headers
-                    .get_all(header::COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
+                    .all(GateHeader::Cookie)
+                    .filter_map(visible_text)
                     .find_map(|v| cookies.session_token(v).filter(|t| *t == token))
             }),
         };
@@ -658,23 +659,24 @@ impl Auth {
     ///
     /// # Errors
     /// `csrf_rejected`.
-    pub fn check_csrf(
+    pub fn check_csrf<H: RequestHeaders + ?Sized>(
         &self,
         method: &Method,
-        headers: &HeaderMap,
+        headers: &H,
         login: bool,
     ) -> Result<(), AuthError> {
         let cookie_header = cookie_header(headers);
         let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+            .first_text(GateHeader::Authorization)
+            .flatten()
             .and_then(|v| v.split_once(' '))
             .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+        let text = |header| headers.first_text(header).flatten();
         self.inner.csrf.check(&CsrfRequest {
             method: method.as_str(),
-            origin: header_str(headers, header::ORIGIN),
-            referer: header_str(headers, header::REFERER),
-            sec_fetch_site: header_str(headers, "sec-fetch-site"),
+            origin: text(GateHeader::Origin),
+            referer: text(GateHeader::Referer),
+            sec_fetch_site: text(GateHeader::SecFetchSite),
             has_session_cookie: self.inner.cookies.has_session_cookie(&cookie_header),
             bearer,
             login,
@@ -688,20 +690,23 @@ pub(crate) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -
 }
 
 /// All `Cookie` headers joined (HTTP/2 may send several); borrowed when there is one.
-pub(crate) fn cookie_header(headers: &HeaderMap) -> std::borrow::Cow<'_, str> {
-    let mut values = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let Some(first) = values.next() else {
+pub(crate) fn cookie_header<H: RequestHeaders + ?Sized>(headers: &H) -> std::borrow::Cow<'_, str> {
+    let mut all = headers.all(GateHeader::Cookie);
+    if all.next().is_none() {
         return std::borrow::Cow::Borrowed("");
-    };
-    let mut rest = values.peekable();
-    if rest.peek().is_none() {
-        return std::borrow::Cow::Borrowed(first);
     }
-    let mut joined = first.to_owned();
-    for value in rest {
+    if all.next().is_none() {
+        // The usual case: one header, read as text in one pass.
+        return std::borrow::Cow::Borrowed(
+            headers
+                .first_text(GateHeader::Cookie)
+                .flatten()
+                .unwrap_or(""),
+        );
+    }
+    let mut values = headers.all(GateHeader::Cookie).filter_map(visible_text);
+    let mut joined = values.next().unwrap_or_default().to_owned();
+    for value in values {
         joined.push_str("; ");
         joined.push_str(value);
     }

@@ -32,16 +32,110 @@ impl ProtectedPaths {
     }
 }
 
-/// The request headers [`Auth::admit`] reads: an adapter whose framework has its own header
-/// types (actix-web's are `http` 0.2) converts only these on the hot path.
-pub static ADMIT_HEADERS: [header::HeaderName; 6] = [
-    header::AUTHORIZATION,
-    header::COOKIE,
-    header::ORIGIN,
-    header::REFERER,
-    header::HeaderName::from_static("sec-fetch-site"),
-    header::ACCEPT,
-];
+/// A request header that [`Auth::admit`] reads: the credential (`Authorization`, `Cookie`),
+/// what the CSRF rule looks at (`Origin`, `Referer`, `Sec-Fetch-Site`) and what tells a
+/// browser from an API client (`Accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateHeader {
+    /// `Authorization`.
+    Authorization,
+    /// `Cookie` (HTTP/2 may send several).
+    Cookie,
+    /// `Origin`.
+    Origin,
+    /// `Referer`.
+    Referer,
+    /// `Sec-Fetch-Site`.
+    SecFetchSite,
+    /// `Accept`.
+    Accept,
+}
+
+impl GateHeader {
+    /// Every header the gate reads.
+    pub const ALL: [Self; 6] = [
+        Self::Authorization,
+        Self::Cookie,
+        Self::Origin,
+        Self::Referer,
+        Self::SecFetchSite,
+        Self::Accept,
+    ];
+
+    /// The header's name, in lower case.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Authorization => "authorization",
+            Self::Cookie => "cookie",
+            Self::Origin => "origin",
+            Self::Referer => "referer",
+            Self::SecFetchSite => "sec-fetch-site",
+            Self::Accept => "accept",
+        }
+    }
+
+    const fn http_name(self) -> header::HeaderName {
+        match self {
+            Self::Authorization => header::AUTHORIZATION,
+            Self::Cookie => header::COOKIE,
+            Self::Origin => header::ORIGIN,
+            Self::Referer => header::REFERER,
+            Self::SecFetchSite => header::HeaderName::from_static("sec-fetch-site"),
+            Self::Accept => header::ACCEPT,
+        }
+    }
+}
+
+/// Read access to a request's headers, as [`Auth::admit`] and [`Auth::authenticate`] need it:
+/// implemented for `http::HeaderMap`, and by an adapter over its framework's own header map
+/// (actix-web's are `http` 0.2 types), so that the hot path reads the request's headers where
+/// they are instead of copying them into another map.
+pub trait RequestHeaders {
+    /// The first value of `header`, as sent.
+    fn first(&self, header: GateHeader) -> Option<&[u8]>;
+
+    /// Every value of `header`, in the order sent.
+    fn all(&self, header: GateHeader) -> impl Iterator<Item = &[u8]>;
+
+    /// The first value of `header` as text: `None` without one, `Some(None)` when it holds
+    /// bytes other than visible ASCII and tab (what `HeaderValue::to_str` refuses).
+    fn first_text(&self, header: GateHeader) -> Option<Option<&str>> {
+        self.first(header).map(visible_text)
+    }
+}
+
+impl RequestHeaders for HeaderMap {
+    fn first(&self, header: GateHeader) -> Option<&[u8]> {
+        self.get(header.http_name()).map(HeaderValue::as_bytes)
+    }
+
+    fn all(&self, header: GateHeader) -> impl Iterator<Item = &[u8]> {
+        self.get_all(header.http_name())
+            .into_iter()
+            .map(HeaderValue::as_bytes)
+    }
+
+    fn first_text(&self, header: GateHeader) -> Option<Option<&str>> {
+        // One pass over the value (`to_str`), where the provided method makes two.
+        self.get(header.http_name())
+            .map(|value| value.to_str().ok())
+    }
+}
+
+/// A header value as text, if it is visible ASCII (or tab): what `HeaderValue::to_str` accepts.
+#[must_use]
+pub fn visible_text(value: &[u8]) -> Option<&str> {
+    // No early exit, so that the loop vectorizes.
+    let bad = value.iter().fold(false, |bad, &b| {
+        bad | !(b == b'\t' || (32..127).contains(&b))
+    });
+    if bad {
+        None
+    } else {
+        std::str::from_utf8(value).ok()
+    }
+}
 
 impl Auth {
     /// Admits a request to the app, or answers it: authenticates it once (the
@@ -57,11 +151,11 @@ impl Auth {
     ///
     /// # Errors
     /// The response to send instead of calling the app.
-    pub async fn admit(
+    pub async fn admit<H: RequestHeaders + ?Sized>(
         &self,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        headers: &H,
         protected: &ProtectedPaths,
     ) -> Result<Authentication, Response<Bytes>> {
         let authn = self.authenticate(headers).await;
@@ -72,11 +166,11 @@ impl Auth {
     /// on the store (see [`Auth::authenticate_cached`]); `None` otherwise: call `admit` then.
     /// Adapters try this first, so that the hot path needs no boxed future.
     #[must_use]
-    pub fn admit_cached(
+    pub fn admit_cached<H: RequestHeaders + ?Sized>(
         &self,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        headers: &H,
         protected: &ProtectedPaths,
     ) -> Option<Result<Authentication, Response<Bytes>>> {
         let authn = self.authenticate_cached(headers)?;
@@ -85,12 +179,12 @@ impl Auth {
 
     // The error is the response to send instead of the app's: moved once, never propagated.
     #[allow(clippy::result_large_err)]
-    fn admit_authenticated(
+    fn admit_authenticated<H: RequestHeaders + ?Sized>(
         &self,
         authn: Authentication,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        headers: &H,
         protected: &ProtectedPaths,
     ) -> Result<Authentication, Response<Bytes>> {
         if let Some(fatal) = authn.fatal() {
@@ -131,7 +225,62 @@ pub fn with_refreshed_cookie(headers: &mut HeaderMap, cookie: Option<HeaderValue
 
 #[cfg(test)]
 mod tests {
-    use super::ProtectedPaths;
+    use http::{HeaderMap, HeaderValue};
+
+    use super::{GateHeader, ProtectedPaths, RequestHeaders, visible_text};
+
+    /// A header map read through the trait's provided `first_text`, as an adapter that only
+    /// implements `first` and `all` reads it.
+    struct Provided(HeaderMap);
+
+    impl RequestHeaders for Provided {
+        fn first(&self, header: GateHeader) -> Option<&[u8]> {
+            self.0.first(header)
+        }
+
+        fn all(&self, header: GateHeader) -> impl Iterator<Item = &[u8]> {
+            self.0.all(header)
+        }
+    }
+
+    #[test]
+    fn header_text_is_what_to_str_accepts_for_every_byte() {
+        for b in 0..=255u8 {
+            let bytes = [b'a', b, b'z'];
+            let visible = b == b'\t' || (32..127).contains(&b);
+            assert_eq!(visible_text(&bytes).is_some(), visible, "byte {b:#04x}");
+            // The bytes a header value can hold at all (not NUL, CR, LF, …).
+            let Ok(value) = HeaderValue::from_bytes(&bytes) else {
+                continue;
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::AUTHORIZATION, value.clone());
+            let expected = Some(value.to_str().ok());
+            assert_eq!(headers.first_text(GateHeader::Authorization), expected);
+            let provided = Provided(headers);
+            assert_eq!(
+                provided.first_text(GateHeader::Authorization),
+                expected,
+                "byte {b:#04x}"
+            );
+        }
+        let empty = Provided(HeaderMap::new());
+        assert_eq!(empty.first_text(GateHeader::Authorization), None);
+    }
+
+    #[test]
+    fn every_gate_header_is_found_by_its_name() {
+        let mut headers = HeaderMap::new();
+        for header in GateHeader::ALL {
+            headers.append(header.name(), HeaderValue::from_static("one"));
+            headers.append(header.name(), HeaderValue::from_static("two"));
+        }
+        for header in GateHeader::ALL {
+            assert_eq!(headers.first(header), Some(&b"one"[..]), "{header:?}");
+            let all: Vec<&[u8]> = headers.all(header).collect();
+            assert_eq!(all, [&b"one"[..], &b"two"[..]], "{header:?}");
+        }
+    }
 
     #[test]
     fn prefixes_match_whole_segments() {

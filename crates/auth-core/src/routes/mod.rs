@@ -44,6 +44,7 @@ pub use response::{local_path, percent_encode, problem_response};
 
 use crate::accounts::ClientInfo;
 use crate::auth::{Auth, Authentication, header_str};
+use crate::gate::{GateHeader, RequestHeaders};
 use crate::principal::Principal;
 use crate::{AuthError, ErrorCode};
 
@@ -391,15 +392,18 @@ impl Auth {
     /// 303; anything else gets the 401 problem (`failure` if a credential was presented and
     /// failed, else `unauthenticated`).
     #[must_use]
-    pub fn unauthenticated_response(
+    pub fn unauthenticated_response<H: RequestHeaders + ?Sized>(
         &self,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        headers: &H,
         failure: Option<&AuthError>,
     ) -> Response<Bytes> {
         let browser = (*method == Method::GET || *method == Method::HEAD)
-            && header_str(headers, header::ACCEPT).is_some_and(|a| a.contains("text/html"));
+            && headers
+                .first_text(GateHeader::Accept)
+                .flatten()
+                .is_some_and(|a| a.contains("text/html"));
         if browser {
             let location = format!("/sign-in?next={}", percent_encode(path_and_query));
             let mut response = Response::new(Bytes::new());
