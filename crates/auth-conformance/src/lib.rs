@@ -323,6 +323,7 @@ macro_rules! __with_cases {
                 api_tokens_http_token_expires_with_the_clock,
                 api_tokens_http_revoked_token_is_401_token_revoked_at_once,
                 api_tokens_http_other_authorization_schemes_are_not_bearer,
+                api_tokens_http_token_with_bytes_that_are_not_text_is_token_invalid,
                 api_tokens_http_token_of_a_removed_owner_is_401_token_revoked,
                 api_tokens_http_token_of_a_demoted_owner_loses_what_the_role_no_longer_grants,
                 api_tokens_http_token_requests_are_validated,

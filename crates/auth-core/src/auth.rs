@@ -84,8 +84,8 @@ impl Authentication {
 
 /// The credential a request presents, found in its headers.
 enum Presented<'h> {
-    /// `Authorization: Bearer <token>`.
-    Bearer(&'h str),
+    /// `Authorization: Bearer <token>`: the token's bytes as sent (see [`bearer_token`]).
+    Bearer(&'h [u8]),
     /// The session cookie's token.
     Session(&'h str),
     /// Nothing to look up: no credential, another `Authorization` scheme, or junk under the
@@ -511,7 +511,7 @@ impl Auth {
                     Some(tokens) => tokens.authenticate(token, &self.inner.roles).await,
                     None => Err(AuthError::new(ErrorCode::TokenInvalid)),
                 };
-                Self::bearer_authentication(result)
+                Self::bearer_authentication(token, result)
             }
             Presented::Session(token) => {
                 let result = self.inner.sessions.validate(token).await;
@@ -537,7 +537,7 @@ impl Auth {
                     Some(tokens) => tokens.authenticate_cached(token, &self.inner.roles)?,
                     None => Err(AuthError::new(ErrorCode::TokenInvalid)),
                 };
-                Some(Self::bearer_authentication(result))
+                Some(Self::bearer_authentication(token, result))
             }
             Presented::Session(token) => {
                 let valid = self.inner.sessions.validate_cached(token)?;
@@ -549,12 +549,8 @@ impl Auth {
 
     /// The credential a request presents: an `Authorization` header wins over the cookie.
     fn credential<'h, H: RequestHeaders + ?Sized>(&self, headers: &'h H) -> Presented<'h> {
-        if let Some(authorization) = headers.first_text(GateHeader::Authorization) {
-            let token = authorization
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim());
-            return match token {
+        if let Some(authorization) = headers.first(GateHeader::Authorization) {
+            return match bearer_token(authorization) {
                 Some(token) => Presented::Bearer(token),
                 // Another scheme (Basic, …) is no credential of ours.
                 None => Presented::Answered(Authentication {
@@ -638,11 +634,18 @@ impl Auth {
         }
     }
 
-    fn bearer_authentication(result: Result<Principal, AuthError>) -> Authentication {
+    fn bearer_authentication(token: &[u8], result: Result<Principal, AuthError>) -> Authentication {
         match result {
             Ok(principal) => Authentication {
                 principal: Some(principal),
                 bearer: true,
+                ..Authentication::default()
+            },
+            // A header that is not text is no Bearer credential, whatever else failed: answered
+            // as when the header was read as text first (`token_invalid`, and not a Bearer
+            // request). Checked only here, on a refusal, so the hot path never pays for it.
+            Err(_) if visible_text(token).is_none() => Authentication {
+                failure: Some(AuthError::new(ErrorCode::TokenInvalid)),
                 ..Authentication::default()
             },
             Err(err) => Authentication {
@@ -687,6 +690,26 @@ impl Auth {
 /// A header's value as text, if it is visible ASCII.
 pub(crate) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The token of an `Authorization: Bearer <token>` header value, as bytes: the value is not
+/// checked to be text here. The token cache answers only for the exact bytes of a token it
+/// verified (which were text); anything else is checked as text before its signature, and
+/// bytes that are not visible ASCII are `token_invalid` there, as a value `to_str` refuses
+/// always was. Only SP and HTAB are trimmed, the only whitespace that text holds.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let space = memchr::memchr(b' ', value)?;
+    let (scheme, token) = (&value[..space], &value[space + 1..]);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = token.iter().position(|b| !is_ws(b)).unwrap_or(token.len());
+    let end = token
+        .iter()
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    Some(&token[start..end])
 }
 
 /// All `Cookie` headers joined (HTTP/2 may send several); borrowed when there is one.

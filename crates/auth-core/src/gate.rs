@@ -190,7 +190,8 @@ impl Auth {
         if let Some(fatal) = authn.fatal() {
             return Err(problem_response(fatal));
         }
-        let path = path_and_query.split('?').next().unwrap_or_default();
+        let path = memchr::memchr(b'?', path_and_query.as_bytes())
+            .map_or(path_and_query, |query| &path_and_query[..query]);
         if !Self::is_library_path(path)
             && !is_safe_method(method.as_str())
             && let Err(err) = self.check_csrf(method, headers, false)

@@ -152,7 +152,13 @@ impl TokenHash {
     /// Hashes a token.
     #[must_use]
     pub fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
+        Self::of_bytes(token.as_bytes())
+    }
+
+    /// Hashes a token given as bytes.
+    #[must_use]
+    pub fn of_bytes(token: &[u8]) -> Self {
+        Self(Sha256::digest(token).into())
     }
 
     /// Wraps a hash read back from a store.

@@ -24,7 +24,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
-use http::{HeaderMap, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
@@ -751,6 +751,88 @@ pub async fn api_tokens_http_other_authorization_schemes_are_not_bearer(store: A
             );
         }
     }
+}
+
+/// The token cache is looked up with the header's bytes as sent, before they are checked to be
+/// text. A genuine token, verified and cached, wrapped in or altered with bytes that are not
+/// visible ASCII (obs-text, which a header value may carry) is `token_invalid` on both paths,
+/// and not taken for a Bearer request; padding with spaces and tabs (text) still reads the
+/// token.
+pub async fn api_tokens_http_token_with_bytes_that_are_not_text_is_token_invalid(
+    store: Arc<dyn AuthStore>,
+) {
+    let t = token_app(&store).await;
+    let app = &t.app;
+    let owner = person(app, "owner@example.com").await;
+    create_org(app, &owner, "Acme").await;
+    let (_, token) = issue(app, &owner, &["read:projects"]).await;
+    accepted(bearer(app, &token).await, "the genuine token, now cached");
+    accepted(
+        bearer(app, &token).await,
+        "the genuine token, from the cache",
+    );
+
+    let with = |value: Vec<u8>| {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_bytes(&value).expect("bytes a header value may hold"),
+        );
+        headers
+    };
+    let bearer_bytes = |token: &[u8]| [b"Bearer ".as_slice(), token].concat();
+    let mut altered = token.clone().into_bytes();
+    let middle = altered.len() / 2;
+    altered[middle] = 0xe9;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "obs-text after the token",
+            bearer_bytes(&[token.as_bytes(), b"\xff"].concat()),
+        ),
+        (
+            "obs-text before the token",
+            bearer_bytes(&[b"\xa0", token.as_bytes()].concat()),
+        ),
+        (
+            "obs-text before the scheme",
+            [b"\xff".as_slice(), &bearer_bytes(token.as_bytes())].concat(),
+        ),
+        (
+            "obs-text for the separator",
+            [b"Bearer\xa0".as_slice(), token.as_bytes()].concat(),
+        ),
+        ("a byte of the token replaced", bearer_bytes(&altered)),
+        ("the signature's last byte replaced", {
+            let mut last = token.clone().into_bytes();
+            *last.last_mut().expect("a token") = 0x80;
+            bearer_bytes(&last)
+        }),
+    ];
+    for (what, value) in cases {
+        let headers = with(value);
+        let cached = app
+            .auth
+            .authenticate_cached(&headers)
+            .expect("refused without the store");
+        let slow = app.auth.authenticate(&headers).await;
+        for (path, authn) in [("fast", cached), ("slow", slow)] {
+            assert_refused(&authn, ErrorCode::TokenInvalid, &format!("{path}: {what}"));
+            // Not text, so not a Bearer request (which the CSRF rule would exempt).
+            assert!(!authn.bearer, "{path}: {what}");
+        }
+    }
+    for padded in [format!("Bearer  {token} "), format!("bearer \t{token}\t")] {
+        let headers = with(padded.clone().into_bytes());
+        let cached = app
+            .auth
+            .authenticate_cached(&headers)
+            .expect("answered from the cache");
+        let slow = app.auth.authenticate(&headers).await;
+        for (path, authn) in [("fast", cached), ("slow", slow)] {
+            accepted(authn, &format!("{path}: {padded:?}"));
+        }
+    }
+    accepted(bearer(app, &token).await, "the genuine token, still");
 }
 
 /// `DELETE /api/tokens/{id}`: 204, then the token is 401 `token_revoked` at once; only the

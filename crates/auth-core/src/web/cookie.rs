@@ -224,10 +224,8 @@ fn values<'a>(cookie_header: &'a str, name: &'a str) -> impl Iterator<Item = &'a
     std::iter::from_fn(move || {
         while pos < bytes.len() {
             let start = pos;
-            // `str::find` with a `char` searches with `memchr`, a word at a time.
-            let end = cookie_header[start..]
-                .find(';')
-                .map_or(bytes.len(), |i| start + i);
+            // `memchr` checks 32 bytes a step where it can (a one-cookie header is one step).
+            let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
             pos = end + 1;
             // Every index below is at an ASCII byte or at `end`, so the slices are on char
             // boundaries.
