@@ -39,11 +39,14 @@ impl TestProvider {
     ///
     /// # Panics
     /// When Node.js or the provider's packages are missing (run `cargo xtask test`, or `npm ci`
-    /// in `tests/oidc-provider`), or it does not start within 30 seconds.
+    /// in `tests/oidc-provider`), or it does not start (two tries of 45 seconds).
     pub fn shared() -> &'static Self {
         PROVIDER.get_or_init(Self::start)
     }
 
+    /// Starts the provider; a start that prints no issuer within 45 s (seen once under CI
+    /// load) is stopped and tried once more, and a second failure panics with what the
+    /// provider wrote to stderr.
     fn start() -> Self {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../oidc-provider");
         assert!(
@@ -51,16 +54,31 @@ impl TestProvider {
             "{} has no node_modules: run `cargo xtask test` (or `npm ci` there)",
             dir.display()
         );
+        let mut failures = Vec::new();
+        for _attempt in 0..2 {
+            match Self::try_start(&dir) {
+                Ok(provider) => return provider,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!(
+            "the test OpenID provider did not print its issuer within 45 s, twice:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    fn try_start(dir: &std::path::Path) -> Result<Self, String> {
         let mut child = Command::new("node")
             .arg("server.mjs")
             .arg("0")
-            .current_dir(&dir)
+            .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start node (the test OpenID provider): {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -72,14 +90,35 @@ impl TestProvider {
             // Keep reading so that the provider never blocks on a full pipe.
             for _ in lines {}
         });
-        let issuer = rx
-            .recv_timeout(Duration::from_secs(30))
-            .ok()
-            .flatten()
-            .expect("the test OpenID provider did not print its issuer within 30 s");
-        Self {
-            issuer,
-            _child: Mutex::new(child),
+        // The last lines of stderr, for the failure message; read to the end for the same reason.
+        let errors = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+        let tail = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut tail = tail
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if tail.len() == 20 {
+                    tail.remove(0);
+                }
+                tail.push(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(45)).ok().flatten() {
+            Some(issuer) => Ok(Self {
+                issuer,
+                _child: Mutex::new(child),
+            }),
+            None => {
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                std::thread::sleep(Duration::from_millis(200));
+                let errors = errors
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .join("\n");
+                Err(format!("node exited ({status}); its stderr:\n{errors}"))
+            }
         }
     }
 
