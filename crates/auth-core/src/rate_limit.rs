@@ -27,6 +27,7 @@
 //! | failed sign-ins | the client address | 100 per 15 minutes |
 //! | sign-ups | the client address | 100 per hour |
 //! | reset and verification mails (one budget) | the account | 5 per hour |
+//! | API tokens created (`POST /api/tokens`) | the user | 20 per hour |
 //!
 //! ## The algorithm
 //! Each key is one row holding a *theoretical arrival time* (`tat`), the generic cell rate
@@ -231,6 +232,9 @@ pub struct RateLimitConfig {
     /// Sign-in (and link) flows with a provider started per client address: each stores a
     /// flow for ten minutes. Default: 100 per 15 minutes.
     pub oauth_start_per_address: RateLimit,
+    /// API tokens created (`POST /api/tokens`) per user, whatever the organization. Default:
+    /// 20 per hour.
+    pub token_create_per_user: RateLimit,
 }
 
 impl Default for RateLimitConfig {
@@ -241,6 +245,7 @@ impl Default for RateLimitConfig {
             sign_up_per_address: RateLimit::new(100, Duration::hours(1)),
             mail_per_account: RateLimit::new(5, Duration::hours(1)),
             oauth_start_per_address: RateLimit::new(100, Duration::minutes(15)),
+            token_create_per_user: RateLimit::new(20, Duration::hours(1)),
         }
     }
 }
@@ -367,6 +372,19 @@ impl RateLimiter {
         let key = key("oauth-start/address", &address_key_value(client));
         self.store
             .rate_limit_hit(&key, self.config.oauth_start_per_address, self.clock.now())
+            .await?
+            .into_result()
+    }
+
+    /// Counts a creation of an API token by `user_id` (before it is made).
+    ///
+    /// # Errors
+    /// 429 [`rate_limited`](crate::ErrorCode::RateLimited) past the limit; a store error as
+    /// [`AuthError`].
+    pub async fn hit_token_create(&self, user_id: UserId) -> Result<(), AuthError> {
+        let key = key("token-create/user", &user_id.to_string());
+        self.store
+            .rate_limit_hit(&key, self.config.token_create_per_user, self.clock.now())
             .await?
             .into_result()
     }

@@ -46,6 +46,9 @@ pub(super) async fn tokens(call: &Call<'_>) -> Result<Reply, AuthError> {
     })?;
     if call.method == Method::POST {
         principal.require("tokens:create")?;
+        // Per user, before anything is read or made: 429 past the limit.
+        let limiter = call.auth.accounts().rate_limiter();
+        limiter.hit_token_create(principal.user.id).await?;
         let body: NewToken = call.json()?;
         let (record, token) = tokens
             .issue(

@@ -108,6 +108,7 @@ macro_rules! __case_list {
             api_token_scopes_are_validated,
             revoked_and_forged_tokens_are_refused,
             jwks_publishes_the_token_keys,
+            api_token_creation_is_rate_limited_per_user,
             // Sign-in with a provider (a real OpenID provider: tests/oidc-provider).
             oauth_sign_in_with_a_provider_creates_the_user_and_a_new_session,
             oauth_callback_in_another_browser_is_400_and_signs_no_one_in,

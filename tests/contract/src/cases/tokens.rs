@@ -201,3 +201,45 @@ pub async fn jwks_publishes_the_token_keys(app: &AppUnderTest) {
     assert_eq!(key["crv"], "Ed25519", "{key}");
     assert!(key.get("d").is_none(), "no private part: {key}");
 }
+
+/// `POST /api/tokens` is limited per user: 20 tokens an hour, then 429 `rate_limited` with
+/// `Retry-After` (whole seconds, within the hour) and no token is made; another user of the
+/// organization still creates theirs.
+pub async fn api_token_creation_is_rate_limited_per_user(app: &AppUnderTest) {
+    let account = flows::sign_up(app, "ada@example.com").await;
+    flows::create_org(app, &account.cookie, "Acme").await;
+    let create = |cookie: crate::client::SessionCookie| async move {
+        app.client()
+            .post_json_with(
+                "/api/tokens",
+                &json!({"name": "ci", "scopes": ["read:projects"]}),
+                &cookie,
+            )
+            .await
+    };
+    for _ in 0..20 {
+        let _ = create(account.cookie.clone()).await.json_with(201);
+    }
+    let refused = create(account.cookie.clone()).await;
+    refused.problem(429, "rate_limited");
+    let retry_after: u64 = refused
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("429 carries Retry-After: {refused}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("Retry-After is whole seconds ({e}): {refused}"));
+    assert!((1..=3600).contains(&retry_after), "{refused}");
+    let listed = app
+        .client()
+        .get_with("/api/tokens", &account.cookie)
+        .await
+        .json_with(200);
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(20),
+        "the refused request made no token: {listed}"
+    );
+
+    let other = flows::sign_up(app, "grace@example.com").await;
+    flows::create_org(app, &other.cookie, "Grace's").await;
+    let _ = create(other.cookie.clone()).await.json_with(201);
+}
