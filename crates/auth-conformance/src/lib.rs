@@ -334,6 +334,16 @@ macro_rules! __with_cases {
                 oauth_http_flow_expires_after_ten_minutes_and_is_used_once,
                 oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user,
                 oauth_http_flow_starts_are_rate_limited_per_address,
+                // Changes that must reach every instance; the background tasks.
+                spread_revocation_reaches_an_instance_whose_feed_missed_it,
+                spread_membership_change_reaches_an_instance_whose_feed_missed_it,
+                spread_key_rotation_reaches_the_other_instance,
+                spread_accepting_an_invitation_announces_the_tokens_it_revokes,
+                spread_an_instance_without_spawned_tasks_still_gets_revocations,
+                spread_background_tasks_prune_expired_rows,
+                spread_token_use_is_written_within_five_seconds,
+                change_log_versions_follow_commits_without_gaps,
+                change_log_old_entries_are_deleted_and_the_version_stays,
             ]
         }
     };

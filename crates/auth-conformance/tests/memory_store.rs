@@ -14,12 +14,12 @@ use async_trait::async_trait;
 use auth_conformance::{Harness, cases, conformance_suite};
 use auth_core::{
     ApiTokenId, ApiTokenRecord, ApiTokenStore, AuditEvent, AuditQuery, AuditStore, AuthStore,
-    Conflict, Email, ExternalAccount, ExternalAccountId, ExternalAccountStore, Invitation,
-    InvitationId, InvitationStore, Member, Membership, NewUser, OAuthFlow, OAuthFlowStore,
-    OneTimeToken, OneTimeTokenId, OneTimeTokenStore, OrgId, Organization, OrganizationStore,
-    PasswordCredential, RateDecision, RateLimit, RateLimitStore, Role, SecretString, Session,
-    SessionId, SessionStore, StoreError, StoreResult, TokenHash, TokenPurpose, User, UserId,
-    UserOrganization, UserStore,
+    ChangeLogStore, Conflict, Email, ExternalAccount, ExternalAccountId, ExternalAccountStore,
+    Invitation, InvitationId, InvitationStore, LoggedChange, Member, Membership, NewUser,
+    OAuthFlow, OAuthFlowStore, OneTimeToken, OneTimeTokenId, OneTimeTokenStore, OrgId,
+    Organization, OrganizationStore, PasswordCredential, RateDecision, RateLimit, RateLimitStore,
+    Role, SecretString, Session, SessionId, SessionStore, StoreError, StoreResult, TokenHash,
+    TokenPurpose, User, UserId, UserOrganization, UserStore,
 };
 use time::OffsetDateTime;
 
@@ -37,6 +37,8 @@ struct State {
     audit: Vec<AuditEvent>,
     rate_limits: BTreeMap<[u8; 32], OffsetDateTime>,
     oauth_flows: BTreeMap<[u8; 32], OAuthFlow>,
+    change_version: i64,
+    change_log: BTreeMap<i64, LoggedChange>,
 }
 
 impl State {
@@ -1012,6 +1014,45 @@ impl RateLimitStore for MemoryStore {
         let before = s.rate_limits.len();
         s.rate_limits.retain(|_, tat| *tat > now);
         Ok((before - s.rate_limits.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl ChangeLogStore for MemoryStore {
+    async fn record_change(&self, payload: &str, at: OffsetDateTime) -> StoreResult<i64> {
+        let mut s = self.lock();
+        s.change_version += 1;
+        let version = s.change_version;
+        s.change_log.insert(
+            version,
+            LoggedChange {
+                version,
+                payload: payload.to_owned(),
+                at,
+            },
+        );
+        Ok(version)
+    }
+
+    async fn change_version(&self) -> StoreResult<i64> {
+        Ok(self.lock().change_version)
+    }
+
+    async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<LoggedChange>> {
+        Ok(self
+            .lock()
+            .change_log
+            .range(after.saturating_add(1)..)
+            .take(limit as usize)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+
+    async fn delete_changes_before(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let count = s.change_log.len();
+        s.change_log.retain(|_, c| c.at >= before);
+        Ok((count - s.change_log.len()) as u64)
     }
 }
 

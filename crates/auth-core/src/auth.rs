@@ -10,16 +10,19 @@
 //! use auth_core::mail::FileMailer;
 //! use auth_core::web::AppOrigin;
 //!
+//! // Inside a Tokio runtime, `build` starts the background tasks (outside one, the first
+//! // request does); they stop when the last clone of `auth` is dropped.
 //! let auth = Auth::builder(store, AppOrigin::parse("https://app.example.com")?)
 //!     .mailer(std::sync::Arc::new(FileMailer::new("var/mail")?))
 //!     .build();
-//! let _flusher = auth.spawn_background_tasks();
+//! # let _ = auth;
 //! # Ok(()) }
 //! ```
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration as StdDuration;
 
 use http::{HeaderMap, HeaderValue, Method, header};
 
@@ -34,7 +37,7 @@ use crate::principal::{Credential, Principal};
 use crate::rate_limit::{RateLimitConfig, RateLimiter};
 use crate::session::{SessionConfig, SessionManager, ValidSession};
 use crate::tokens::{
-    ApiTokens, Change, ChangeFeed, FeedEvent, InProcessFeed, KeyRing, TokenConfig,
+    ApiTokens, Change, ChangeFeed, Changes, FeedEvent, InProcessFeed, KeyRing, TokenConfig,
 };
 use crate::web::{AppOrigin, ClientIpPolicy, CookiePolicy, CsrfPolicy, CsrfRequest};
 use crate::{AuthError, AuthStore, Clock, ErrorCode, RolePermissions, SystemClock};
@@ -112,7 +115,15 @@ pub struct AuthBuilder {
     feed: Option<Arc<dyn ChangeFeed>>,
     tokens: Option<(KeyRing, TokenConfig)>,
     providers: Vec<Arc<dyn IdentityProvider>>,
+    maintenance_interval: StdDuration,
 }
+
+/// How often the background tasks delete what has expired, by default.
+pub const DEFAULT_MAINTENANCE_INTERVAL: StdDuration = StdDuration::from_secs(10 * 60);
+
+/// How long entries stay in the store's change log: an instance that could not read it for
+/// longer drops all its caches instead (it notices the gap).
+const CHANGE_LOG_RETENTION: time::Duration = time::Duration::hours(1);
 
 impl fmt::Debug for AuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -188,11 +199,22 @@ impl AuthBuilder {
         self
     }
 
-    /// The change feed that keeps the caches of every instance current (default: in-process,
-    /// right for one instance; `auth_postgres::PostgresChangeFeed` for several on one
-    /// database).
+    /// The change feed that carries changes to the caches of every instance at once (default:
+    /// the store's own, [`ChangeLogStore::default_change_feed`](crate::ChangeLogStore): a
+    /// `PostgresChangeFeed` for `PostgresStore`; else in-process, right for one instance).
+    /// Whatever the feed, every change is also recorded in the store's change log, which
+    /// every instance reads within the staleness bound.
     pub fn change_feed(mut self, feed: Arc<dyn ChangeFeed>) -> Self {
         self.feed = Some(feed);
+        self
+    }
+
+    /// How often the background tasks delete what has expired: idle rate-limit keys,
+    /// sessions, one-time tokens, sign-in flows with a provider, old change log entries
+    /// (default [`DEFAULT_MAINTENANCE_INTERVAL`], 10 minutes; the first sweep runs as the
+    /// tasks start). At least 10 ms.
+    pub fn maintenance_interval(mut self, interval: StdDuration) -> Self {
+        self.maintenance_interval = interval.max(StdDuration::from_millis(10));
         self
     }
 
@@ -257,20 +279,38 @@ impl AuthBuilder {
             config: self.orgs,
             templates,
         };
-        let feed = self.feed.unwrap_or_else(|| Arc::new(InProcessFeed::new()));
+        let feed = self
+            .feed
+            .or_else(|| self.store.default_change_feed())
+            .unwrap_or_else(|| Arc::new(InProcessFeed::new()));
+        let changes = Arc::new(Changes::new(
+            self.store.clone(),
+            feed.clone(),
+            self.clock.clone(),
+        ));
+        let staleness = self
+            .tokens
+            .as_ref()
+            .map_or_else(|| TokenConfig::default().staleness, |(_, c)| c.staleness);
         let tokens = self.tokens.map(|(keys, config)| {
-            ApiTokens::new(
+            ApiTokens::with_changes(
                 self.store.clone(),
                 self.clock.clone(),
                 keys,
-                feed.clone(),
+                changes.clone(),
                 config,
                 &self.origin,
             )
         });
-        Auth {
+        let auth = Auth {
             inner: Arc::new(Inner {
                 feed,
+                changes,
+                staleness: StdDuration::try_from(staleness)
+                    .unwrap_or(StdDuration::from_secs(1))
+                    .max(StdDuration::from_millis(20)),
+                maintenance_interval: self.maintenance_interval,
+                tasks: OnceLock::new(),
                 tokens,
                 cookies: CookiePolicy::for_origin(&self.origin),
                 csrf: CsrfPolicy::new(self.origin.clone()),
@@ -285,7 +325,10 @@ impl AuthBuilder {
                 client_ip: self.client_ip,
                 providers: self.providers,
             }),
-        }
+        };
+        // Inside a runtime the tasks start now; else the first request starts them.
+        auth.ensure_tasks();
+        auth
     }
 }
 
@@ -304,6 +347,12 @@ pub(crate) struct Inner {
     pub(crate) accounts: Accounts,
     pub(crate) orgs: OrgsState,
     pub(crate) feed: Arc<dyn ChangeFeed>,
+    pub(crate) changes: Arc<Changes>,
+    /// The staleness bound: the change log is read every half of it.
+    staleness: StdDuration,
+    maintenance_interval: StdDuration,
+    /// The background tasks, started once; dropped (so stopped) with the last `Auth` clone.
+    tasks: OnceLock<Tasks>,
     pub(crate) tokens: Option<ApiTokens>,
     pub(crate) roles: RolePermissions,
     pub(crate) cookies: CookiePolicy,
@@ -341,6 +390,7 @@ impl Auth {
             feed: None,
             tokens: None,
             providers: Vec::new(),
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
         }
     }
 
@@ -410,49 +460,38 @@ impl Auth {
         &self.inner.cookies
     }
 
-    /// Starts what runs beside the requests: the batched `last_seen_at` and `last_used_at`
-    /// writers and the change feed's consumer (it drops cached sessions, memberships and
-    /// tokens as changes arrive from any instance). Abort the handle to stop them all.
-    #[must_use = "abort the handle to stop the background tasks"]
+    /// Starts the background tasks if they are not running yet (they normally start with
+    /// [`AuthBuilder::build`], or with the first request when `build` ran outside a Tokio
+    /// runtime), and returns a handle that is already finished.
+    ///
+    /// No longer needed: the tasks belong to the `Auth` and stop when its last clone is
+    /// dropped; aborting the returned handle stops nothing. Kept so that existing callers
+    /// keep working. The tasks are the batched `last_seen_at` and `last_used_at` writers, the
+    /// change feed's consumer, the reader of the store's change log, and the sweep of
+    /// expired rows.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
     pub fn spawn_background_tasks(&self) -> tokio::task::JoinHandle<()> {
-        let sessions = self.inner.sessions.spawn_activity_flusher();
-        let auth = self.clone();
-        let mut events = self.inner.feed.subscribe();
-        tokio::spawn(async move {
-            // Aborting this task drops the guard, which stops the flusher too.
-            let _sessions = AbortOnDrop(sessions);
-            let usage = async {
-                let Some(tokens) = auth.inner.tokens.clone() else {
-                    return std::future::pending::<()>().await;
-                };
-                let period = std::time::Duration::try_from(tokens.config().use_interval)
-                    .unwrap_or(std::time::Duration::from_secs(60));
-                let mut ticker = tokio::time::interval(period);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    ticker.tick().await;
-                    if let Err(e) = tokens.flush_usage().await {
-                        tracing::warn!(error = %e, "could not record API token use");
-                    }
-                }
-            };
-            let consume = async {
-                loop {
-                    let event = match events.recv().await {
-                        Ok(event) => event,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            FeedEvent::Resync
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    };
-                    auth.apply(&event).await;
-                }
-            };
-            tokio::select! {
-                () = usage => {}
-                () = consume => {}
-            }
-        })
+        self.ensure_tasks();
+        tokio::spawn(async {})
+    }
+
+    /// Whether the background tasks run: starts them when they do not and a Tokio runtime is
+    /// at hand. When they cannot run, API tokens are refused (503): no change from other
+    /// instances would reach this one.
+    pub(crate) fn ensure_tasks(&self) -> bool {
+        if self.inner.tasks.get().is_some() {
+            return true;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.inner.changes.set_fresh(false);
+            return false;
+        };
+        self.inner
+            .tasks
+            .get_or_init(|| Tasks::start(&runtime, self));
+        true
     }
 
     /// Applies a change-feed event to this instance's caches.
@@ -470,13 +509,13 @@ impl Auth {
     }
 
     /// Tells every instance (this one at once) about a change: after a membership or role
-    /// change, or anything else the caches must see. A failure to publish is logged; the
-    /// caches' time bounds still hold.
+    /// change, or anything else the caches must see. The change is recorded in the store's
+    /// change log, then published on the feed: another instance applies it when the feed
+    /// brings it, and at the latest when it reads the log (within the staleness bound). A
+    /// failure to record is logged and retried by the background tasks.
     pub async fn publish(&self, change: Change) {
         self.apply(&FeedEvent::Change(change.clone())).await;
-        if let Err(err) = self.inner.feed.publish(&change).await {
-            tracing::error!(error = %err.code, "could not publish a change");
-        }
+        self.inner.changes.announce(&change).await;
     }
 
     /// API tokens, when turned on.
@@ -505,6 +544,7 @@ impl Auth {
     /// when there is one, else the session cookie. On the hot path this is one SHA-256 and one
     /// in-process lookup; the store is read only when the cache has no fresh entry.
     pub async fn authenticate<H: RequestHeaders + ?Sized>(&self, headers: &H) -> Authentication {
+        self.ensure_tasks();
         match self.credential(headers) {
             Presented::Bearer(token) => {
                 let result = match &self.inner.tokens {
@@ -531,6 +571,7 @@ impl Auth {
         &self,
         headers: &H,
     ) -> Option<Authentication> {
+        self.ensure_tasks();
         match self.credential(headers) {
             Presented::Bearer(token) => {
                 let result = match &self.inner.tokens {
@@ -734,6 +775,188 @@ pub(crate) fn cookie_header<H: RequestHeaders + ?Sized>(headers: &H) -> std::bor
         joined.push_str(value);
     }
     std::borrow::Cow::Owned(joined)
+}
+
+/// The background tasks of an [`Auth`]: they hold it weakly, and are aborted when it goes.
+struct Tasks {
+    _handles: Vec<AbortOnDrop>,
+}
+
+impl Tasks {
+    fn start(runtime: &tokio::runtime::Handle, auth: &Auth) -> Self {
+        let _entered = runtime.enter();
+        let sessions = auth.inner.sessions.spawn_activity_flusher();
+        let weak = Arc::downgrade(&auth.inner);
+        let mut handles = vec![AbortOnDrop(sessions)];
+        handles.push(AbortOnDrop(
+            runtime.spawn(consume_feed(weak.clone(), auth.inner.feed.subscribe())),
+        ));
+        handles.push(AbortOnDrop(
+            runtime.spawn(read_change_log(weak.clone(), auth.inner.staleness)),
+        ));
+        handles.push(AbortOnDrop(runtime.spawn(sweep(
+            weak.clone(),
+            auth.inner.maintenance_interval,
+            auth.inner.clock.now(),
+        ))));
+        if let Some(tokens) = &auth.inner.tokens {
+            let period = StdDuration::try_from(tokens.config().use_interval)
+                .unwrap_or(StdDuration::from_secs(5))
+                .max(StdDuration::from_millis(10));
+            handles.push(AbortOnDrop(runtime.spawn(flush_token_use(weak, period))));
+        }
+        Self { _handles: handles }
+    }
+}
+
+/// The `Auth` of a task, while it exists.
+fn upgrade(weak: &Weak<Inner>) -> Option<Auth> {
+    weak.upgrade().map(|inner| Auth { inner })
+}
+
+/// Applies what the change feed brings.
+async fn consume_feed(weak: Weak<Inner>, mut events: tokio::sync::broadcast::Receiver<FeedEvent>) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => FeedEvent::Resync,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(auth) = upgrade(&weak) else { return };
+        auth.apply(&event).await;
+    }
+}
+
+/// Writes the noted `last_used_at` times every `period`.
+async fn flush_token_use(weak: Weak<Inner>, period: StdDuration) {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(auth) = upgrade(&weak) else { return };
+        if let Some(tokens) = &auth.inner.tokens
+            && let Err(e) = tokens.flush_usage().await
+        {
+            tracing::warn!(error = %e, "could not record API token use");
+        }
+    }
+}
+
+/// Deletes what has expired every `period`: the first time at once, of what had expired at
+/// `started` (when the tasks started), then of what has expired by then.
+async fn sweep(weak: Weak<Inner>, period: StdDuration, started: time::OffsetDateTime) {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = Some(started);
+    loop {
+        ticker.tick().await;
+        let Some(auth) = upgrade(&weak) else { return };
+        let now = first.take().unwrap_or_else(|| auth.inner.clock.now());
+        auth.delete_expired(now).await;
+    }
+}
+
+/// How many change log entries one read applies at most.
+const CHANGE_LOG_PAGE: u32 = 500;
+
+/// Reads the store's change log every half staleness bound and applies what this instance has
+/// not applied; marks the changes stale (token requests refused) when it could not for longer
+/// than the bound.
+async fn read_change_log(weak: Weak<Inner>, staleness: StdDuration) {
+    let period = staleness / 2;
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen: Option<i64> = None;
+    let mut last_read = std::time::Instant::now();
+    loop {
+        ticker.tick().await;
+        let Some(auth) = upgrade(&weak) else { return };
+        let changes = auth.inner.changes.clone();
+        changes.record_pending().await;
+        match tokio::time::timeout(staleness, auth.catch_up(seen)).await {
+            Ok(Ok(version)) => {
+                seen = Some(version);
+                last_read = std::time::Instant::now();
+                changes.set_fresh(true);
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "could not read the change log");
+            }
+            Err(_) => tracing::warn!("reading the change log timed out"),
+        }
+        if last_read.elapsed() > staleness {
+            changes.set_fresh(false);
+        }
+    }
+}
+
+impl Auth {
+    /// Applies the change log's entries after version `seen` (all caches are dropped on the
+    /// first read, and when entries are missing); returns the version now applied.
+    async fn catch_up(&self, seen: Option<i64>) -> Result<i64, crate::StoreError> {
+        let store = self.inner.changes.store();
+        let current = store.change_version().await?;
+        let Some(mut applied) = seen else {
+            self.apply(&FeedEvent::Resync).await;
+            return Ok(current);
+        };
+        if current == applied {
+            return Ok(current);
+        }
+        if current < applied {
+            // The log was reset under us: nothing it says can be trusted to be complete.
+            self.apply(&FeedEvent::Resync).await;
+            return Ok(current);
+        }
+        while applied < current {
+            let entries = store.changes_after(applied, CHANGE_LOG_PAGE).await?;
+            if entries.first().is_none_or(|e| e.version != applied + 1) {
+                // Entries were pruned before this instance read them.
+                self.apply(&FeedEvent::Resync).await;
+                return Ok(current);
+            }
+            for entry in entries {
+                if entry.version != applied + 1 {
+                    self.apply(&FeedEvent::Resync).await;
+                    return Ok(current);
+                }
+                match serde_json::from_str::<Change>(&entry.payload) {
+                    Ok(change) => self.apply(&FeedEvent::Change(change)).await,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "unreadable change log entry: resyncing");
+                        self.apply(&FeedEvent::Resync).await;
+                    }
+                }
+                applied = entry.version;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Deletes what has expired (each failure logged): idle rate-limit keys, sessions,
+    /// one-time tokens, sign-in flows with a provider, change log entries past their
+    /// retention.
+    async fn delete_expired(&self, now: time::OffsetDateTime) {
+        let store = &self.inner.store;
+        let log = |what: &str, result: Result<u64, crate::StoreError>| match result {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, what, "swept expired rows"),
+            Err(err) => tracing::warn!(error = %err, what, "could not sweep expired rows"),
+        };
+        log("rate limits", store.delete_expired_rate_limits(now).await);
+        log("sessions", store.delete_expired_sessions(now).await);
+        log(
+            "one-time tokens",
+            store.delete_expired_one_time_tokens(now).await,
+        );
+        log("oauth flows", store.delete_expired_oauth_flows(now).await);
+        log(
+            "change log",
+            store
+                .delete_changes_before(now - CHANGE_LOG_RETENTION)
+                .await,
+        );
+    }
 }
 
 /// Aborts a task when dropped.

@@ -63,7 +63,7 @@ pub use rate_limit::{RateDecision, RateLimit, RateLimitConfig, RateLimiter, Sign
 pub use rbac::{InvalidName, Permission, Role, RolePermissions};
 pub use secret::{SecretString, TokenHash};
 pub use store::{
-    ApiTokenStore, AuditStore, AuthStore, Conflict, ExternalAccountStore, InvitationStore,
-    OAuthFlowStore, OneTimeTokenStore, OrganizationStore, RateLimitStore, SessionStore, StoreError,
-    StoreResult, UserStore,
+    ApiTokenStore, AuditStore, AuthStore, ChangeLogStore, Conflict, ExternalAccountStore,
+    InvitationStore, LoggedChange, OAuthFlowStore, OneTimeTokenStore, OrganizationStore,
+    RateLimitStore, SessionStore, StoreError, StoreResult, UserStore,
 };

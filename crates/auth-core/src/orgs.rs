@@ -512,10 +512,14 @@ impl<'a> Organizations<'a> {
             return Err(AuthError::new(ErrorCode::Conflict)
                 .with_detail("You are a member of this organization already."));
         }
-        // Tokens left from an earlier membership never come back to life.
-        self.store()
+        // Tokens left from an earlier membership never come back to life, on any instance.
+        let revoked = self
+            .store()
             .revoke_api_tokens_for_member(invitation.org_id, user.id, now)
             .await?;
+        for id in revoked {
+            self.auth.publish(Change::TokenRevoked { id }).await;
+        }
         let membership = match self.store().accept_invitation(&hash, user.id, now).await {
             Ok(membership) => membership,
             Err(StoreError::NotFound) => return Err(invalid_link()),

@@ -20,6 +20,7 @@
 //!   [`AuthError`](crate::AuthError) with a stable code.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -34,6 +35,7 @@ use crate::model::{
 use crate::rate_limit::{RateDecision, RateLimit};
 use crate::rbac::Role;
 use crate::secret::{SecretString, TokenHash};
+use crate::tokens::ChangeFeed;
 
 /// What a uniqueness conflict was about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -493,6 +495,47 @@ pub trait RateLimitStore: Send + Sync + fmt::Debug {
     async fn delete_expired_rate_limits(&self, now: OffsetDateTime) -> StoreResult<u64>;
 }
 
+/// An entry of the change log (see [`ChangeLogStore`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedChange {
+    /// Its version: 1 for the first change ever recorded, then one more for each.
+    pub version: i64,
+    /// The change, as the core encoded it (JSON).
+    pub payload: String,
+    /// When it was recorded.
+    pub at: OffsetDateTime,
+}
+
+/// The change log: every change that the caches of other instances must see (a revocation,
+/// a membership change, a key rotation), recorded durably before it is announced on the
+/// change feed. Each instance reads the current version often (a single-row read) and applies
+/// the entries it has not seen, so a change the feed lost reaches it all the same.
+#[async_trait]
+pub trait ChangeLogStore: Send + Sync {
+    /// Records a change and bumps the change version, in one transaction; returns the new
+    /// version. Versions are 1, 2, 3, … in commit order, without gaps: a reader that saw
+    /// version `v` has seen every change up to `v`.
+    async fn record_change(&self, payload: &str, at: OffsetDateTime) -> StoreResult<i64>;
+
+    /// The current version: that of the last change recorded, 0 before any.
+    async fn change_version(&self) -> StoreResult<i64>;
+
+    /// The changes after version `after`, oldest first, at most `limit` of them. Entries
+    /// deleted by [`delete_changes_before`](Self::delete_changes_before) are missing: a reader
+    /// tells by the first version returned not being `after + 1`.
+    async fn changes_after(&self, after: i64, limit: u32) -> StoreResult<Vec<LoggedChange>>;
+
+    /// Deletes the entries recorded before `before` (the version stays); returns how many.
+    async fn delete_changes_before(&self, before: OffsetDateTime) -> StoreResult<u64>;
+
+    /// The change feed this store brings for instances that share it, used when the app
+    /// sets none (`AuthBuilder::change_feed`). `None` (the default): the in-process feed,
+    /// right for a store that only one process uses.
+    fn default_change_feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+        None
+    }
+}
+
 /// Everything the core needs from a store.
 pub trait AuthStore:
     UserStore
@@ -505,6 +548,7 @@ pub trait AuthStore:
     + ApiTokenStore
     + AuditStore
     + RateLimitStore
+    + ChangeLogStore
     + fmt::Debug
     + 'static
 {
@@ -521,6 +565,7 @@ impl<T> AuthStore for T where
         + ApiTokenStore
         + AuditStore
         + RateLimitStore
+        + ChangeLogStore
         + fmt::Debug
         + 'static
 {

@@ -105,7 +105,7 @@ impl ChangeFeedOptions {
 pub struct PostgresChangeFeed {
     state: Arc<State>,
     pool: PgPool,
-    task: tokio::task::AbortHandle,
+    task: Option<tokio::task::AbortHandle>,
 }
 
 impl fmt::Debug for PostgresChangeFeed {
@@ -120,7 +120,9 @@ impl fmt::Debug for PostgresChangeFeed {
 
 impl Drop for PostgresChangeFeed {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -147,13 +149,7 @@ impl PostgresChangeFeed {
             .clone()
             .application_name(&options.application_name);
         let listener = listen(&connect).await.map_err(error::map_sqlx)?;
-        let ping_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(options.ping_interval * 4)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_lazy_with(connect.clone());
+        let ping_pool = ping_pool(&connect, &options);
         let silence_limit = options.ping_interval * 2;
         let state = Arc::new(State {
             local: InProcessFeed::new(),
@@ -161,12 +157,56 @@ impl PostgresChangeFeed {
             last_alive_ms: AtomicI64::new(now_ms()),
             silence_limit_ms: i64::try_from(silence_limit.as_millis()).unwrap_or(i64::MAX),
         });
-        let task = tokio::spawn(run(state.clone(), connect, listener, ping_pool, options));
+        let task = tokio::spawn(run(
+            state.clone(),
+            connect,
+            Some(listener),
+            ping_pool,
+            options,
+        ));
         Ok(Arc::new(Self {
             state,
             pool,
-            task: task.abort_handle(),
+            task: Some(task.abort_handle()),
         }))
+    }
+}
+
+impl PostgresChangeFeed {
+    /// A feed with these options that connects in the background: it is unhealthy (and API
+    /// tokens fail closed past the staleness bound) until its listener is connected, then
+    /// resyncs and is healthy. The default feed of a `PostgresStore`. Outside a Tokio
+    /// runtime it cannot start and stays unhealthy.
+    #[must_use]
+    pub fn spawn(pool: PgPool, options: ChangeFeedOptions) -> Arc<Self> {
+        let connect = (*pool.connect_options())
+            .clone()
+            .application_name(&options.application_name);
+        let state = Arc::new(State {
+            local: InProcessFeed::new(),
+            connected: AtomicBool::new(false),
+            last_alive_ms: AtomicI64::new(now_ms()),
+            silence_limit_ms: i64::try_from((options.ping_interval * 2).as_millis())
+                .unwrap_or(i64::MAX),
+        });
+        let task = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let ping_pool = ping_pool(&connect, &options);
+                Some(
+                    runtime
+                        .spawn(run(state.clone(), connect, None, ping_pool, options))
+                        .abort_handle(),
+                )
+            }
+            Err(_) => {
+                tracing::error!(
+                    "the Postgres change feed needs a Tokio runtime: it cannot start, and API \
+                     tokens fail closed"
+                );
+                None
+            }
+        };
+        Arc::new(Self { state, pool, task })
     }
 }
 
@@ -250,6 +290,17 @@ impl State {
     }
 }
 
+/// The pool of the pinger: one connection of its own.
+fn ping_pool(connect: &PgConnectOptions, options: &ChangeFeedOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(options.ping_interval * 4)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_lazy_with(connect.clone())
+}
+
 /// A listener on the feed's channels, on a pool of its own.
 async fn listen(connect: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
     // Two slots: a dead connection being closed must not block the next one.
@@ -270,7 +321,7 @@ async fn listen(connect: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
 async fn run(
     state: Arc<State>,
     connect: PgConnectOptions,
-    listener: PgListener,
+    listener: Option<PgListener>,
     ping_pool: PgPool,
     options: ChangeFeedOptions,
 ) {
@@ -291,7 +342,7 @@ async fn run(
     };
     let listening = async {
         let reconnect_after = options.ping_interval * 4;
-        let mut next = Some(listener);
+        let mut next = listener;
         let mut backoff = INITIAL_BACKOFF;
         loop {
             let mut listener = match next.take() {

@@ -44,23 +44,35 @@
 //! (pings every [`ChangeFeedOptions::ping_interval`]) and says when it may have missed changes,
 //! so that API tokens fail closed rather than trust stale caches.
 //!
+//! It is the store's default feed: an `Auth` built over a [`PostgresStore`] without
+//! `change_feed(...)` gets one on the store's pool (shared by clones of the store value).
+//! Every change is also recorded in the store's change log (table `change_log`, version row
+//! `change_version`) before it is announced, and every instance polls the version: a change
+//! the feed lost still reaches it within the staleness bound.
+//!
 //! ```no_run
 //! use auth_core::Auth;
 //! use auth_core::web::AppOrigin;
-//! use auth_postgres::{PostgresChangeFeed, PostgresStore};
+//! use auth_postgres::{ChangeFeedOptions, PostgresChangeFeed, PostgresStore};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = PostgresStore::connect("postgres://app@localhost/app").await?;
-//! let feed = PostgresChangeFeed::start(store.pool().clone()).await?;
+//! // Only to change the feed's options; without this line the store's default feed is used.
+//! let feed = PostgresChangeFeed::start_with(
+//!     store.pool().clone(),
+//!     ChangeFeedOptions::default().with_application_name("my-app-feed"),
+//! )
+//! .await?;
 //! let auth = Auth::builder(std::sync::Arc::new(store), AppOrigin::parse("https://app.example.com")?)
 //!     .change_feed(feed)
 //!     .build();
-//! let _tasks = auth.spawn_background_tasks();
+//! # let _ = auth;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use auth_core::StoreError;
@@ -68,6 +80,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 mod audit;
+mod changes;
 mod error;
 mod external;
 mod feed;
@@ -99,10 +112,13 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A store on Postgres.
 ///
-/// Cheap to clone: clones share one connection pool.
+/// Cheap to clone: clones share one connection pool (and one default change feed).
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The feed of [`ChangeLogStore::default_change_feed`](auth_core::ChangeLogStore), made
+    /// at its first use.
+    default_feed: Arc<OnceLock<Arc<PostgresChangeFeed>>>,
 }
 
 impl PostgresStore {
@@ -130,8 +146,11 @@ impl PostgresStore {
 
     /// A store on an existing pool. Does not run migrations: see [`PostgresStore::migrate`].
     #[must_use]
-    pub const fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self {
+            pool,
+            default_feed: Arc::new(OnceLock::new()),
+        }
     }
 
     /// Brings the schema up to date with the [`MIGRATOR`]; running it again is a no-op.

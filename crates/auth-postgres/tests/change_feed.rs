@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auth_core::session::SessionMeta;
-use auth_core::tokens::{Change, DirKeyStore, KeyAlgorithm, KeyRing, TokenConfig};
+use auth_core::tokens::{Change, ChangeFeed, DirKeyStore, KeyAlgorithm, KeyRing, TokenConfig};
 use auth_core::web::AppOrigin;
 use auth_core::{
     ApiTokenRecord, Auth, AuthStore, Authentication, Email, ErrorCode, Membership, NewUser, OrgId,
@@ -39,6 +39,10 @@ struct Cluster {
 
 impl Cluster {
     async fn start(scopes: &[&str]) -> Self {
+        Self::start_with(scopes, Setup::default()).await
+    }
+
+    async fn start_with(scopes: &[&str], setup: Setup) -> Self {
         let db = TestDb::create().await;
         let store: Arc<dyn AuthStore> = Arc::new(db.store());
         let keys = tempfile::tempdir().expect("key dir");
@@ -76,15 +80,30 @@ impl Cluster {
         .await
         .expect("feed B");
         let origin = AppOrigin::parse(ORIGIN).expect("origin");
-        let a = Auth::builder(store.clone(), origin.clone())
-            .change_feed(feed_a)
-            .api_tokens(ring_a, TokenConfig::default())
-            .build();
-        let b = Auth::builder(store.clone(), origin)
-            .change_feed(feed_b)
-            .api_tokens(ring_b, TokenConfig::default())
-            .build();
-        let tasks = vec![a.spawn_background_tasks(), b.spawn_background_tasks()];
+        let feed_a: Arc<dyn ChangeFeed> = if setup.lose_a_publishes {
+            Arc::new(LosingFeed(feed_a))
+        } else {
+            feed_a
+        };
+        // With the stores' default feeds, each instance has a store value (and feed) of its own.
+        let store_b: Arc<dyn AuthStore> = if setup.default_feeds {
+            Arc::new(db.store())
+        } else {
+            store.clone()
+        };
+        let mut a = Auth::builder(store.clone(), origin.clone());
+        let mut b = Auth::builder(store_b, origin);
+        if !setup.default_feeds {
+            a = a.change_feed(feed_a);
+            b = b.change_feed(feed_b);
+        }
+        let a = a.api_tokens(ring_a, setup.tokens.clone()).build();
+        let b = b.api_tokens(ring_b, setup.tokens).build();
+        let tasks = if setup.spawn_tasks {
+            vec![a.spawn_background_tasks(), b.spawn_background_tasks()]
+        } else {
+            Vec::new()
+        };
 
         let user = store
             .create_user(&new_user("dev@example.com"))
@@ -171,6 +190,53 @@ impl Cluster {
         }
         drop((self.a, self.b));
         self.db.teardown().await;
+    }
+}
+
+/// How a [`Cluster`] is wired.
+struct Setup {
+    /// A's feed loses every publish (answers `unavailable`, sends nothing).
+    lose_a_publishes: bool,
+    /// No `change_feed(...)` on the builders: each store's default.
+    default_feeds: bool,
+    /// Call `spawn_background_tasks` on both instances.
+    spawn_tasks: bool,
+    /// The token settings of both instances.
+    tokens: TokenConfig,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            lose_a_publishes: false,
+            default_feeds: false,
+            spawn_tasks: true,
+            tokens: TokenConfig::default(),
+        }
+    }
+}
+
+/// A feed that cannot publish (as when its `NOTIFY` fails): everything else is the wrapped
+/// feed's.
+#[derive(Debug)]
+struct LosingFeed(Arc<PostgresChangeFeed>);
+
+#[async_trait::async_trait]
+impl ChangeFeed for LosingFeed {
+    async fn publish(&self, _change: &Change) -> Result<(), auth_core::AuthError> {
+        Err(auth_core::AuthError::new(ErrorCode::Unavailable))
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<auth_core::tokens::FeedEvent> {
+        self.0.subscribe()
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.0.is_healthy()
+    }
+
+    fn unhealthy_since_ms(&self) -> Option<i64> {
+        self.0.unhealthy_since_ms()
     }
 }
 
@@ -441,4 +507,146 @@ async fn a_silent_feed_becomes_unhealthy() {
         .expect("healthy again once pings flow");
     drop(feed);
     db.teardown().await;
+}
+
+/// A revocation whose publish failed on instance A (its feed lost it) still reaches instance
+/// B within the staleness bound: B learns it from the store's change log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_the_feed_could_not_carry_still_reaches_the_other_instance() {
+    let cluster = Cluster::start_with(
+        &["read:projects"],
+        Setup {
+            lose_a_publishes: true,
+            ..Setup::default()
+        },
+    )
+    .await;
+    assert!(
+        cluster.b_bearer().await.principal.is_some(),
+        "B accepts the token"
+    );
+    cluster
+        .a
+        .tokens()
+        .expect("tokens")
+        .revoke(cluster.record.id, cluster.user)
+        .await
+        .expect("revoked: the store has it, whatever the feed did");
+    let staleness = Duration::try_from(TokenConfig::default().staleness).expect("bound");
+    let latency = within(staleness + Duration::from_millis(250), || async {
+        failure_code(&cluster.b_bearer().await) == Some(ErrorCode::TokenRevoked)
+    })
+    .await
+    .expect("B refuses the revoked token within the staleness bound, without the feed");
+    eprintln!("revocation the feed lost seen by the other instance after {latency:?}");
+    cluster.stop().await;
+}
+
+/// A key rotation on instance A: B accepts a token of the new key at once (the unknown `kid`
+/// makes it reload its keys) and serves the new key in its JWKS within the staleness bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_on_one_instance_reaches_the_other() {
+    let cluster = Cluster::start(&["read:projects"]).await;
+    let tokens_a = cluster.a.tokens().expect("tokens");
+    let new_kid = tokens_a.keys().rotate().await.expect("rotated");
+    let principal = principal_of(&cluster).await;
+    let (_, token) = tokens_a
+        .issue(
+            &principal,
+            cluster.a.roles(),
+            "after rotation",
+            &["read:projects".to_owned()],
+            None,
+        )
+        .await
+        .expect("a token of the new key");
+    let answer = cluster.b.authenticate(&bearer(token.expose())).await;
+    assert!(
+        answer.principal.is_some(),
+        "B accepts a token of the rotated key: {:?}",
+        answer.failure
+    );
+    let staleness = Duration::try_from(TokenConfig::default().staleness).expect("bound");
+    let jwks_has_new_kid = || {
+        cluster.b.tokens().expect("tokens").keys().jwks()["keys"]
+            .as_array()
+            .is_some_and(|keys| keys.iter().any(|k| k["kid"] == new_kid.as_str()))
+    };
+    within(staleness + Duration::from_millis(250), || async {
+        jwks_has_new_kid()
+    })
+    .await
+    .expect("B's JWKS serves the new key within the staleness bound");
+    cluster.stop().await;
+}
+
+/// A session principal of the cluster's user on instance A, in the organization.
+async fn principal_of(cluster: &Cluster) -> auth_core::Principal {
+    let session = cluster
+        .a
+        .sessions()
+        .create(
+            cluster.user,
+            SessionMeta {
+                active_org_id: Some(cluster.org),
+                ..SessionMeta::default()
+            },
+        )
+        .await
+        .expect("session");
+    let mut cookie = HeaderMap::new();
+    cookie.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&format!(
+            "{}={}",
+            cluster.a.cookies().session_cookie_name(),
+            session.token.expose()
+        ))
+        .expect("cookie header"),
+    );
+    cluster
+        .a
+        .authenticate(&cookie)
+        .await
+        .principal
+        .expect("the session authenticates")
+}
+
+/// Builders over a `PostgresStore` without `change_feed(...)` and without
+/// `spawn_background_tasks()`: a revocation on A reaches B through the store's own feed, well
+/// before the store's change log would be read (the staleness bound is 10 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_brings_its_own_feed_and_tasks() {
+    let mut tokens = TokenConfig::default();
+    tokens.staleness = time::Duration::seconds(10);
+    let cluster = Cluster::start_with(
+        &["read:projects"],
+        Setup {
+            default_feeds: true,
+            spawn_tasks: false,
+            tokens,
+            ..Setup::default()
+        },
+    )
+    .await;
+    assert!(
+        cluster.b_bearer().await.principal.is_some(),
+        "B accepts the token"
+    );
+    // Both feeds listen (they connect in the background).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster
+        .a
+        .tokens()
+        .expect("tokens")
+        .revoke(cluster.record.id, cluster.user)
+        .await
+        .expect("revoked");
+    let latency = within(Duration::from_secs(1), || async {
+        failure_code(&cluster.b_bearer().await) == Some(ErrorCode::TokenRevoked)
+    })
+    .await
+    .expect("B refuses the revoked token within a second: the feed carried it");
+    eprintln!("revocation through the default feed seen after {latency:?}");
+    cluster.stop().await;
 }

@@ -45,6 +45,7 @@
 struct ReadmeDoctests;
 
 mod audit;
+mod changes;
 mod codec;
 mod error;
 mod external;

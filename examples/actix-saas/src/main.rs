@@ -60,8 +60,6 @@ async fn run() -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| AppOrigin::http_for(addr));
     let auth = saas_common::build_auth(&config, backend, origin).await?;
-    // On this (the main) actix runtime, which lives as long as the server.
-    let _background = auth.spawn_background_tasks();
     let state = web::Data::new(AppState {
         auth,
         pages: Pages::new(),

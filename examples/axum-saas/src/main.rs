@@ -57,7 +57,6 @@ async fn run() -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| AppOrigin::http_for(addr));
     let auth = saas_common::build_auth(&config, backend, origin).await?;
-    let _background = auth.spawn_background_tasks();
     let app = App {
         auth,
         pages: Arc::new(Pages::new()),

@@ -219,6 +219,8 @@ pub async fn build_auth(
         .map_err(|e| format!("OIDC_*: {e}"))?;
         builder = builder.identity_provider(Arc::new(provider));
     }
+    // On this runtime, `build` starts the library's background tasks (change feed, change
+    // log, batched writes, sweeps); they stop when the last clone of the `Auth` goes.
     Ok(builder.build())
 }
 

@@ -58,12 +58,12 @@ const ALL_PERMISSIONS: &[&str] = &[
 ];
 
 /// The app with API tokens on, and the directory of its signing keys.
-struct TokenApp {
-    app: App,
-    keys_dir: tempfile::TempDir,
+pub(super) struct TokenApp {
+    pub(super) app: App,
+    pub(super) keys_dir: tempfile::TempDir,
 }
 
-async fn token_app(store: &Arc<dyn AuthStore>) -> TokenApp {
+pub(super) async fn token_app(store: &Arc<dyn AuthStore>) -> TokenApp {
     let clock = Arc::new(ManualClock::starting_now());
     let mailer = MemoryMailer::default();
     let keys_dir = tempfile::tempdir().expect("a temp dir");
@@ -100,12 +100,12 @@ async fn token_app(store: &Arc<dyn AuthStore>) -> TokenApp {
 }
 
 /// A signed-up user with a session.
-struct Person {
-    id: UserId,
-    cookie: String,
+pub(super) struct Person {
+    pub(super) id: UserId,
+    pub(super) cookie: String,
 }
 
-async fn person(app: &App, email: &str) -> Person {
+pub(super) async fn person(app: &App, email: &str) -> Person {
     let (id, cookie) = app.sign_up(email).await;
     Person {
         id: id.parse().expect("a user id"),
@@ -114,7 +114,7 @@ async fn person(app: &App, email: &str) -> Person {
 }
 
 /// `POST /orgs {name}` by `owner`: the new org is the session's active one.
-async fn create_org(app: &App, owner: &Person, name: &str) -> OrgId {
+pub(super) async fn create_org(app: &App, owner: &Person, name: &str) -> OrgId {
     let response = app
         .send(
             Req::post("/orgs")
@@ -131,7 +131,7 @@ async fn create_org(app: &App, owner: &Person, name: &str) -> OrgId {
 }
 
 /// Adds `who` to `org` as `role` through the store and makes it their active org.
-async fn join(app: &App, org: OrgId, who: &Person, role: Role) {
+pub(super) async fn join(app: &App, org: OrgId, who: &Person, role: Role) {
     app.store
         .add_member(&fixtures::membership(org, who.id, role, app.clock.now()))
         .await
@@ -153,7 +153,7 @@ async fn request_token(app: &App, by: &Person, body: &Value) -> Response<Bytes> 
 }
 
 /// Issues a token with `scopes` (asserting 201 and the answer); returns its id and the token.
-async fn issue(app: &App, by: &Person, scopes: &[&str]) -> (String, String) {
+pub(super) async fn issue(app: &App, by: &Person, scopes: &[&str]) -> (String, String) {
     let response = request_token(app, by, &json!({ "name": "ci", "scopes": scopes })).await;
     assert_status(&response, StatusCode::CREATED);
     let body = json_of(&response);
@@ -167,7 +167,7 @@ async fn issue(app: &App, by: &Person, scopes: &[&str]) -> (String, String) {
 /// (`Auth::authenticate_cached`) first, `Auth::authenticate` when it defers. So the cases of
 /// this file check whichever path answers: a token's first use (a miss) and refusals that are
 /// audited take the slow one, repeated uses and refusals on the token's own merits the fast one.
-async fn bearer(app: &App, token: &str) -> Authentication {
+pub(super) async fn bearer(app: &App, token: &str) -> Authentication {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::AUTHORIZATION,
@@ -181,7 +181,7 @@ async fn bearer(app: &App, token: &str) -> Authentication {
 
 /// The principal of a token that must work.
 #[track_caller]
-fn accepted(authn: Authentication, what: &str) -> Principal {
+pub(super) fn accepted(authn: Authentication, what: &str) -> Principal {
     assert!(authn.bearer, "{what}: a Bearer credential");
     match authn.principal {
         Some(principal) => principal,
@@ -191,7 +191,7 @@ fn accepted(authn: Authentication, what: &str) -> Principal {
 
 /// Checks that a token was refused with `code`.
 #[track_caller]
-fn assert_refused(authn: &Authentication, code: ErrorCode, what: &str) {
+pub(super) fn assert_refused(authn: &Authentication, code: ErrorCode, what: &str) {
     assert!(authn.principal.is_none(), "{what}: must be refused");
     let got = authn.failure.as_ref().map(|e| e.code);
     assert_eq!(
@@ -211,7 +211,7 @@ fn b64_json(value: &Value) -> String {
 }
 
 /// The header and claims of a token, decoded without any check.
-fn parts(token: &str) -> (Value, Value) {
+pub(super) fn parts(token: &str) -> (Value, Value) {
     let jws = token.strip_prefix(PREFIX).expect("an sk_live_ token");
     let mut segments = jws.split('.');
     let mut next = || {
@@ -255,7 +255,7 @@ fn our_key(dir: &Path, kid: &str) -> SigningKey {
 }
 
 /// `GET /.well-known/jwks.json`, checked for its shape; returns the keys.
-async fn jwks(app: &App) -> Vec<Value> {
+pub(super) async fn jwks(app: &App) -> Vec<Value> {
     let response = app.send(Req::get("/.well-known/jwks.json").empty()).await;
     assert_status(&response, StatusCode::OK);
     let body = json_of(&response);
@@ -274,7 +274,7 @@ async fn jwks(app: &App) -> Vec<Value> {
     keys
 }
 
-fn kids(keys: &[Value]) -> Vec<String> {
+pub(super) fn kids(keys: &[Value]) -> Vec<String> {
     keys.iter()
         .map(|k| k["kid"].as_str().expect("a kid").to_owned())
         .collect()

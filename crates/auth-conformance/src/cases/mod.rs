@@ -26,6 +26,7 @@ mod accounts;
 mod api_tokens;
 mod api_tokens_http;
 mod audit;
+mod change_log;
 mod external_accounts;
 mod http_orgs;
 mod http_routes;
@@ -38,12 +39,14 @@ mod races;
 mod rate_limits;
 mod session_manager;
 mod sessions;
+mod spread;
 mod users;
 
 pub use accounts::*;
 pub use api_tokens::*;
 pub use api_tokens_http::*;
 pub use audit::*;
+pub use change_log::*;
 pub use external_accounts::*;
 pub use http_orgs::*;
 pub use http_routes::*;
@@ -56,6 +59,7 @@ pub use races::*;
 pub use rate_limits::*;
 pub use session_manager::*;
 pub use sessions::*;
+pub use spread::*;
 pub use users::*;
 
 /// Creates a user with this email (no password).

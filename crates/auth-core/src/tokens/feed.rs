@@ -2,15 +2,26 @@
 //! changed, so that the caches of the hot path can be trusted.
 //!
 //! [`InProcessFeed`] serves one process (the SQLite store). `auth-postgres` provides a feed over
-//! `LISTEN`/`NOTIFY` for several instances on one database. A feed that has lost its connection
-//! reports it through [`ChangeFeed::is_healthy`]; past the staleness bound, token requests are
-//! refused (503) rather than answered from caches that may be stale.
+//! `LISTEN`/`NOTIFY` for several instances on one database (the Postgres store's default). A
+//! feed that has lost its connection reports it through [`ChangeFeed::is_healthy`]; past the
+//! staleness bound, token requests are refused (503) rather than answered from caches that may
+//! be stale.
+//!
+//! The feed is the fast path, not the guarantee: every change is first recorded in the store's
+//! change log ([`ChangeLogStore`](crate::ChangeLogStore)), then published. Each instance reads
+//! the log's version every half staleness bound (one single-row read) and applies the entries
+//! it has not applied yet, so a change the feed lost (a failed publish, a dropped
+//! notification) still reaches every instance within the bound. When the log cannot be read
+//! for longer than the bound, token requests fail closed (503) as when the feed is down.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::{ApiTokenId, AuthError, OrgId, UserId};
+use crate::{ApiTokenId, AuthError, AuthStore, Clock, OrgId, UserId};
 
 /// A change that caches must see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +46,9 @@ pub enum Change {
         /// The user.
         user_id: UserId,
     },
+    /// The signing keys changed (a rotation): every instance reloads them from the key store,
+    /// so that it verifies the new key's tokens and publishes it in its JWKS.
+    KeysRotated,
 }
 
 /// What subscribers receive.
@@ -111,5 +125,117 @@ impl ChangeFeed for InProcessFeed {
 
     fn unhealthy_since_ms(&self) -> Option<i64> {
         None
+    }
+}
+
+/// How a change is spread: recorded in the store's change log (durable), then published on
+/// the feed (fast). Shared by [`Auth`](crate::Auth) and its [`ApiTokens`](super::ApiTokens).
+pub(crate) struct Changes {
+    store: Arc<dyn AuthStore>,
+    feed: Arc<dyn ChangeFeed>,
+    clock: Arc<dyn Clock>,
+    /// Changes whose recording failed, encoded: the next poll records them.
+    pending: Mutex<Vec<String>>,
+    /// `false` while the change log could not be read for longer than the staleness bound (or
+    /// the tasks that read it cannot run): token requests are refused then.
+    fresh: AtomicBool,
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes")
+            .field("feed", &self.feed)
+            .field("fresh", &self.is_fresh())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Changes {
+    pub(crate) fn new(
+        store: Arc<dyn AuthStore>,
+        feed: Arc<dyn ChangeFeed>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            feed,
+            clock,
+            pending: Mutex::new(Vec::new()),
+            fresh: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn feed(&self) -> &Arc<dyn ChangeFeed> {
+        &self.feed
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn AuthStore> {
+        &self.store
+    }
+
+    /// Whether the change log was read recently enough.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.fresh.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_fresh(&self, fresh: bool) {
+        if self.fresh.swap(fresh, Ordering::AcqRel) != fresh {
+            if fresh {
+                tracing::info!("change log read again: API tokens are accepted again");
+            } else {
+                tracing::warn!("change log unread past the staleness bound: refusing API tokens");
+            }
+        }
+    }
+
+    /// Spreads a change that is already durable in the store: records it in the change log
+    /// (kept for the next poll to record when the store refuses), then publishes it on the
+    /// feed (a failure is logged: the other instances read it from the log within the
+    /// staleness bound).
+    pub(crate) async fn announce(&self, change: &Change) {
+        let payload = match serde_json::to_string(change) {
+            Ok(payload) => payload,
+            Err(err) => {
+                tracing::error!(error = %err, "could not encode a change");
+                return;
+            }
+        };
+        if let Err(err) = self.store.record_change(&payload, self.clock.now()).await {
+            tracing::error!(error = %err, "could not record a change: retrying at the next poll");
+            self.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(payload);
+        }
+        if let Err(err) = self.feed.publish(change).await {
+            tracing::warn!(
+                error = %err.code,
+                "could not publish a change: other instances read it from the change log"
+            );
+        }
+    }
+
+    /// Records the changes whose recording failed before. Stops at the first failure (the
+    /// rest stay pending, in order).
+    pub(crate) async fn record_pending(&self) {
+        let pending: Vec<String> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        for (i, payload) in pending.iter().enumerate() {
+            if let Err(err) = self.store.record_change(payload, self.clock.now()).await {
+                tracing::warn!(error = %err, "could not record a pending change yet");
+                let mut kept = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                let newer = std::mem::take(&mut *kept);
+                kept.extend(pending[i..].iter().cloned());
+                kept.extend(newer);
+                return;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl super::keys::KeyListener for Changes {
+    async fn keys_changed(&self) {
+        self.announce(&Change::KeysRotated).await;
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -71,6 +71,13 @@ impl std::fmt::Debug for StoredKey {
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
+}
+
+/// Told about every rotation made through a [`KeyRing`] (the instance's change spreading).
+#[async_trait]
+pub(crate) trait KeyListener: Send + Sync {
+    /// The ring's keys changed.
+    async fn keys_changed(&self);
 }
 
 /// Where keys persist.
@@ -250,7 +257,22 @@ impl LoadedKey {
     }
 }
 
+/// Every key of `store`, loaded.
+async fn load_all(store: &dyn KeyStore) -> Result<HashMap<String, Arc<LoadedKey>>, AuthError> {
+    let mut keys = HashMap::new();
+    for stored in store.load_keys().await? {
+        let key = LoadedKey::load(stored)?;
+        keys.insert(key.stored.kid.clone(), Arc::new(key));
+    }
+    Ok(keys)
+}
+
 /// The signing keys: the newest one signs, the others verify until their tokens are gone.
+///
+/// A rotation made through [`KeyRing::rotate`] is spread: the `Auth` whose tokens use the
+/// ring records it in the store's change log and publishes it, and every other instance
+/// reloads its keys within the staleness bound. A token whose `kid` an instance does not hold
+/// makes it reload its keys first (at most once a second) before refusing it.
 #[derive(Clone)]
 pub struct KeyRing {
     inner: Arc<RingInner>,
@@ -263,6 +285,8 @@ struct RingInner {
     /// The longest token lifetime: how long a retired key keeps verifying.
     max_token_ttl: Duration,
     keys: RwLock<HashMap<String, Arc<LoadedKey>>>,
+    /// Told after each rotation: they spread it to the other instances.
+    listeners: Mutex<Vec<Weak<dyn KeyListener>>>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -286,11 +310,7 @@ impl KeyRing {
         algorithm: KeyAlgorithm,
         max_token_ttl: Duration,
     ) -> Result<Self, AuthError> {
-        let mut keys = HashMap::new();
-        for stored in store.load_keys().await? {
-            let key = LoadedKey::load(stored)?;
-            keys.insert(key.stored.kid.clone(), Arc::new(key));
-        }
+        let keys = load_all(store.as_ref()).await?;
         let ring = Self {
             inner: Arc::new(RingInner {
                 store,
@@ -298,6 +318,7 @@ impl KeyRing {
                 algorithm,
                 max_token_ttl,
                 keys: RwLock::new(keys),
+                listeners: Mutex::new(Vec::new()),
             }),
         };
         ring.prune().await?;
@@ -305,6 +326,39 @@ impl KeyRing {
             ring.rotate().await?;
         }
         Ok(ring)
+    }
+
+    /// Reads the keys from the key store again, replacing those held: after a rotation made
+    /// by another instance (or by hand), this instance verifies the new key's tokens, signs
+    /// with the newest key and publishes it in its JWKS. The keys held stay when the store
+    /// cannot be read.
+    ///
+    /// # Errors
+    /// Key store errors; `internal` for a malformed stored key.
+    pub async fn reload(&self) -> Result<(), AuthError> {
+        let keys = load_all(self.inner.store.as_ref()).await?;
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = keys;
+        Ok(())
+    }
+
+    /// Whether the ring holds a key with this `kid` (one that verifies or not).
+    pub(crate) fn holds(&self, kid: &str) -> bool {
+        self.read().contains_key(kid)
+    }
+
+    /// Tells `listener` about every rotation from now on.
+    pub(crate) fn add_listener(&self, listener: Weak<dyn KeyListener>) {
+        let mut listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        listeners.retain(|l| l.strong_count() > 0);
+        listeners.push(listener);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<LoadedKey>>> {
@@ -356,18 +410,30 @@ impl KeyRing {
         for stored in &retiring {
             self.inner.store.save_key(stored).await?;
         }
-        let mut keys = self
-            .inner
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        for stored in retiring {
-            let key = LoadedKey::load(stored)?;
-            keys.insert(key.stored.kid.clone(), Arc::new(key));
+        {
+            let mut keys = self
+                .inner
+                .keys
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for stored in retiring {
+                let key = LoadedKey::load(stored)?;
+                keys.insert(key.stored.kid.clone(), Arc::new(key));
+            }
+            keys.insert(kid.clone(), Arc::new(new));
         }
-        keys.insert(kid.clone(), Arc::new(new));
-        drop(keys);
         tracing::info!(%kid, "new API token signing key");
+        let listeners: Vec<Arc<dyn KeyListener>> = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for listener in listeners {
+            listener.keys_changed().await;
+        }
         Ok(kid)
     }
 

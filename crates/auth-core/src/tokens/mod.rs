@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
+pub(crate) use feed::Changes;
 pub use feed::{Change, ChangeFeed, FeedEvent, InProcessFeed};
 pub use keys::{DirKeyStore, KeyAlgorithm, KeyRing, KeyStore, StoredKey};
 
@@ -53,14 +54,16 @@ pub struct TokenConfig {
     pub default_ttl: Duration,
     /// The longest lifetime a request may ask for (default 365 days).
     pub max_ttl: Duration,
-    /// How stale the revocation and membership caches may be when the change feed is down,
-    /// before token requests are refused (default 1 s).
+    /// How stale the revocation, membership and key caches may be: a change the feed lost
+    /// reaches every instance within it (the store's change log is read every half of it),
+    /// and when the feed is down or the log cannot be read for longer, token requests are
+    /// refused (default 1 s).
     pub staleness: Duration,
     /// How long a cached membership is used without a change from the feed (default 60 s).
     pub membership_ttl: Duration,
     /// How many verified tokens the cache holds (default 100,000).
     pub cache_capacity: usize,
-    /// How often `last_used_at` is written, in one batch (default 60 s).
+    /// How often `last_used_at` is written, in one batch (default 5 s).
     pub use_interval: Duration,
 }
 
@@ -72,7 +75,7 @@ impl Default for TokenConfig {
             staleness: Duration::seconds(1),
             membership_ttl: Duration::seconds(60),
             cache_capacity: 100_000,
-            use_interval: Duration::seconds(60),
+            use_interval: Duration::seconds(5),
         }
     }
 }
@@ -143,7 +146,9 @@ struct Inner {
     store: Arc<dyn AuthStore>,
     clock: Arc<dyn Clock>,
     keys: KeyRing,
-    feed: Arc<dyn ChangeFeed>,
+    changes: Arc<Changes>,
+    /// When a token of a `kid` this instance does not hold last made it reload its keys.
+    kid_reloaded_at: Mutex<Option<std::time::Instant>>,
     config: TokenConfig,
     issuer: String,
     audience: String,
@@ -182,12 +187,28 @@ impl ApiTokens {
         config: TokenConfig,
         origin: &AppOrigin,
     ) -> Self {
+        let changes = Arc::new(Changes::new(store.clone(), feed, clock.clone()));
+        Self::with_changes(store, clock, keys, changes, config, origin)
+    }
+
+    /// Tokens that spread their changes through `changes` (the `Auth`'s).
+    pub(crate) fn with_changes(
+        store: Arc<dyn AuthStore>,
+        clock: Arc<dyn Clock>,
+        keys: KeyRing,
+        changes: Arc<Changes>,
+        config: TokenConfig,
+        origin: &AppOrigin,
+    ) -> Self {
+        let listener: Arc<dyn keys::KeyListener> = changes.clone();
+        keys.add_listener(Arc::downgrade(&listener));
         Self {
             inner: Arc::new(Inner {
                 store,
                 clock,
                 keys,
-                feed,
+                changes,
+                kid_reloaded_at: Mutex::new(None),
                 config,
                 issuer: origin.as_str().to_owned(),
                 audience: origin.join("/api"),
@@ -216,7 +237,7 @@ impl ApiTokens {
     /// The change feed.
     #[must_use]
     pub fn feed(&self) -> &Arc<dyn ChangeFeed> {
-        &self.inner.feed
+        self.inner.changes.feed()
     }
 
     /// Issues a token for `principal` (a session in an organization): scopes must be a
@@ -336,7 +357,19 @@ impl ApiTokens {
     ) -> Result<Principal, AuthError> {
         self.ensure_fresh()?;
         let now_us = self.inner.clock.now_micros();
-        let verified = self.verify(token.as_ref(), now_us)?;
+        let token = token.as_ref();
+        let verified = match self.verify(token, now_us) {
+            Ok(verified) => verified,
+            Err(err) if self.should_reload_keys_for(token, &err) => {
+                // Perhaps another instance rotated the keys: reload them, then try again.
+                self.note_kid_reload();
+                if let Err(e) = self.inner.keys.reload().await {
+                    tracing::warn!(error = %e.code, "could not reload the signing keys");
+                }
+                self.verify(token, now_us)?
+            }
+            Err(err) => return Err(err),
+        };
         self.ensure_revocations_loaded().await?;
         if self.is_revoked(verified.id) {
             self.refused(&verified, "revoked").await;
@@ -369,6 +402,8 @@ impl ApiTokens {
         let now_us = self.inner.clock.now_micros();
         let verified = match self.verify(token.as_ref(), now_us) {
             Ok(verified) => verified,
+            // A `kid` this instance does not hold: the keys are reloaded on the store's path.
+            Err(err) if self.should_reload_keys_for(token.as_ref(), &err) => return None,
             Err(err) => return Some(Err(err)),
         };
         // Not loaded yet, or revoked (a refusal to audit): the store's path.
@@ -419,9 +454,57 @@ impl ApiTokens {
         )
     }
 
-    /// Fail closed when the feed has been down longer than the staleness bound.
+    /// Whether a refused token names a `kid` this instance does not hold, and a reload of
+    /// the keys is due (at most one a second): a rotation made elsewhere is picked up at once.
+    /// Only refusals pay for this.
+    fn should_reload_keys_for(&self, token: &[u8], err: &AuthError) -> bool {
+        if err.code != ErrorCode::TokenInvalid {
+            return false;
+        }
+        let due = self
+            .inner
+            .kid_reloaded_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1));
+        if !due {
+            return false;
+        }
+        let Some(jws) = token
+            .strip_prefix(TOKEN_PREFIX.as_bytes())
+            .filter(|t| t.len() <= MAX_TOKEN_LEN)
+            .and_then(visible_text)
+        else {
+            return false;
+        };
+        let Ok(header) = jsonwebtoken::decode_header(jws) else {
+            return false;
+        };
+        header.typ.as_deref() == Some(TOKEN_TYPE)
+            && header.kid.as_deref().is_some_and(|kid| {
+                kid.len() <= 64
+                    && kid
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && !self.inner.keys.holds(kid)
+            })
+    }
+
+    fn note_kid_reload(&self) {
+        *self
+            .inner
+            .kid_reloaded_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(std::time::Instant::now());
+    }
+
+    /// Fail closed when the feed has been down, or the change log unread, longer than the
+    /// staleness bound.
     fn ensure_fresh(&self) -> Result<(), AuthError> {
-        let feed = &self.inner.feed;
+        if !self.inner.changes.is_fresh() {
+            return Err(AuthError::new(ErrorCode::Unavailable));
+        }
+        let feed = self.inner.changes.feed();
         if feed.is_healthy() {
             return Ok(());
         }
@@ -711,9 +794,10 @@ impl ApiTokens {
             .revoke_api_token(id, self.inner.clock.now())
             .await?;
         self.mark_revoked(id);
-        if let Err(err) = self.inner.feed.publish(&Change::TokenRevoked { id }).await {
-            tracing::error!(error = %err.code, "could not publish a revocation");
-        }
+        self.inner
+            .changes
+            .announce(&Change::TokenRevoked { id })
+            .await;
         self.audit(
             "api_token.revoked",
             Some(actor),
@@ -759,7 +843,9 @@ impl ApiTokens {
                     .unwrap_or_else(PoisonError::into_inner)
                     .retain(|(user, _), _| user != user_id);
             }
+            FeedEvent::Change(Change::KeysRotated) => self.reload_keys().await,
             FeedEvent::Resync => {
+                self.reload_keys().await;
                 self.inner
                     .members
                     .write()
@@ -774,6 +860,12 @@ impl ApiTokens {
                         .unwrap_or_else(PoisonError::into_inner) = None;
                 }
             }
+        }
+    }
+
+    async fn reload_keys(&self) {
+        if let Err(err) = self.inner.keys.reload().await {
+            tracing::error!(error = %err.code, "could not reload the signing keys");
         }
     }
 
