@@ -891,13 +891,14 @@ async fn read_change_log(weak: Weak<Inner>, staleness: StdDuration) {
 }
 
 impl Auth {
-    /// Applies the change log's entries after version `seen` (all caches are dropped on the
-    /// first read, and when entries are missing); returns the version now applied.
+    /// Applies the change log's entries after version `seen` made by other instances (all
+    /// caches are dropped when entries are missing); returns the version now applied.
     async fn catch_up(&self, seen: Option<i64>) -> Result<i64, crate::StoreError> {
         let store = self.inner.changes.store();
         let current = store.change_version().await?;
+        // The first read starts from the current version: the caches were filled from the
+        // store after the feed's subscription began, so earlier changes are in what they hold.
         let Some(mut applied) = seen else {
-            self.apply(&FeedEvent::Resync).await;
             return Ok(current);
         };
         if current == applied {
@@ -919,6 +920,11 @@ impl Auth {
                 if entry.version != applied + 1 {
                     self.apply(&FeedEvent::Resync).await;
                     return Ok(current);
+                }
+                if self.inner.changes.take_own(entry.version) {
+                    // Made here, and applied here when it was made.
+                    applied = entry.version;
+                    continue;
                 }
                 match serde_json::from_str::<Change>(&entry.payload) {
                     Ok(change) => self.apply(&FeedEvent::Change(change)).await,

@@ -136,6 +136,9 @@ pub(crate) struct Changes {
     clock: Arc<dyn Clock>,
     /// Changes whose recording failed, encoded: the next poll records them.
     pending: Mutex<Vec<String>>,
+    /// Versions of the changes this instance recorded (and applied when it made them): the
+    /// log reader skips them.
+    own: Mutex<std::collections::HashSet<i64>>,
     /// `false` while the change log could not be read for longer than the staleness bound (or
     /// the tasks that read it cannot run): token requests are refused then.
     fresh: AtomicBool,
@@ -161,6 +164,7 @@ impl Changes {
             feed,
             clock,
             pending: Mutex::new(Vec::new()),
+            own: Mutex::new(std::collections::HashSet::new()),
             fresh: AtomicBool::new(true),
         }
     }
@@ -200,12 +204,15 @@ impl Changes {
                 return;
             }
         };
-        if let Err(err) = self.store.record_change(&payload, self.clock.now()).await {
-            tracing::error!(error = %err, "could not record a change: retrying at the next poll");
-            self.pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(payload);
+        match self.store.record_change(&payload, self.clock.now()).await {
+            Ok(version) => self.recorded(version),
+            Err(err) => {
+                tracing::error!(error = %err, "could not record a change: retrying at the next poll");
+                self.pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(payload);
+            }
         }
         if let Err(err) = self.feed.publish(change).await {
             tracing::warn!(
@@ -215,13 +222,34 @@ impl Changes {
         }
     }
 
+    fn recorded(&self, version: i64) {
+        let mut own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
+        if own.len() > 10_000 {
+            // Never read back (the reader stopped?): forget them, at worst they apply twice.
+            own.clear();
+        }
+        own.insert(version);
+    }
+
+    /// Whether this instance recorded the change of `version` (it applied it then); forgets
+    /// it.
+    pub(crate) fn take_own(&self, version: i64) -> bool {
+        self.own
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&version)
+    }
+
     /// Records the changes whose recording failed before. Stops at the first failure (the
     /// rest stay pending, in order).
     pub(crate) async fn record_pending(&self) {
         let pending: Vec<String> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         for (i, payload) in pending.iter().enumerate() {
-            if let Err(err) = self.store.record_change(payload, self.clock.now()).await {
+            let recorded = self.store.record_change(payload, self.clock.now()).await;
+            if let Ok(version) = recorded {
+                self.recorded(version);
+            } else if let Err(err) = recorded {
                 tracing::warn!(error = %err, "could not record a pending change yet");
                 let mut kept = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 let newer = std::mem::take(&mut *kept);
