@@ -123,3 +123,18 @@ pub(crate) fn into_actix(response: http::Response<bytes::Bytes>) -> HttpResponse
     }
     converted.map_into_boxed_body()
 }
+
+/// What the message of a request refused for want of a peer address says.
+const NO_PEER_ADDRESS: &str = "The request has no peer address, so rate limits cannot tell \
+     clients apart: serve the app with `HttpServer` over TCP (it gives each connection's peer \
+     address); in tests, set one with `TestRequest::peer_addr`.";
+
+/// The answer to a request without a peer address: 503 `unavailable` saying why, logged at
+/// error. Failing closed: inventing an address would put every client into one rate-limit
+/// bucket.
+pub(crate) fn missing_peer_address() -> HttpResponse {
+    tracing::error!("{NO_PEER_ADDRESS}");
+    into_actix(auth_core::routes::problem_response(
+        &auth_core::AuthError::new(auth_core::ErrorCode::Unavailable).with_detail(NO_PEER_ADDRESS),
+    ))
+}

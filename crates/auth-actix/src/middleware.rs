@@ -9,7 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header;
 use actix_web::{Error, HttpMessage};
-use auth_core::gate::{GateHeader, ProtectedPaths, RequestHeaders};
+use auth_core::gate::{GateHeader, ProtectedPaths, RequestHeaders, cookie_name};
 use auth_core::{Auth, Authentication};
 use pin_project_lite::pin_project;
 
@@ -23,7 +23,10 @@ use crate::{actix_header_value, into_actix};
 ///   `csrf_rejected`); the library's routes apply it themselves, with the login variant;
 /// - sends anonymous requests under a [protected prefix](Self::protect) to
 ///   `/sign-in?next=…` (browsers asking for HTML, 303) or answers 401 (everything else);
-/// - adds the refreshed (sliding expiry) or cleared (dead session) cookie to the response.
+/// - adds the refreshed (sliding expiry) or cleared (dead session) cookie to the response;
+/// - refuses every request (503 `unavailable`, logged at error) that has no peer address (a
+///   Unix socket, a test request without one): without it every client would share one
+///   rate-limit key.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct AuthMiddleware {
@@ -88,6 +91,15 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
+        // Without the socket peer every client would share one rate-limit key: refuse (fail
+        // closed, loudly) rather than invent an address.
+        if request.peer_addr().is_none() {
+            return AuthFuture::answered(
+                request
+                    .into_response(crate::missing_peer_address())
+                    .map_into_right_body(),
+            );
+        }
         // actix parsed the method already; should it not convert, treat it as unsafe.
         let method = http::Method::from_bytes(request.method().as_str().as_bytes())
             .unwrap_or(http::Method::POST);
@@ -188,15 +200,22 @@ fn authenticated(
     set_cookie
 }
 
-/// Adds the refreshed or cleared session cookie unless the app set a cookie of its own.
+/// Adds the refreshed or cleared session cookie unless the app set that cookie itself (a
+/// cookie of another name keeps the refresh).
 fn with_cookie<B>(
     mut response: ServiceResponse<B>,
     cookie: Option<header::HeaderValue>,
 ) -> ServiceResponse<B> {
-    if let Some(cookie) = cookie
-        && !response.headers().contains_key(header::SET_COOKIE)
-    {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+    if let Some(cookie) = cookie {
+        let sets_it = cookie_name(cookie.as_bytes()).is_some_and(|name| {
+            response
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .any(|set| cookie_name(set.as_bytes()) == Some(name))
+        });
+        if !sets_it {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
     }
     response
 }

@@ -1,7 +1,5 @@
 //! The library's routes, registered on an actix app.
 
-use std::net::Ipv4Addr;
-
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, guard, web};
 use auth_core::{Auth, Authentication};
@@ -67,13 +65,9 @@ impl HttpServiceFactory for AuthRoutes {
 /// Converts the request (method, URI, headers, streamed body, the middleware's
 /// authentication) for the core; the core routes, checks and answers.
 async fn handle(auth: &Auth, request: &HttpRequest, payload: web::Payload) -> HttpResponse {
-    let peer = request.peer_addr().map_or_else(
-        || {
-            tracing::warn!("no peer address: client addresses are unknown");
-            Ipv4Addr::UNSPECIFIED.into()
-        },
-        |addr| addr.ip(),
-    );
+    let Some(peer) = request.peer_addr().map(|addr| addr.ip()) else {
+        return crate::missing_peer_address();
+    };
     let mut builder = http::Request::builder()
         .method(request.method().as_str())
         .uri(request.uri().to_string());

@@ -13,8 +13,10 @@ use auth_actix::{
     require_permission, require_role,
 };
 use auth_core::mail::MemoryMailer;
+use auth_core::rate_limit::{RateLimit, RateLimitConfig};
 use auth_core::web::AppOrigin;
-use auth_core::{Auth, PasswordConfig};
+use auth_core::web::ClientIpPolicy;
+use auth_core::{Auth, AuthBuilder, ManualClock, PasswordConfig, Role};
 use auth_sqlite::SqliteStore;
 use serde_json::Value;
 
@@ -29,6 +31,21 @@ async fn billing(member: OrgMember) -> String {
 #[require_permission("members:read")]
 async fn admin_only(user: CurrentUser) -> String {
     format!("admin {}", user.email)
+}
+
+// A typo of `admin`, or an app role missing from its RolePermissions: `custom` gets it past
+// the compile-time check of the built-in names (without it, this does not compile); at run
+// time it must admit no one.
+#[require_role("administrator", custom)]
+async fn typo_role(user: CurrentUser) -> String {
+    format!("typo {}", user.email)
+}
+
+/// A handler that sets a cookie of its own.
+async fn set_theme(user: CurrentUser) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::SET_COOKIE, "theme=dark; Path=/"))
+        .body(format!("theme of {}", user.email))
 }
 
 async fn whoami(user: Option<CurrentUser>) -> String {
@@ -67,16 +84,20 @@ struct TestApp {
 }
 
 async fn app() -> TestApp {
+    app_with(|builder| builder).await
+}
+
+async fn app_with(configure: impl FnOnce(AuthBuilder) -> AuthBuilder) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("auth.db")).await.unwrap();
-    let auth = Auth::builder(Arc::new(store), AppOrigin::parse(ORIGIN).unwrap())
+    let builder = Auth::builder(Arc::new(store), AppOrigin::parse(ORIGIN).unwrap())
         .mailer(Arc::new(MemoryMailer::default()))
         .password_hashing(
             PasswordConfig::new()
                 .argon2_params(1024, 1, 1)
                 .expect("valid cheap params"),
-        )
-        .build();
+        );
+    let auth = configure(builder).build();
     TestApp { auth, _dir: dir }
 }
 
@@ -105,13 +126,33 @@ impl TestApp {
     /// One request through the whole app. The app is built anew each time (its state is the
     /// store's), which keeps its type out of the test's.
     async fn send(&self, request: TestRequest) -> Reply {
+        self.send_raw(request.peer_addr("127.0.0.1:40000".parse().unwrap()))
+            .await
+    }
+
+    /// Sends `request` as it is, without a peer address unless it has one.
+    async fn send_raw(&self, request: TestRequest) -> Reply {
         let auth = &self.auth;
         let app = test::init_service(
             App::new()
                 .wrap(auth.middleware().protect("/dashboard"))
+                // An app route under a library prefix, registered before the library's routes
+                // (actix tries services in order).
+                .route("/orgs/export", web::post().to(mutate))
                 .service(auth.service())
                 .route("/api/billing", web::get().to(billing))
                 .route("/api/admin", web::get().to(admin_only))
+                .route("/api/typo", web::get().to(typo_role))
+                .route("/set-theme", web::get().to(set_theme))
+                .service(
+                    web::resource("/typo-guard")
+                        .route(
+                            web::get()
+                                .guard(guard::role(Role::new("administrator").unwrap()))
+                                .to(|| async { "typo guard" }),
+                        )
+                        .route(web::get().to(|| async { "fallback" })),
+                )
                 .route("/whoami", web::get().to(whoami))
                 .route("/principal", web::get().to(principal))
                 .route("/active-org", web::get().to(active_org))
@@ -130,9 +171,7 @@ impl TestApp {
                 ),
         )
         .await;
-        let request = request
-            .peer_addr("127.0.0.1:40000".parse().unwrap())
-            .to_request();
+        let request = request.to_request();
         let response = test::call_service(&app, request).await;
         let status = response.status();
         let headers = response.headers().clone();
@@ -411,4 +450,156 @@ async fn active_org_needs_an_active_organization_and_is_optional() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, b"owner 10 true");
     assert_eq!(app.get("/maybe-org", Some(&cookie)).await.body, b"owner");
+}
+
+#[actix_web::test]
+async fn an_unknown_role_admits_no_one_and_the_start_up_check_names_it() {
+    let app = app().await;
+    let cookie = app.sign_up("typo-owner@example.com").await;
+    app.create_org(&cookie).await;
+    let reply = app.get("/api/typo", Some(&cookie)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "an owner passed a check on an unknown role: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.code(), "forbidden");
+    // A guard on an unknown role never matches.
+    assert_eq!(
+        app.get("/typo-guard", Some(&cookie)).await.body,
+        b"fallback"
+    );
+    // The check an app runs at start-up over the roles its routes name.
+    let err = app
+        .auth
+        .check_roles(["admin", "administrator"])
+        .expect_err("an unknown role is reported");
+    assert!(err.to_string().contains("administrator"), "{err}");
+    assert!(app.auth.check_roles(["owner", "admin", "member"]).is_ok());
+}
+
+#[actix_web::test]
+async fn without_a_peer_address_the_middleware_refuses_loudly() {
+    let app = app().await;
+    let reply = app.send_raw(TestRequest::get().uri("/whoami")).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    let value: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(value["code"], "unavailable");
+    assert!(
+        value["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("peer address"),
+        "{value}"
+    );
+}
+
+#[actix_web::test]
+async fn a_cookie_set_by_the_app_keeps_the_sliding_refresh() {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = app_with(|builder| builder.clock(clock.clone())).await;
+    let cookie = app.sign_up("theme@example.com").await;
+    // Past half the 30-day sliding lifetime: the next request moves the expiry.
+    clock.advance(time::Duration::days(16));
+    let reply = app.get("/set-theme", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let cookies: Vec<&str> = reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("theme=")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("authkit_session=")),
+        "the session refresh was dropped: {cookies:?}"
+    );
+}
+
+#[actix_web::test]
+async fn app_routes_under_a_library_prefix_get_the_csrf_check() {
+    let app = app().await;
+    let cookie = app.sign_up("export@example.com").await;
+    let post = |origin: &str| {
+        TestRequest::post()
+            .uri("/orgs/export")
+            .insert_header((header::COOKIE, cookie.clone()))
+            .insert_header((header::ORIGIN, origin))
+    };
+    let reply = app.send(post("https://evil.example")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.code(), "csrf_rejected");
+    let reply = app.send(post(ORIGIN)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, b"changed by export@example.com");
+}
+
+#[actix_web::test]
+async fn a_percent_encoded_protected_path_is_still_protected() {
+    let app = app().await;
+    let reply = app.get("/%64ashboard", None).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
+#[actix_web::test]
+async fn the_rate_limit_keys_on_the_address_the_trusted_proxy_appended() {
+    let app = app_with(|builder| {
+        builder
+            .trusted_proxies(ClientIpPolicy::from_config("127.0.0.1").unwrap())
+            .rate_limits(RateLimitConfig {
+                sign_in_per_address: RateLimit::new(3, time::Duration::minutes(15)),
+                ..RateLimitConfig::default()
+            })
+    })
+    .await;
+    let sign_in = |i: usize, forged: &str| {
+        let mut request = TestRequest::post()
+            .uri("/auth/sign-in")
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .insert_header((header::ORIGIN, ORIGIN))
+            // The client's own line, then the line our proxy appended.
+            .append_header(("x-forwarded-for", forged.to_owned()))
+            .append_header(("x-forwarded-for", "203.0.113.7"));
+        if i % 2 == 1 {
+            request = request.insert_header(("forwarded", format!("for=\"{forged}\"")));
+        }
+        request.set_payload(format!(
+            r#"{{"email":"nobody{i}@example.com","password":"wrong password"}}"#
+        ))
+    };
+    for i in 0..3 {
+        let reply = app.send(sign_in(i, &format!("6.6.6.{i}"))).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let reply = app.send(sign_in(3, "6.6.6.99")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the forged first line chose the key: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(reply.headers.contains_key(header::RETRY_AFTER));
+    let reply = app
+        .send(
+            TestRequest::post()
+                .uri("/auth/sign-in")
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .insert_header(("x-forwarded-for", "203.0.113.8"))
+                .set_payload(r#"{"email":"other@example.com","password":"wrong password"}"#),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }

@@ -1,7 +1,7 @@
 //! The tower layer: authenticates each request once and enforces what applies to every route.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -13,7 +13,7 @@ use http::HeaderValue;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::into_axum;
+use crate::{into_axum, missing_connect_info};
 
 /// Authenticates every request (session cookie or `Authorization: Bearer`) and puts the
 /// outcome ([`auth_core::Authentication`]) into the request's extensions, where the
@@ -23,7 +23,11 @@ use crate::into_axum;
 ///   `csrf_rejected`); the library's routes apply it themselves, with the login variant;
 /// - sends anonymous requests under a [protected prefix](Self::protect) to
 ///   `/sign-in?next=…` (browsers asking for HTML, 303) or answers 401 (everything else);
-/// - adds the refreshed (sliding expiry) or cleared (dead session) cookie to the response.
+/// - adds the refreshed (sliding expiry) or cleared (dead session) cookie to the response;
+/// - refuses every request (503 `unavailable`, logged at error) when the server does not give
+///   the socket peer (`ConnectInfo<SocketAddr>`): serve with
+///   `into_make_service_with_connect_info::<SocketAddr>()`. Without it every client would share
+///   one rate-limit key.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct AuthLayer {
@@ -82,6 +86,15 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
+        // Without the socket peer every client would share one rate-limit key: refuse (fail
+        // closed, loudly) rather than invent an address.
+        if request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_none()
+        {
+            return AuthFuture::answered(missing_connect_info());
+        }
         // The hot path: the caches answer, so the app is called at once, with no boxed
         // future and no clone of the inner service.
         let admitted = self.auth.admit_cached(
@@ -134,19 +147,6 @@ fn path_and_query(request: &Request) -> &str {
 
 /// Puts what the extractors need into the request; returns the cookie for the response.
 fn authenticated(request: &mut Request, authn: Authentication, auth: &Auth) -> Option<HeaderValue> {
-    if request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_none()
-    {
-        tracing::warn!(
-            "no ConnectInfo<SocketAddr>: serve with into_make_service_with_connect_info; \
-             client addresses are unknown"
-        );
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))));
-    }
     let set_cookie = authn.set_cookie.clone();
     request.extensions_mut().insert(authn);
     request.extensions_mut().insert(auth.clone());

@@ -33,7 +33,9 @@
 //! ```
 //!
 //! Serve with `into_make_service_with_connect_info::<SocketAddr>()`: the client address
-//! (rate limits, audit) comes from the connection.
+//! (rate limits, audit) comes from the connection. Without it the layer and the library's
+//! routes refuse every request with 503 `unavailable` (logged at error), rather than let every
+//! client share one rate-limit key.
 #![forbid(unsafe_code)]
 
 mod extract;
@@ -82,4 +84,19 @@ pub mod __private {
 /// Converts the core's response into axum's.
 pub(crate) fn into_axum(response: http::Response<bytes::Bytes>) -> axum::response::Response {
     response.map(axum::body::Body::from)
+}
+
+/// What the message of a request refused for want of `ConnectInfo` says.
+const HOW_TO_SERVE: &str = "The server does not pass the client's socket address, so rate \
+     limits cannot tell clients apart: serve the app with \
+     `axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())`.";
+
+/// The answer to a request without `ConnectInfo<SocketAddr>`: 503 `unavailable` saying how to
+/// serve, logged at error. Failing closed: inventing an address would put every client into
+/// one rate-limit bucket.
+pub(crate) fn missing_connect_info() -> axum::response::Response {
+    tracing::error!("{HOW_TO_SERVE}");
+    into_axum(auth_core::routes::problem_response(
+        &auth_core::AuthError::new(auth_core::ErrorCode::Unavailable).with_detail(HOW_TO_SERVE),
+    ))
 }

@@ -1,6 +1,6 @@
 //! The library's routes, mounted on an axum router.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use auth_core::Auth;
 use axum::Router;
@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use axum::routing::any;
 
-use crate::into_axum;
+use crate::{into_axum, missing_connect_info};
 
 /// Every path the core serves goes to [`Auth::handle`]; the core routes, checks and answers.
 pub(crate) fn router<S>(auth: Auth) -> Router<S>
@@ -30,9 +30,12 @@ where
 }
 
 async fn handle(auth: &Auth, request: Request) -> Response {
-    let peer = request
+    let Some(peer) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip());
+        .map(|c| c.0.ip())
+    else {
+        return missing_connect_info();
+    };
     into_axum(auth.handle(request, peer).await)
 }

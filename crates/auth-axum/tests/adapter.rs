@@ -8,11 +8,15 @@ use auth_axum::{
     ActiveOrg, AuthExt, CurrentUser, OrgMember, Principal, require_permission, require_role,
 };
 use auth_core::mail::MemoryMailer;
+use auth_core::rate_limit::{RateLimit, RateLimitConfig};
 use auth_core::web::AppOrigin;
-use auth_core::{Auth, PasswordConfig};
+use auth_core::web::ClientIpPolicy;
+use auth_core::{Auth, AuthBuilder, ManualClock, PasswordConfig};
 use auth_sqlite::SqliteStore;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -30,6 +34,22 @@ async fn billing(member: OrgMember) -> String {
 #[require_permission("members:read")]
 async fn admin_only(user: CurrentUser) -> String {
     format!("admin {}", user.email)
+}
+
+// A typo of `admin`, or an app role missing from its RolePermissions: `custom` gets it past
+// the compile-time check of the built-in names (without it, this does not compile); at run
+// time it must admit no one.
+#[require_role("administrator", custom)]
+async fn typo_role(user: CurrentUser) -> String {
+    format!("typo {}", user.email)
+}
+
+/// A handler that sets a cookie of its own.
+async fn set_theme(user: CurrentUser) -> impl IntoResponse {
+    (
+        [(header::SET_COOKIE, "theme=dark; Path=/")],
+        format!("theme of {}", user.email),
+    )
 }
 
 async fn whoami(user: Option<CurrentUser>) -> String {
@@ -59,23 +79,31 @@ async fn mutate(user: CurrentUser) -> String {
 
 struct TestApp {
     router: Router,
+    auth: Auth,
     _dir: tempfile::TempDir,
 }
 
 async fn app() -> TestApp {
+    app_with(|builder| builder).await
+}
+
+async fn app_with(configure: impl FnOnce(AuthBuilder) -> AuthBuilder) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("auth.db")).await.unwrap();
-    let auth = Auth::builder(Arc::new(store), AppOrigin::parse(ORIGIN).unwrap())
+    let builder = Auth::builder(Arc::new(store), AppOrigin::parse(ORIGIN).unwrap())
         .mailer(Arc::new(MemoryMailer::default()))
         .password_hashing(
             PasswordConfig::new()
                 .argon2_params(1024, 1, 1)
                 .expect("valid cheap params"),
-        )
-        .build();
+        );
+    let auth = configure(builder).build();
     let router = Router::new()
         .route("/api/billing", get(billing))
         .route("/api/admin", get(admin_only))
+        .route("/api/typo", get(typo_role))
+        .route("/set-theme", get(set_theme))
+        .route("/orgs/export", post(mutate))
         .route("/whoami", get(whoami))
         .route("/principal", get(principal))
         .route("/active-org", get(active_org))
@@ -84,11 +112,36 @@ async fn app() -> TestApp {
         .route("/dashboard", get(whoami))
         .merge(auth.routes())
         .layer(auth.layer().protect("/dashboard"));
-    TestApp { router, _dir: dir }
+    TestApp {
+        router,
+        auth,
+        _dir: dir,
+    }
+}
+
+/// The socket peer the tests connect from, as `into_make_service_with_connect_info` gives it.
+fn with_peer(mut request: Request<Body>, peer: &str) -> Request<Body> {
+    let addr: std::net::SocketAddr = peer.parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(addr));
+    request
 }
 
 impl TestApp {
     async fn send(&self, request: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+        let request = if request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .is_some()
+        {
+            request
+        } else {
+            with_peer(request, "127.0.0.1:40000")
+        };
+        self.send_raw(request).await
+    }
+
+    /// Sends `request` as it is, without a socket peer unless it has one.
+    async fn send_raw(&self, request: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -288,4 +341,155 @@ async fn active_org_needs_an_active_organization_and_is_optional() {
     assert_eq!(body, b"owner 10 true");
     let (_, _, body) = app.get("/maybe-org", Some(&cookie)).await;
     assert_eq!(body, b"owner");
+}
+
+#[tokio::test]
+async fn an_unknown_role_admits_no_one_and_the_start_up_check_names_it() {
+    let app = app().await;
+    let cookie = app.sign_up("typo-owner@example.com").await;
+    app.create_org(&cookie).await;
+    let (status, _, body) = app.get("/api/typo", Some(&cookie)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an owner passed a check on an unknown role: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(code(&body), "forbidden");
+    // The check an app runs at start-up over the roles its routes name.
+    let err = app
+        .auth
+        .check_roles(["admin", "administrator"])
+        .expect_err("an unknown role is reported");
+    assert!(err.to_string().contains("administrator"), "{err}");
+    assert!(app.auth.check_roles(["owner", "admin", "member"]).is_ok());
+}
+
+#[tokio::test]
+async fn without_connect_info_the_layer_refuses_loudly_with_how_to_serve() {
+    let app = app().await;
+    let (status, _, body) = app
+        .send_raw(Request::get("/whoami").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let value: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(value["code"], "unavailable");
+    assert!(
+        value["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("into_make_service_with_connect_info"),
+        "{value}"
+    );
+}
+
+#[tokio::test]
+async fn a_cookie_set_by_the_app_keeps_the_sliding_refresh() {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = app_with(|builder| builder.clock(clock.clone())).await;
+    let cookie = app.sign_up("theme@example.com").await;
+    // Past half the 30-day sliding lifetime: the next request moves the expiry.
+    clock.advance(time::Duration::days(16));
+    let (status, headers, _) = app.get("/set-theme", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let cookies: Vec<&str> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("theme=")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("authkit_session=")),
+        "the session refresh was dropped: {cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn app_routes_under_a_library_prefix_get_the_csrf_check() {
+    let app = app().await;
+    let cookie = app.sign_up("export@example.com").await;
+    let post = |origin: &str| {
+        Request::post("/orgs/export")
+            .header(header::COOKIE, cookie.clone())
+            .header(header::ORIGIN, origin)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, body) = app.send(post("https://evil.example")).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(code(&body), "csrf_rejected");
+    let (status, _, body) = app.send(post(ORIGIN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"changed by export@example.com");
+}
+
+#[tokio::test]
+async fn a_percent_encoded_protected_path_is_still_protected() {
+    let app = app().await;
+    let (status, _, _) = app.get("/%64ashboard", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = app.get("/dashboard%2Fx", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_rate_limit_keys_on_the_address_the_trusted_proxy_appended() {
+    let app = app_with(|builder| {
+        builder
+            .trusted_proxies(ClientIpPolicy::from_config("127.0.0.1").unwrap())
+            .rate_limits(RateLimitConfig {
+                sign_in_per_address: RateLimit::new(3, time::Duration::minutes(15)),
+                ..RateLimitConfig::default()
+            })
+    })
+    .await;
+    let sign_in = |i: usize, forged: &str| {
+        let mut request = Request::post("/auth/sign-in")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ORIGIN, ORIGIN)
+            // The client's own line, then the line our proxy appended.
+            .header("x-forwarded-for", forged)
+            .header("x-forwarded-for", "203.0.113.7");
+        if i % 2 == 1 {
+            request = request.header("forwarded", format!("for=\"{forged}\""));
+        }
+        request
+            .body(Body::from(format!(
+                r#"{{"email":"nobody{i}@example.com","password":"wrong password"}}"#
+            )))
+            .unwrap()
+    };
+    for i in 0..3 {
+        let (status, _, _) = app.send(sign_in(i, &format!("6.6.6.{i}"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) = app.send(sign_in(3, "6.6.6.99")).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the forged first line chose the key: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    // Another client behind the same proxy has its own budget.
+    let (status, _, _) = app
+        .send(
+            Request::post("/auth/sign-in")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("x-forwarded-for", "203.0.113.8")
+                .body(Body::from(
+                    r#"{"email":"other@example.com","password":"wrong password"}"#,
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

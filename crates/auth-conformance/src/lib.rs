@@ -316,6 +316,7 @@ macro_rules! __with_cases {
                 http_org_owners_demoting_each_other_at_once_leave_one_owner,
                 http_org_concurrent_accepts_of_one_invitation_succeed_once,
                 http_org_member_removed_during_their_requests_loses_access_at_once,
+                http_org_admin_cannot_touch_a_member_promoted_to_owner_at_once,
                 // API tokens over `Auth::handle` and `Auth::authenticate`.
                 api_tokens_http_token_is_created_and_allows_exactly_its_scopes,
                 api_tokens_http_forged_tokens_are_401_token_invalid,

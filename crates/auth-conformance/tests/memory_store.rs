@@ -628,6 +628,61 @@ impl OrganizationStore for MemoryStore {
         .await
     }
 
+    async fn change_role_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        self.guarded(
+            |s| {
+                let current = s.member(org_id, user_id)?.role.clone();
+                if current != *expected {
+                    return Err(StoreError::RoleChanged { current });
+                }
+                if !role.is_owner() && s.is_last_owner(org_id, user_id) {
+                    return Err(StoreError::LastOwner);
+                }
+                Ok(())
+            },
+            |s| {
+                let m = s
+                    .members
+                    .get_mut(&(org_id, user_id))
+                    .ok_or(StoreError::NotFound)?;
+                m.role = role.clone();
+                Ok(m.clone())
+            },
+        )
+        .await
+    }
+
+    async fn remove_member_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+    ) -> StoreResult<()> {
+        self.guarded(
+            |s| {
+                let current = s.member(org_id, user_id)?.role.clone();
+                if current != *expected {
+                    return Err(StoreError::RoleChanged { current });
+                }
+                if s.is_last_owner(org_id, user_id) {
+                    return Err(StoreError::LastOwner);
+                }
+                Ok(())
+            },
+            |s| {
+                s.members.remove(&(org_id, user_id));
+                Ok(())
+            },
+        )
+        .await
+    }
+
     async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> StoreResult<()> {
         self.guarded(
             |s| {

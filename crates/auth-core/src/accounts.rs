@@ -275,8 +275,17 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<(User, CreatedSession), AuthError> {
         let Ok(email) = Email::parse(email) else {
+            // The address's limit first: no password work for a client past it.
+            let attempt = self
+                .rate_limiter
+                .begin_sign_in_without_email(client.ip)
+                .await?;
             // Spend the same work as for a well-formed unknown email.
-            let _ = self.hasher.verify_dummy(password).await;
+            if let Err(err) = busy(self.hasher.verify_dummy(password).await) {
+                attempt.succeeded().await?;
+                return Err(err);
+            }
+            drop(attempt);
             return Err(AuthError::new(ErrorCode::InvalidCredentials));
         };
         let attempt = self.rate_limiter.begin_sign_in(&email, client.ip).await?;
@@ -288,7 +297,11 @@ impl Accounts {
         let (user, credential) = match (user, credential) {
             (Some(user), Some(credential)) => (user, credential),
             (user, _) => {
-                let _ = self.hasher.verify_dummy(password).await;
+                if let Err(err) = busy(self.hasher.verify_dummy(password).await) {
+                    // Nothing was verified: the slots go back.
+                    attempt.succeeded().await?;
+                    return Err(err);
+                }
                 let reason = if user.is_some() {
                     "no_password"
                 } else {
@@ -309,6 +322,10 @@ impl Accounts {
         };
         let needs_rehash = match self.hasher.verify(password, &credential.hash).await {
             Ok(Verified::Valid { needs_rehash }) => needs_rehash,
+            Err(err @ PasswordError::Busy { .. }) => {
+                attempt.succeeded().await?;
+                return Err(busy_error(&err));
+            }
             outcome => {
                 if let Err(err) = &outcome {
                     tracing::warn!(user_id = %user.id, error = %err, "password not verifiable");
@@ -570,6 +587,10 @@ impl Accounts {
             .await?;
         match self.hasher.verify(current_password, &credential.hash).await {
             Ok(Verified::Valid { .. }) => attempt.succeeded().await?,
+            Err(err @ PasswordError::Busy { .. }) => {
+                attempt.succeeded().await?;
+                return Err(busy_error(&err));
+            }
             Ok(Verified::Invalid) | Err(_) => {
                 drop(attempt);
                 self.audit(
@@ -618,6 +639,7 @@ impl Accounts {
         self.hasher.hash(password).await.map_err(|err| match err {
             PasswordError::TooLong { max } => AuthError::new(ErrorCode::WeakPassword)
                 .with_detail(format!("The password must be at most {max} bytes long.")),
+            busy @ PasswordError::Busy { .. } => busy_error(&busy),
             other => {
                 tracing::error!(error = %other, "password hashing failed");
                 AuthError::new(ErrorCode::Internal)
@@ -700,5 +722,50 @@ impl Accounts {
         if let Err(err) = self.store.record_audit_event(&event).await {
             tracing::error!(error = %err, kind, "audit event not recorded");
         }
+    }
+}
+
+/// Seconds a client is asked to wait when password hashing is saturated.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// 503 `unavailable` with `Retry-After`, for [`PasswordError::Busy`]: the hashing queue is full
+/// and nothing was checked.
+fn busy_error(err: &PasswordError) -> AuthError {
+    tracing::warn!(error = %err, "password hashing saturated: request shed");
+    let mut error = AuthError::new(ErrorCode::Unavailable)
+        .with_detail("Too many sign-ins at once; try again in a moment.");
+    error.retry_after_secs = Some(BUSY_RETRY_AFTER_SECS);
+    error
+}
+
+/// The outcome of a dummy verification: only [`PasswordError::Busy`] matters (as a 503); the
+/// answer is "invalid" either way.
+fn busy(outcome: Result<Verified, PasswordError>) -> Result<(), AuthError> {
+    match outcome {
+        Err(err @ PasswordError::Busy { .. }) => Err(busy_error(&err)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_hashing_queue_is_503_with_retry_after() {
+        let err = busy_error(&PasswordError::Busy { queued: 16 });
+        let response = crate::routes::problem_response(&err);
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["code"], "unavailable");
+        assert!(busy(Ok(Verified::Invalid)).is_ok());
+        assert!(busy(Err(PasswordError::TooLong { max: 1 })).is_ok());
+        assert_eq!(
+            busy(Err(PasswordError::Busy { queued: 1 }))
+                .unwrap_err()
+                .code,
+            ErrorCode::Unavailable
+        );
     }
 }

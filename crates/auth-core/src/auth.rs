@@ -454,6 +454,25 @@ impl Auth {
         &self.inner.roles
     }
 
+    /// Checks, at start-up, the role names the app's routes require (`#[require_role]` with
+    /// `custom`, actix's `guard::role`): an unknown one would refuse everyone at run time (403,
+    /// logged); this finds it before the first request. See [`RolePermissions::check_roles`].
+    ///
+    /// ```
+    /// # fn check(auth: &auth_core::Auth) {
+    /// auth.check_roles(["admin", "billing-admin"]).expect("every role the routes use exists");
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`UnknownRoles`](crate::UnknownRoles) naming each unknown name.
+    pub fn check_roles<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), crate::UnknownRoles> {
+        self.inner.roles.check_roles(names)
+    }
+
     /// Cookie names and attributes.
     #[must_use]
     pub fn cookies(&self) -> &CookiePolicy {
@@ -524,11 +543,11 @@ impl Auth {
         self.inner.tokens.as_ref()
     }
 
-    /// The client's address: the socket peer, or what trusted proxies forwarded.
+    /// The client's address: the socket peer, or what trusted proxies forwarded (every line of
+    /// their header, in order; see [`ClientIpPolicy`]).
     #[must_use]
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        self.inner.client_ip.client_ip(peer, forwarded)
+        self.inner.client_ip.client_ip_from_headers(peer, headers)
     }
 
     /// Who is asking and from where, for the flows.

@@ -268,6 +268,8 @@ impl From<StoreError> for AuthError {
             }
             StoreError::NotFound => Self::new(ErrorCode::NotFound),
             StoreError::LastOwner => Self::new(ErrorCode::LastOwner),
+            StoreError::RoleChanged { .. } => Self::new(ErrorCode::Conflict)
+                .with_detail("The member's role changed meanwhile; try again."),
             StoreError::Unavailable(source) => {
                 tracing::error!(error = %source, "store unavailable");
                 Self::new(ErrorCode::Unavailable)

@@ -30,6 +30,67 @@ impl ProtectedPaths {
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         })
     }
+
+    /// Whether `path` (as sent) is under one of the prefixes, or the path a router may make
+    /// of it is: percent-decoded (actix routes `/%64ashboard` to `/dashboard`), with empty
+    /// and `.` segments dropped and `..` applied. Either match protects the request, so no
+    /// spelling of a protected path reaches a handler anonymously.
+    #[must_use]
+    pub fn contains_routed(&self, path: &str) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        self.contains(path) || routed_path(path).is_some_and(|routed| self.contains(&routed))
+    }
+}
+
+/// The path a router may route `path` to, when it differs from `path`: percent-decoded (every
+/// escape, `%2F` too: deciding on more paths than the router does only protects more), then
+/// with empty and `.` segments dropped and `..` segments applied. `None` when `path` is
+/// already in that form (the common case: no allocation).
+#[must_use]
+pub fn routed_path(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let needs_work = memchr::memchr(b'%', bytes).is_some()
+        || path.contains("//")
+        || path.contains("/.")
+        || path.ends_with('/') && path.len() > 1;
+    if !needs_work {
+        return None;
+    }
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                // Two hex digits: at most 255.
+                decoded.push(u8::try_from(high * 16 + low).unwrap_or(u8::MAX));
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let routed = format!("/{}", segments.join("/"));
+    (routed != path).then_some(routed)
 }
 
 /// A request header that [`Auth::admit`] reads: the credential (`Authorization`, `Cookie`),
@@ -147,7 +208,7 @@ impl Auth {
     ///   303) or answers them 401 (see [`Auth::unauthenticated_response`]).
     ///
     /// When admitted, the adapter adds [`Authentication::set_cookie`] to the app's response
-    /// unless it sets a cookie of its own ([`with_refreshed_cookie`]).
+    /// unless it sets the session cookie itself ([`with_refreshed_cookie`]).
     ///
     /// # Errors
     /// The response to send instead of calling the app.
@@ -192,13 +253,13 @@ impl Auth {
         }
         let path = memchr::memchr(b'?', path_and_query.as_bytes())
             .map_or(path_and_query, |query| &path_and_query[..query]);
-        if !Self::is_library_path(path)
-            && !is_safe_method(method.as_str())
+        if !is_safe_method(method.as_str())
+            && !Self::is_library_route(method, path)
             && let Err(err) = self.check_csrf(method, headers, false)
         {
             return Err(problem_response(&err));
         }
-        if authn.principal.is_none() && protected.contains(path) {
+        if authn.principal.is_none() && protected.contains_routed(path) {
             let mut response = self.unauthenticated_response(
                 method,
                 path_and_query,
@@ -215,20 +276,36 @@ impl Auth {
 }
 
 /// Adds `cookie` (a refreshed or cleared session cookie) to a response's headers unless the
-/// response sets a cookie of its own.
+/// response sets that cookie itself (a `Set-Cookie` of the same name: the app signed the user
+/// out or in). A cookie of another name (a theme, a consent flag) does not drop the session's
+/// sliding refresh.
 pub fn with_refreshed_cookie(headers: &mut HeaderMap, cookie: Option<HeaderValue>) {
-    if let Some(cookie) = cookie
-        && !headers.contains_key(header::SET_COOKIE)
-    {
+    let Some(cookie) = cookie else {
+        return;
+    };
+    let sets_it = cookie_name(cookie.as_bytes()).is_some_and(|name| {
+        headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|set| cookie_name(set.as_bytes()) == Some(name))
+    });
+    if !sets_it {
         headers.append(header::SET_COOKIE, cookie);
     }
+}
+
+/// The name of the cookie a `Set-Cookie` value sets: the bytes before the first `=`, trimmed.
+#[must_use]
+pub fn cookie_name(set_cookie: &[u8]) -> Option<&[u8]> {
+    let eq = memchr::memchr(b'=', set_cookie)?;
+    Some(set_cookie[..eq].trim_ascii())
 }
 
 #[cfg(test)]
 mod tests {
     use http::{HeaderMap, HeaderValue};
 
-    use super::{GateHeader, ProtectedPaths, RequestHeaders, visible_text};
+    use super::{GateHeader, ProtectedPaths, RequestHeaders, visible_text, with_refreshed_cookie};
 
     /// A header map read through the trait's provided `first_text`, as an adapter that only
     /// implements `first` and `all` reads it.
@@ -281,6 +358,64 @@ mod tests {
             let all: Vec<&[u8]> = headers.all(header).collect();
             assert_eq!(all, [&b"one"[..], &b"two"[..]], "{header:?}");
         }
+    }
+
+    #[test]
+    fn the_refresh_is_dropped_only_for_a_cookie_of_the_same_name() {
+        let refresh = || Some(HeaderValue::from_static("authkit_session=new; Path=/"));
+        let mut headers = HeaderMap::new();
+        headers.append(
+            http::header::SET_COOKIE,
+            HeaderValue::from_static("theme=dark"),
+        );
+        with_refreshed_cookie(&mut headers, refresh());
+        assert_eq!(headers.get_all(http::header::SET_COOKIE).iter().count(), 2);
+        let mut headers = HeaderMap::new();
+        headers.append(
+            http::header::SET_COOKIE,
+            HeaderValue::from_static("authkit_session=; Max-Age=0"),
+        );
+        with_refreshed_cookie(&mut headers, refresh());
+        let all: Vec<_> = headers.get_all(http::header::SET_COOKIE).iter().collect();
+        assert_eq!(
+            all,
+            [HeaderValue::from_static("authkit_session=; Max-Age=0")]
+        );
+        let mut headers = HeaderMap::new();
+        with_refreshed_cookie(&mut headers, refresh());
+        assert_eq!(headers.get_all(http::header::SET_COOKIE).iter().count(), 1);
+    }
+
+    #[test]
+    fn protected_prefixes_hold_for_every_spelling_a_router_may_route() {
+        let mut paths = ProtectedPaths::default();
+        paths.add("/dashboard");
+        for path in [
+            "/dashboard",
+            "/%64ashboard",
+            "/%64%61shboard/tokens",
+            "/dashboard%2Ftokens",
+            "//dashboard",
+            "/./dashboard",
+            "/x/../dashboard",
+            "/dashboard/",
+        ] {
+            assert!(paths.contains_routed(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/dashboards",
+            "/%64ashboards",
+            "/sign-in",
+            "/%zzdashboard",
+        ] {
+            assert!(!paths.contains_routed(path), "{path}");
+        }
+        assert_eq!(super::routed_path("/api/projects"), None);
+        assert_eq!(
+            super::routed_path("/%64ashboard").as_deref(),
+            Some("/dashboard")
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordH
 pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};
 pub use principal::{Credential, Principal, Requirement};
 pub use rate_limit::{RateDecision, RateLimit, RateLimitConfig, RateLimiter, SignInAttempt};
-pub use rbac::{InvalidName, Permission, Role, RolePermissions};
+pub use rbac::{InvalidName, Permission, Role, RolePermissions, UnknownRoles};
 pub use secret::{SecretString, TokenHash};
 pub use store::{
     ApiTokenStore, AuditStore, AuthStore, ChangeLogStore, Conflict, ExternalAccountStore,

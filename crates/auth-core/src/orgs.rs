@@ -47,6 +47,9 @@ pub const MAX_ORG_NAME_CHARS: usize = 100;
 const MAX_SLUG_LEN: usize = 48;
 /// How often a taken slug is retried with a random suffix.
 const SLUG_ATTEMPTS: usize = 6;
+/// How many times a role change or removal is judged again when the member's role changed
+/// between the read and the write; past that, 409 `conflict`.
+const ROLE_RACE_ATTEMPTS: usize = 3;
 
 /// The permission to see an organization's members.
 pub const MEMBERS_READ: &str = "members:read";
@@ -580,19 +583,34 @@ impl<'a> Organizations<'a> {
         let current = self.member(caller, user_id).await?;
         self.may_handle_role(caller, &current.role)?;
         self.may_handle_role(caller, role)?;
-        let membership = self
-            .store()
-            .change_role(caller.org_id(), user_id, role)
-            .await?;
+        // The decision on the member's role holds only for the role it was made on: the store
+        // writes the change only while that is still the role (under the organization's
+        // lock), and a role changed meanwhile is judged again.
+        let mut judged = current.role;
+        let mut attempts = 0;
+        let membership = loop {
+            match self
+                .store()
+                .change_role_if(caller.org_id(), user_id, &judged, role)
+                .await
+            {
+                Err(StoreError::RoleChanged { current }) if attempts < ROLE_RACE_ATTEMPTS => {
+                    attempts += 1;
+                    self.may_handle_role(caller, &current)?;
+                    judged = current;
+                }
+                other => break other?,
+            }
+        };
         self.changed(caller.org_id(), user_id).await;
-        if current.role != membership.role {
+        if judged != membership.role {
             self.audit(
                 "member.role_changed",
                 caller.user_id(),
                 Some(user_id),
                 caller.org_id(),
                 client,
-                json!({ "from": current.role.as_str(), "to": membership.role.as_str() }),
+                json!({ "from": judged.as_str(), "to": membership.role.as_str() }),
             )
             .await;
         }
@@ -621,21 +639,38 @@ impl<'a> Organizations<'a> {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let leaving = user_id == caller.user_id();
-        let removed = if leaving {
-            caller.membership.clone()
+        let org_id = caller.org_id();
+        let removed_role = if leaving {
+            self.store().remove_member(org_id, user_id).await?;
+            caller.membership.role.clone()
         } else {
             caller.principal.require(MEMBERS_MANAGE)?;
-            let target = self.member(caller, user_id).await?;
-            self.may_handle_role(caller, &target.role)?;
-            target
+            // As in `change_role`: the removal is written only while the member still has the
+            // role the decision was made on.
+            let mut judged = self.member(caller, user_id).await?.role;
+            self.may_handle_role(caller, &judged)?;
+            let mut attempts = 0;
+            loop {
+                match self
+                    .store()
+                    .remove_member_if(org_id, user_id, &judged)
+                    .await
+                {
+                    Err(StoreError::RoleChanged { current }) if attempts < ROLE_RACE_ATTEMPTS => {
+                        attempts += 1;
+                        self.may_handle_role(caller, &current)?;
+                        judged = current;
+                    }
+                    other => break other?,
+                }
+            }
+            judged
         };
-        let org_id = caller.org_id();
-        self.store().remove_member(org_id, user_id).await?;
         self.after_removal(org_id, user_id).await;
         let (kind, data) = if leaving {
-            ("member.left", json!({ "role": removed.role.as_str() }))
+            ("member.left", json!({ "role": removed_role.as_str() }))
         } else {
-            ("member.removed", json!({ "role": removed.role.as_str() }))
+            ("member.removed", json!({ "role": removed_role.as_str() }))
         };
         self.audit(kind, caller.user_id(), Some(user_id), org_id, client, data)
             .await;

@@ -34,8 +34,10 @@
 //!   Passwords longer than [`PasswordConfig::max_password_bytes`] are refused before any work,
 //!   and stored hashes that ask for more than the configured verification limits are refused
 //!   rather than run (a hash is data; data must not choose to allocate 4 GiB).
-//!   Waiting for a permit is not bounded in time: the caller that wants a deadline wraps the
-//!   call in `tokio::time::timeout`, and rate limiting upstream keeps the queue short.
+//!   The line of callers waiting for a permit is bounded ([`PasswordConfig::max_queued`],
+//!   default 16 per permit): past it a call fails at once with [`PasswordError::Busy`] (the
+//!   routes answer 503 `unavailable` with `Retry-After`) instead of waiting without bound.
+//!   Rate limits upstream (per address, before any hashing) keep one client from filling it.
 //!
 //! # Memory
 //! Hashes of the configured size share a pool of argon2 work buffers, one per permit at most:
@@ -81,6 +83,8 @@ pub const DEFAULT_ITERATIONS: u32 = 2;
 pub const DEFAULT_PARALLELISM: u32 = 1;
 /// Default longest accepted password, in bytes.
 pub const DEFAULT_MAX_PASSWORD_BYTES: usize = 1024;
+/// Callers that may wait per permit by default ([`PasswordConfig::max_queued`]).
+pub const QUEUED_PER_PERMIT: usize = 16;
 /// Bytes of salt in the hashes we make.
 pub const SALT_BYTES: usize = 16;
 /// Bytes of output in the hashes we make.
@@ -117,6 +121,7 @@ pub const DEFAULT_MAX_VERIFY_BCRYPT_COST: u32 = 16;
 pub struct PasswordConfig {
     params: Params,
     max_concurrent: usize,
+    max_queued: Option<usize>,
     max_password_bytes: usize,
     max_verify_memory_kib: u32,
     max_verify_iterations: u32,
@@ -129,6 +134,7 @@ impl Default for PasswordConfig {
         Self {
             params: default_params(),
             max_concurrent: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            max_queued: None,
             max_password_bytes: DEFAULT_MAX_PASSWORD_BYTES,
             max_verify_memory_kib: DEFAULT_MAX_VERIFY_MEMORY_KIB,
             max_verify_iterations: DEFAULT_MAX_VERIFY_ITERATIONS,
@@ -186,6 +192,15 @@ impl PasswordConfig {
         }
         self.max_concurrent = permits;
         Ok(self)
+    }
+
+    /// Sets how many callers may wait for a permit while every permit is taken (default:
+    /// [`QUEUED_PER_PERMIT`] × [`max_concurrent`](Self::max_concurrent)). Past it a hash or
+    /// verification fails at once with [`PasswordError::Busy`]: a burst is shed (503 with
+    /// `Retry-After`) rather than queued without bound. 0 queues no one.
+    pub fn max_queued(mut self, waiting: usize) -> Self {
+        self.max_queued = Some(waiting);
+        self
     }
 
     /// Sets the longest password accepted, in UTF-8 bytes (default 1024). Longer input is refused
@@ -250,6 +265,13 @@ impl PasswordConfig {
     #[must_use]
     pub const fn concurrency(&self) -> usize {
         self.max_concurrent
+    }
+
+    /// How many callers may wait for a permit.
+    #[must_use]
+    pub fn queue_limit(&self) -> usize {
+        self.max_queued
+            .unwrap_or_else(|| self.max_concurrent.saturating_mul(QUEUED_PER_PERMIT))
     }
 
     /// The longest password accepted, in bytes.
@@ -320,6 +342,13 @@ pub enum PasswordError {
         /// Which limit it exceeds.
         reason: &'static str,
     },
+    /// Every permit is taken and the line of waiters is full ([`PasswordConfig::max_queued`]):
+    /// nothing was hashed; try again shortly (503 `unavailable` with `Retry-After`).
+    #[error("password hashing is busy: {queued} calls are waiting already")]
+    Busy {
+        /// The queue limit that was reached.
+        queued: usize,
+    },
     /// Hashing failed on our side (the blocking task panicked, the runtime is shutting down).
     #[error("password hashing failed: {reason}")]
     Internal {
@@ -363,6 +392,8 @@ pub struct PasswordHasher {
 struct Inner {
     config: PasswordConfig,
     semaphore: Arc<Semaphore>,
+    /// Callers waiting for a permit right now.
+    queued: AtomicUsize,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
     /// Work buffers of the configured size, at most one per permit.
@@ -394,6 +425,7 @@ impl PasswordHasher {
         Self {
             inner: Arc::new(Inner {
                 semaphore: Arc::new(Semaphore::new(config.max_concurrent)),
+                queued: AtomicUsize::new(0),
                 in_flight: AtomicUsize::new(0),
                 peak_in_flight: AtomicUsize::new(0),
                 pool: Mutex::new(Vec::new()),
@@ -483,12 +515,36 @@ impl PasswordHasher {
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, PasswordError> + Send + 'static,
     {
-        let permit = Arc::clone(&self.inner.semaphore)
-            .acquire_owned()
-            .await
-            .map_err(|_| PasswordError::Internal {
-                reason: "the concurrency limiter is closed",
-            })?;
+        let closed = |_| PasswordError::Internal {
+            reason: "the concurrency limiter is closed",
+        };
+        let permit = match Arc::clone(&self.inner.semaphore).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(PasswordError::Internal {
+                    reason: "the concurrency limiter is closed",
+                });
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                // Join the line only while it has room; the slot is given back however the
+                // wait ends (a permit, an error, a caller that stops waiting).
+                let limit = self.inner.config.queue_limit();
+                let joined =
+                    self.inner
+                        .queued
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                            (n < limit).then_some(n + 1)
+                        });
+                if joined.is_err() {
+                    return Err(PasswordError::Busy { queued: limit });
+                }
+                let _in_line = Queued(&self.inner.queued);
+                Arc::clone(&self.inner.semaphore)
+                    .acquire_owned()
+                    .await
+                    .map_err(closed)?
+            }
+        };
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -501,6 +557,15 @@ impl PasswordHasher {
         .map_err(|_| PasswordError::Internal {
             reason: "the hashing task did not complete",
         })?
+    }
+}
+
+/// A caller's place in the line for a permit, given back when dropped.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -713,6 +778,47 @@ mod tests {
                 .max_concurrent(2)
                 .unwrap(),
         )
+    }
+
+    /// With every permit taken, the line of waiters is bounded (16 per permit by default):
+    /// one more caller is refused at once with `Busy`, never left waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_instead_of_waiting() {
+        let hasher = PasswordHasher::new(
+            PasswordConfig::default()
+                .argon2_params(64, 1, 1)
+                .unwrap()
+                .max_concurrent(1)
+                .unwrap(),
+        );
+        // Every permit held, as by long-running hashes.
+        let held = Arc::clone(&hasher.inner.semaphore)
+            .acquire_owned()
+            .await
+            .unwrap();
+        let waiters: Vec<_> = (0..16)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.verify_dummy(&secret("guess")).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            hasher.verify_dummy(&secret("one too many")),
+        )
+        .await
+        .expect("answered at once, not queued without bound");
+        let err = refused.expect_err("the queue is full");
+        assert!(err.to_string().contains("busy"), "{err}");
+        drop(held);
+        for waiter in waiters {
+            assert_eq!(
+                waiter.await.unwrap(),
+                Ok(Verified::Invalid),
+                "queued ones run"
+            );
+        }
     }
 
     #[test]

@@ -173,9 +173,25 @@ impl Principal {
     /// can do at least what `role` can. Roles are compared by what they grant, so an app's own
     /// roles rank without a hierarchy to declare.
     ///
+    /// A role `roles` does not define (a typo such as `administrator`) admits no one: the
+    /// answer is `forbidden`, and the mistake is logged at error. Check the role names an app's
+    /// routes use at start-up with [`RolePermissions::check_roles`] (or
+    /// `Auth::check_roles`).
+    ///
     /// # Errors
-    /// `forbidden` otherwise, or when there is no active organization.
+    /// `forbidden` otherwise, when there is no active organization, or for an unknown role.
     pub fn require_role(&self, role: &Role, roles: &RolePermissions) -> Result<(), AuthError> {
+        if !roles.knows_role(role) {
+            // An unknown role grants nothing, and "nothing" is a subset of every principal's
+            // permissions: without this every member would pass. A typo or a role missing
+            // from the configured map is a wiring mistake: refuse, loudly.
+            tracing::error!(
+                role = %role,
+                "a role check names a role the configured RolePermissions does not define: \
+                 refused; fix the name or add the role (Auth::check_roles at start-up finds these)"
+            );
+            return Err(AuthError::new(ErrorCode::Forbidden));
+        }
         if self.org.is_some() && roles.permissions(role).is_subset(&self.permissions) {
             Ok(())
         } else {
@@ -249,6 +265,10 @@ mod tests {
         let owner = Principal::new(user(), session(), Some((OrgId::new(), Role::OWNER)), &roles);
         assert!(owner.require_role(&Role::ADMIN, &roles).is_ok());
         assert!(owner.require("billing:manage").is_ok());
+        // An unknown role grants nothing; it must not admit everyone.
+        let typo = Role::new("administrator").unwrap();
+        assert!(owner.require_role(&typo, &roles).is_err());
+        assert!(member.require_role(&typo, &roles).is_err());
     }
 
     #[test]

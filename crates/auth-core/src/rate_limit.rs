@@ -285,7 +285,7 @@ pub struct RateLimiter {
 #[must_use = "drop it on a failed sign-in, call `succeeded` on a successful one"]
 pub struct SignInAttempt {
     limiter: RateLimiter,
-    email_key: TokenHash,
+    email_key: Option<TokenHash>,
     address_key: TokenHash,
 }
 
@@ -345,7 +345,34 @@ impl RateLimiter {
         }
         Ok(SignInAttempt {
             limiter: self.clone(),
-            email_key,
+            email_key: Some(email_key),
+            address_key,
+        })
+    }
+
+    /// Starts a sign-in that has no email to key on (a malformed one): takes a slot on the
+    /// address's failed sign-in limit only, before any password work, so that a flood of
+    /// malformed sign-ins from one address is refused like any other.
+    ///
+    /// # Errors
+    /// 429 [`rate_limited`](crate::ErrorCode::RateLimited) past the address's limit; a store
+    /// error as [`AuthError`].
+    pub async fn begin_sign_in_without_email(
+        &self,
+        client: IpAddr,
+    ) -> Result<SignInAttempt, AuthError> {
+        let address_key = key("sign-in/address", &address_key_value(client));
+        self.store
+            .rate_limit_hit(
+                &address_key,
+                self.config.sign_in_per_address,
+                self.clock.now(),
+            )
+            .await?
+            .into_result()?;
+        Ok(SignInAttempt {
+            limiter: self.clone(),
+            email_key: None,
             address_key,
         })
     }
@@ -436,9 +463,11 @@ impl SignInAttempt {
     /// A store error as [`AuthError`] (the slots then stay taken).
     pub async fn succeeded(self) -> Result<(), AuthError> {
         let config = self.limiter.config;
-        self.limiter
-            .refund(&self.email_key, config.sign_in_per_email)
-            .await?;
+        if let Some(email_key) = &self.email_key {
+            self.limiter
+                .refund(email_key, config.sign_in_per_email)
+                .await?;
+        }
         self.limiter
             .refund(&self.address_key, config.sign_in_per_address)
             .await?;

@@ -205,6 +205,57 @@ impl RolePermissions {
     pub fn roles(&self) -> impl Iterator<Item = &Role> {
         self.map.keys()
     }
+
+    /// Checks role names an app's routes require (`#[require_role("…")]`, actix's
+    /// `guard::role`): run it at start-up over every name, so that a typo stops the app
+    /// instead of waiting for the first request (which it would refuse, 403). Built-in names
+    /// are checked at compile time by the annotation already; a role the app adds must be in
+    /// this map.
+    ///
+    /// # Errors
+    /// [`UnknownRoles`] naming every name that is malformed or not defined here.
+    pub fn check_roles<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), UnknownRoles> {
+        let unknown: Vec<String> = names
+            .into_iter()
+            .filter(|name| Role::new((*name).to_owned()).map_or(true, |r| !self.knows_role(&r)))
+            .map(str::to_owned)
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(UnknownRoles {
+                unknown,
+                known: self.map.keys().map(|r| r.as_str().to_owned()).collect(),
+            })
+        }
+    }
+}
+
+/// Role names that the configured [`RolePermissions`] does not define: a check on them would
+/// admit no one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown role(s) {}: the configured roles are {}",
+    quoted(unknown),
+    quoted(known)
+)]
+#[non_exhaustive]
+pub struct UnknownRoles {
+    /// The names that are not roles here.
+    pub unknown: Vec<String>,
+    /// The roles that are.
+    pub known: Vec<String>,
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Default for RolePermissions {
@@ -248,6 +299,18 @@ mod tests {
         assert_eq!(map.permissions(&Role::OWNER).len(), 10);
         assert!(map.permissions(&Role::new("viewer").unwrap()).is_empty());
         assert!(!map.knows_permission(&p("launch:missiles")));
+    }
+
+    #[test]
+    fn role_checks_name_every_unknown_role() {
+        let map = RolePermissions::default();
+        assert!(map.check_roles(["owner", "admin", "member"]).is_ok());
+        let err = map
+            .check_roles(["admin", "administrator", "Bad Name"])
+            .unwrap_err();
+        assert_eq!(err.unknown, ["administrator", "Bad Name"]);
+        assert!(err.to_string().contains("\"administrator\""), "{err}");
+        assert!(err.to_string().contains("\"owner\""), "{err}");
     }
 
     #[test]

@@ -81,6 +81,13 @@ pub enum StoreError {
     /// The change would leave an organization without an owner.
     #[error("an organization must keep at least one owner")]
     LastOwner,
+    /// A conditional membership change found another role than the one it was judged on
+    /// (someone changed it meanwhile); nothing was written.
+    #[error("the member's role is now {current}")]
+    RoleChanged {
+        /// The role found.
+        current: Role,
+    },
     /// The store cannot be reached (pool timeout, connection refused): fail closed, 503.
     #[error("store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -317,6 +324,28 @@ pub trait OrganizationStore: Send + Sync {
     /// Removes a member. [`StoreError::LastOwner`] for the last owner (under concurrency too);
     /// [`StoreError::NotFound`] for a non-member.
     async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> StoreResult<()>;
+
+    /// [`change_role`](Self::change_role), only while the member's role is still `expected`
+    /// (read in the same transaction, under the lock that serializes the organization's
+    /// membership changes): [`StoreError::RoleChanged`] with the role found otherwise. The flow
+    /// decides whether the caller may touch the member's role on what it read, and this makes
+    /// that decision hold when the change is written.
+    async fn change_role_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+        role: &Role,
+    ) -> StoreResult<Membership>;
+
+    /// [`remove_member`](Self::remove_member), only while the member's role is still
+    /// `expected`: [`StoreError::RoleChanged`] with the role found otherwise.
+    async fn remove_member_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+    ) -> StoreResult<()>;
 
     /// Makes `to` (a member) an owner and `from` (an owner) `from_becomes`, in one
     /// transaction. [`StoreError::NotFound`] when either is not a member;

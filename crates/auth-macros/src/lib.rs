@@ -21,7 +21,12 @@
 //! - `#[require_scope("write:deployments")]`: the same check, named for API tokens (a token's
 //!   effective permissions are its scopes that its owner's role still grants).
 //! - `#[require_role("admin")]`: the active organization's role grants at least what `admin`
-//!   grants.
+//!   grants. The name is checked at compile time: `owner`, `admin` and `member` (the built-in
+//!   roles) are accepted; any other name is a compile error unless marked as the app's own,
+//!   `#[require_role("billing-admin", custom)]`, so a typo (`"administrator"`) never compiles.
+//!   A role that is not in the configured `RolePermissions` admits no one at run time (403,
+//!   logged at error); `auth.check_roles([...])` at start-up reports such names before the
+//!   first request.
 #![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
@@ -58,11 +63,15 @@ enum Kind {
     Role,
 }
 
-/// `"name"` or `"name", adapter = path`.
+/// `"name"`, then optionally `custom` and `adapter = path`, comma-separated.
 struct Args {
     value: LitStr,
     adapter: Option<syn::Path>,
+    custom: bool,
 }
+
+/// The roles every `RolePermissions::default()` defines.
+const BUILT_IN_ROLES: [&str; 3] = ["owner", "admin", "member"];
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -74,22 +83,47 @@ impl Parse for Args {
             LitStr::new(&ident.to_string(), ident.span())
         };
         let mut adapter = None;
-        if input.peek(Token![,]) {
+        let mut custom = false;
+        while input.peek(Token![,]) {
             input.parse::<Token![,]>()?;
-            if !input.is_empty() {
-                let key: Ident = input.parse()?;
-                if key != "adapter" {
-                    return Err(Error::new(key.span(), "expected `adapter = <crate>`"));
-                }
+            if input.is_empty() {
+                break;
+            }
+            let key: Ident = input.parse()?;
+            if key == "custom" {
+                custom = true;
+            } else if key == "adapter" {
                 input.parse::<Token![=]>()?;
                 adapter = Some(input.parse()?);
+            } else {
+                return Err(Error::new(
+                    key.span(),
+                    "expected `custom` or `adapter = <crate>`",
+                ));
             }
         }
         if !input.is_empty() {
             return Err(input.error("unexpected tokens"));
         }
-        Ok(Self { value, adapter })
+        Ok(Self {
+            value,
+            adapter,
+            custom,
+        })
     }
+}
+
+/// The compile-time check of a role name: a built-in role, or one marked `custom`.
+fn check_role_name(name: &str, custom: bool) -> Result<(), String> {
+    if custom || BUILT_IN_ROLES.contains(&name) {
+        return Ok(());
+    }
+    Err(format!(
+        "unknown role `{name}`: the built-in roles are `owner`, `admin` and `member`; for a \
+         role your app defines in its RolePermissions write \
+         `#[require_role(\"{name}\", custom)]` and check it at start-up with \
+         `auth.check_roles([...])`"
+    ))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -147,6 +181,19 @@ fn expand_inner(kind: Kind, args: Args, function: &mut ItemFn) -> syn::Result<To
             "expected a permission, scope or role name: lowercase letters, digits and `_:.-`",
         ));
     }
+    match kind {
+        Kind::Role => {
+            check_role_name(&name, args.custom)
+                .map_err(|msg| Error::new(args.value.span(), msg))?;
+        }
+        Kind::Permission | Kind::Scope if args.custom => {
+            return Err(Error::new(
+                args.value.span(),
+                "`custom` applies to `#[require_role]` only",
+            ));
+        }
+        Kind::Permission | Kind::Scope => {}
+    }
     if function.sig.asyncness.is_none() {
         return Err(Error::new_spanned(
             function.sig.fn_token,
@@ -199,4 +246,40 @@ fn expand_inner(kind: Kind, args: Args, function: &mut ItemFn) -> syn::Result<To
 
         #function
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_roles_compile_and_typos_do_not() {
+        for role in BUILT_IN_ROLES {
+            assert!(check_role_name(role, false).is_ok(), "{role}");
+        }
+        let err = check_role_name("administrator", false).unwrap_err();
+        assert!(err.contains("unknown role `administrator`"), "{err}");
+        assert!(err.contains("custom"), "{err}");
+        assert!(check_role_name("billing-admin", true).is_ok());
+    }
+
+    #[test]
+    fn arguments_parse_in_any_order() {
+        let args: Args = syn::parse_str(r#""billing-admin", custom, adapter = auth_axum"#).unwrap();
+        assert!(args.custom);
+        assert!(args.adapter.is_some());
+        let args: Args = syn::parse_str(r#"admin, adapter = auth_actix"#).unwrap();
+        assert!(!args.custom);
+        assert!(syn::parse_str::<Args>(r#""x", nonsense"#).is_err());
+    }
+
+    #[test]
+    fn an_unknown_role_is_a_compile_error() {
+        let mut function: ItemFn = syn::parse_quote! { async fn handler() {} };
+        let args: Args = syn::parse_str(r#""administrator", adapter = auth_axum"#).unwrap();
+        let err = expand_inner(Kind::Role, args, &mut function).unwrap_err();
+        assert!(err.to_string().contains("unknown role"), "{err}");
+        let args: Args = syn::parse_str(r#""read:projects", custom, adapter = auth_axum"#).unwrap();
+        assert!(expand_inner(Kind::Permission, args, &mut function).is_err());
+    }
 }

@@ -101,11 +101,17 @@ impl PostgresStore {
         &self,
         org_id: OrgId,
         user_id: UserId,
+        expected: Option<&Role>,
         role: &Role,
     ) -> StoreResult<Membership> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         lock_org(&mut tx, org_id).await?;
         let current = role_of(&mut tx, org_id, user_id).await?;
+        if let Some(expected) = expected
+            && *expected != current
+        {
+            return Err(StoreError::RoleChanged { current });
+        }
         if current.is_owner() && !role.is_owner() {
             ensure_other_owners(&mut tx, &[org_id.into_uuid()], user_id).await?;
         }
@@ -114,10 +120,20 @@ impl PostgresStore {
         Ok(membership)
     }
 
-    async fn remove_member_once(&self, org_id: OrgId, user_id: UserId) -> StoreResult<()> {
+    async fn remove_member_once(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: Option<&Role>,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         lock_org(&mut tx, org_id).await?;
         let current = role_of(&mut tx, org_id, user_id).await?;
+        if let Some(expected) = expected
+            && *expected != current
+        {
+            return Err(StoreError::RoleChanged { current });
+        }
         if current.is_owner() {
             ensure_other_owners(&mut tx, &[org_id.into_uuid()], user_id).await?;
         }
@@ -316,11 +332,30 @@ impl OrganizationStore for PostgresStore {
         user_id: UserId,
         role: &Role,
     ) -> StoreResult<Membership> {
-        retrying(|| self.change_role_once(org_id, user_id, role)).await
+        retrying(|| self.change_role_once(org_id, user_id, None, role)).await
     }
 
     async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> StoreResult<()> {
-        retrying(|| self.remove_member_once(org_id, user_id)).await
+        retrying(|| self.remove_member_once(org_id, user_id, None)).await
+    }
+
+    async fn change_role_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        retrying(|| self.change_role_once(org_id, user_id, Some(expected), role)).await
+    }
+
+    async fn remove_member_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+    ) -> StoreResult<()> {
+        retrying(|| self.remove_member_once(org_id, user_id, Some(expected))).await
     }
 
     async fn transfer_ownership(

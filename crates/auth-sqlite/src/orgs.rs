@@ -244,38 +244,32 @@ impl OrganizationStore for SqliteStore {
         user_id: UserId,
         role: &Role,
     ) -> StoreResult<Membership> {
-        let (org_id, user_id) = (org_id.to_string(), user_id.to_string());
-        let mut tx = self.begin().await?;
-        let current = role_of(&mut tx, &org_id, &user_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if current.is_owner()
-            && !role.is_owner()
-            && !has_other_owner(&mut tx, &org_id, &user_id).await?
-        {
-            return Err(StoreError::LastOwner);
-        }
-        let membership = set_role(&mut tx, &org_id, &user_id, role).await?;
-        tx.commit().await.map_err(map_sqlx_error)?;
-        Ok(membership)
+        self.change_role_checked(org_id, user_id, None, role).await
     }
 
     async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> StoreResult<()> {
-        let (org_id, user_id) = (org_id.to_string(), user_id.to_string());
-        let mut tx = self.begin().await?;
-        let current = role_of(&mut tx, &org_id, &user_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if current.is_owner() && !has_other_owner(&mut tx, &org_id, &user_id).await? {
-            return Err(StoreError::LastOwner);
-        }
-        sqlx::query("DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")
-            .bind(&org_id)
-            .bind(&user_id)
-            .execute(&mut *tx)
+        self.remove_member_checked(org_id, user_id, None).await
+    }
+
+    async fn change_role_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        self.change_role_checked(org_id, user_id, Some(expected), role)
             .await
-            .map_err(map_sqlx_error)?;
-        tx.commit().await.map_err(map_sqlx_error)
+    }
+
+    async fn remove_member_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+    ) -> StoreResult<()> {
+        self.remove_member_checked(org_id, user_id, Some(expected))
+            .await
     }
 
     async fn transfer_ownership(
@@ -302,6 +296,68 @@ impl OrganizationStore for SqliteStore {
         // Promote first, so the organization never lacks an owner (the trigger checks).
         set_role(&mut tx, &org, &to_id, &Role::OWNER).await?;
         set_role(&mut tx, &org, &from_id, from_becomes).await?;
+        tx.commit().await.map_err(map_sqlx_error)
+    }
+}
+
+impl SqliteStore {
+    /// Changes a member's role in one write transaction (SQLite's one writer serializes it
+    /// with every other membership change): the last-owner rule and, when given, the role the
+    /// caller's decision was made on are checked on what the transaction reads.
+    async fn change_role_checked(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: Option<&Role>,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        let (org_id, user_id) = (org_id.to_string(), user_id.to_string());
+        let mut tx = self.begin().await?;
+        let current = role_of(&mut tx, &org_id, &user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if let Some(expected) = expected
+            && *expected != current
+        {
+            return Err(StoreError::RoleChanged { current });
+        }
+        if current.is_owner()
+            && !role.is_owner()
+            && !has_other_owner(&mut tx, &org_id, &user_id).await?
+        {
+            return Err(StoreError::LastOwner);
+        }
+        let membership = set_role(&mut tx, &org_id, &user_id, role).await?;
+        tx.commit().await.map_err(map_sqlx_error)?;
+        Ok(membership)
+    }
+
+    /// Removes a member in one write transaction; see [`Self::change_role_checked`].
+    async fn remove_member_checked(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: Option<&Role>,
+    ) -> StoreResult<()> {
+        let (org_id, user_id) = (org_id.to_string(), user_id.to_string());
+        let mut tx = self.begin().await?;
+        let current = role_of(&mut tx, &org_id, &user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if let Some(expected) = expected
+            && *expected != current
+        {
+            return Err(StoreError::RoleChanged { current });
+        }
+        if current.is_owner() && !has_other_owner(&mut tx, &org_id, &user_id).await? {
+            return Err(StoreError::LastOwner);
+        }
+        sqlx::query("DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")
+            .bind(&org_id)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx_error)?;
         tx.commit().await.map_err(map_sqlx_error)
     }
 }

@@ -18,7 +18,7 @@ pub use pages::{Pages, STATIC_FILES, StaticFile};
 
 use auth_core::mail::FileMailer;
 use auth_core::tokens::{ChangeFeed, DirKeyStore, KeyAlgorithm, KeyRing, TokenConfig};
-use auth_core::web::AppOrigin;
+use auth_core::web::{AppOrigin, ClientIpPolicy, ForwardedHeader};
 use auth_core::{Auth, AuthStore, SystemClock};
 
 /// The app's settings, from the contract's environment variables.
@@ -40,6 +40,10 @@ pub struct Config {
     /// `OIDC_ISSUER`, `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`: the generic `oidc` provider,
     /// when all three are set.
     pub oidc: Option<ProviderConfig>,
+    /// `TRUSTED_PROXIES` (addresses and CIDR blocks, comma-separated; default none) and
+    /// `TRUSTED_PROXY_HEADER` (`x-forwarded-for`, the default, or `forwarded`): the reverse
+    /// proxies whose forwarded client address the rate limits and the audit log use.
+    pub trusted_proxies: ClientIpPolicy,
 }
 
 /// A provider's issuer and the client registered there.
@@ -108,7 +112,17 @@ impl Config {
                 );
             }
         };
+        let header = var("TRUSTED_PROXY_HEADER")
+            .map(|h| h.parse::<ForwardedHeader>())
+            .transpose()
+            .map_err(|e| format!("TRUSTED_PROXY_HEADER: {e}"))?
+            .unwrap_or_default();
+        let trusted_proxies =
+            ClientIpPolicy::from_config(&var("TRUSTED_PROXIES").unwrap_or_default())
+                .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?
+                .with_header(header);
         Ok(Self {
+            trusted_proxies,
             database_url,
             bind,
             origin,
@@ -194,6 +208,7 @@ pub async fn build_auth(
     .await
     .map_err(|e| format!("AUTH_KEYS {}: {e}", config.keys_dir.display()))?;
     let mut builder = Auth::builder(backend.store, origin)
+        .trusted_proxies(config.trusted_proxies.clone())
         .mailer(Arc::new(mailer))
         .api_tokens(keys, token_config);
     if let Some(feed) = backend.feed {

@@ -901,3 +901,68 @@ pub async fn http_org_member_removed_during_their_requests_loses_access_at_once(
     assert_eq!(session["permissions"], json!([]));
     assert_problem(&members(&app, &org, &member).await, 403, "forbidden");
 }
+
+/// How many times an admin's change races an owner's promotion of the same member.
+const PROMOTION_ROUNDS: usize = 16;
+
+/// An admin demotes (or removes) a fellow admin at the moment an owner promotes that admin to
+/// owner, many times. The rule "only an owner touches an owner" is judged on the target's role
+/// when the change is made, not on an earlier read: whichever order the two land in, the
+/// target ends an owner and a member of the organization, and the admin's request is either
+/// first (200/204, then overwritten by the promotion) or refused (403 `forbidden`).
+pub async fn http_org_admin_cannot_touch_a_member_promoted_to_owner_at_once(
+    store: Arc<dyn AuthStore>,
+) {
+    let app = Arc::new(app(&store));
+    let owner = verified(&app, "owner@example.com").await;
+    let admin = verified(&app, "admin@example.com").await;
+    let target = verified(&app, "target@example.com").await;
+    for round in 0..PROMOTION_ROUNDS {
+        let org = create_org(&app, &owner, &format!("Promotion {round}")).await;
+        for person in [&admin, &target] {
+            let token = invitation_token(&app, &org, &owner, &person.email, "admin").await;
+            assert_status(&accept(&app, person, &token).await, StatusCode::OK);
+        }
+        let removing = round % 2 == 1;
+        let results = race(2, |i| {
+            let app = Arc::clone(&app);
+            let org = org.clone();
+            let (owner, admin, target) = (owner.clone(), admin.clone(), target.clone());
+            async move {
+                let response = match (i, removing) {
+                    (0, _) => set_role(&app, &org, &owner, &target.id, "owner").await,
+                    (_, false) => set_role(&app, &org, &admin, &target.id, "member").await,
+                    (_, true) => remove(&app, &org, &admin, &target.id).await,
+                };
+                let code = serde_json::from_slice::<Value>(response.body())
+                    .ok()
+                    .and_then(|b| b["code"].as_str().map(str::to_owned));
+                (response.status().as_u16(), code)
+            }
+        })
+        .await;
+        let (status, code) = &results[1];
+        assert!(
+            *status == 200
+                || *status == 204
+                || (*status == 403 && code.as_deref() == Some("forbidden")),
+            "round {round}: {results:?}"
+        );
+        if removing && results[0].0 == 404 {
+            // The removal came first; the promotion found no member.
+            assert_eq!(*status, 204, "round {round}: {results:?}");
+            assert_eq!(stored_role(&app, &org, &target).await, None);
+            continue;
+        }
+        assert_eq!(
+            results[0].0, 200,
+            "round {round}: the promotion: {results:?}"
+        );
+        assert_eq!(
+            stored_role(&app, &org, &target).await,
+            Some(Role::OWNER),
+            "round {round} ({}): an admin changed an owner: {results:?}",
+            if removing { "removal" } else { "demotion" }
+        );
+    }
+}

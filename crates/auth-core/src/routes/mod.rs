@@ -263,6 +263,35 @@ impl Auth {
         }) || path == "/.well-known/jwks.json"
     }
 
+    /// Whether `method` on `path` (as sent, not decoded) is exactly one of the library's routes:
+    /// a path of its route table with a well-formed id where the route has one, and a method
+    /// the route answers. The gate leaves the CSRF check of these to [`Auth::handle`] (which
+    /// applies the login variant on sign-in and sign-up); every other unsafe request, an app's
+    /// `POST /orgs/export` beside the library's `/orgs/…` included, gets the gate's check.
+    #[must_use]
+    pub fn is_library_route(method: &Method, path: &str) -> bool {
+        if path.contains('%') {
+            return false;
+        }
+        let Some((route, id)) = Route::find(path) else {
+            return false;
+        };
+        let id_ok = match route {
+            Route::Org
+            | Route::OrgMembers
+            | Route::OrgMember
+            | Route::OrgInvitations
+            | Route::OrgInvitation
+            | Route::OrgTransfer => id
+                .and_then(|rest| rest.split('/').next())
+                .is_some_and(|org| org.parse::<crate::OrgId>().is_ok()),
+            Route::TokenById => id.is_some_and(|id| id.parse::<crate::ApiTokenId>().is_ok()),
+            Route::SessionById => id.is_some_and(|id| id.parse::<crate::SessionId>().is_ok()),
+            _ => true,
+        };
+        id_ok && route.methods().contains(method)
+    }
+
     /// Serves one request to the library's routes. `peer` is the socket's remote address (the
     /// client address comes from it, or from trusted proxies).
     ///

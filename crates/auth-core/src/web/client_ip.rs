@@ -35,7 +35,17 @@
 //! Entries may carry a port (`203.0.113.7:4711`, `[2001:db8::1]:4711`), which is dropped.
 //! IPv4-mapped IPv6 addresses (`::ffff:203.0.113.7`, what a dual-stack socket reports) are
 //! turned into plain IPv4 both when matching and in the answer, so one client has one key.
-//! Several `X-Forwarded-For` header lines are passed joined by `,`, in order.
+//!
+//! Several header lines are one list, in order ([`ClientIpPolicy::client_ip_from_headers`]
+//! joins them): a proxy that appends its own line after the client's (instead of extending
+//! the client's line) still has the last word, and the client's forged line stays on the left
+//! where the walk never reaches. A line that is not text stops the walk like a bad entry.
+//!
+//! # Which header
+//! One header is read, the one the trusted proxies write ([`ForwardedHeader`]):
+//! `X-Forwarded-For` by default, or RFC 7239 `Forwarded` (`for=` of each element, quoted or
+//! not: `for="[2001:db8::1]:4711"`, `for=192.0.2.60;proto=https`). The other is ignored: a
+//! client could send it, and no proxy of ours would correct it.
 //!
 //! Trusting a range means trusting every machine in it to tell the truth about the client;
 //! `0.0.0.0/0` would hand the choice to the client.
@@ -186,17 +196,72 @@ impl fmt::Display for IpCidr {
     }
 }
 
-/// Which peers may tell us the client's address. The default trusts no one.
+/// The header trusted proxies write the client's address into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (the default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1;proto=https, …`.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name, in lower case.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
+
+impl FromStr for ForwardedHeader {
+    type Err = String;
+
+    /// `x-forwarded-for` or `forwarded`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            other => Err(format!(
+                "`{other}`: expected `x-forwarded-for` or `forwarded`"
+            )),
+        }
+    }
+}
+
+/// Which peers may tell us the client's address, and in which header. The default trusts no
+/// one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientIpPolicy {
     trusted_proxies: Vec<IpCidr>,
+    header: ForwardedHeader,
 }
 
 impl ClientIpPolicy {
-    /// A policy that trusts these proxies.
+    /// A policy that trusts these proxies, reading `X-Forwarded-For`.
     #[must_use]
     pub const fn new(trusted_proxies: Vec<IpCidr>) -> Self {
-        Self { trusted_proxies }
+        Self {
+            trusted_proxies,
+            header: ForwardedHeader::XForwardedFor,
+        }
+    }
+
+    /// Reads `header` instead (what the trusted proxies write).
+    #[must_use]
+    pub const fn with_header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// The header read.
+    #[must_use]
+    pub const fn header(&self) -> ForwardedHeader {
+        self.header
     }
 
     /// Parses a comma-separated list of addresses and CIDR blocks, such as
@@ -226,28 +291,94 @@ impl ClientIpPolicy {
         self.trusted_proxies.iter().any(|cidr| cidr.contains(ip))
     }
 
-    /// The client's address, from the socket peer and the `X-Forwarded-For` header. See the
-    /// [module](self) for the walk. IPv4-mapped IPv6 addresses come back as IPv4.
+    /// The client's address, from the socket peer and the `X-Forwarded-For` list (every
+    /// header line, joined by `,` in order). See the [module](self) for the walk. IPv4-mapped
+    /// IPv6 addresses come back as IPv4.
     #[must_use]
     pub fn client_ip(&self, peer: IpAddr, x_forwarded_for: Option<&str>) -> IpAddr {
+        self.walk(peer, x_forwarded_for.into_iter(), parse_forwarded_entry)
+    }
+
+    /// The client's address from the socket peer and the request's headers: every line of the
+    /// configured header ([`ForwardedHeader`]), in order, as one list. The headers are read only
+    /// when the peer is a trusted proxy.
+    #[must_use]
+    pub fn client_ip_from_headers(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        let lines = || {
+            headers
+                .get_all(self.header.name())
+                .iter()
+                // A line that is not text: an empty stand-in, which stops the walk there.
+                .map(|value| value.to_str().unwrap_or(""))
+        };
+        match self.header {
+            ForwardedHeader::XForwardedFor => self.walk(peer, lines(), parse_forwarded_entry),
+            ForwardedHeader::Forwarded => self.walk(peer, lines(), parse_forwarded_element),
+        }
+    }
+
+    /// Walks the list (the lines in order, each a `,`-separated list) from the right, starting
+    /// at the peer, while the current hop is trusted.
+    fn walk<'a>(
+        &self,
+        peer: IpAddr,
+        lines: impl DoubleEndedIterator<Item = &'a str>,
+        parse: fn(&str) -> Option<IpAddr>,
+    ) -> IpAddr {
         let mut hop = peer.to_canonical();
         if !self.is_trusted(hop) {
             return hop;
         }
-        let Some(header) = x_forwarded_for else {
-            return hop;
-        };
-        for entry in header.rsplit(',') {
-            let Some(ip) = parse_forwarded_entry(entry.trim()) else {
-                break;
-            };
-            hop = ip;
-            if !self.is_trusted(hop) {
-                break;
+        for line in lines.rev() {
+            for entry in split_list(line).into_iter().rev() {
+                let Some(ip) = parse(entry.trim()) else {
+                    return hop;
+                };
+                hop = ip;
+                if !self.is_trusted(hop) {
+                    return hop;
+                }
             }
         }
         hop
     }
+}
+
+/// Splits a header line at the commas that are not inside a quoted string.
+fn split_list(line: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, b) in line.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                parts.push(&line[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&line[start..]);
+    parts
+}
+
+/// One RFC 7239 `Forwarded` element (`for=…;proto=…;by=…`): the address of its `for`
+/// parameter (quoted or not, with a port or not); `None` without one, or when it is not an
+/// address (`unknown`, an obfuscated `_hidden` name).
+fn parse_forwarded_element(element: &str) -> Option<IpAddr> {
+    let value = element.split(';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("for")
+            .then_some(value.trim())
+    })?;
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    parse_forwarded_entry(value)
 }
 
 /// One `X-Forwarded-For` entry: an address, optionally with a port (`[v6]:port`, `v4:port`) or
@@ -384,6 +515,99 @@ mod tests {
         ] {
             assert_eq!(parse_forwarded_entry(junk), None, "{junk:?}");
         }
+    }
+
+    fn headers(name: &str, lines: &[&str]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for line in lines {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(line).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn every_x_forwarded_for_line_is_read_in_order() {
+        let policy = ClientIpPolicy::from_config("10.0.0.0/8").unwrap();
+        let lb = ip("10.0.0.2");
+        // The client's forged line first, then the one our proxy appended.
+        let map = headers("x-forwarded-for", &["6.6.6.6", "203.0.113.7"]);
+        assert_eq!(policy.client_ip_from_headers(lb, &map), ip("203.0.113.7"));
+        let map = headers("x-forwarded-for", &["6.6.6.6, 203.0.113.7", "10.0.0.9"]);
+        assert_eq!(policy.client_ip_from_headers(lb, &map), ip("203.0.113.7"));
+        // Not trusted: the headers are not read.
+        let direct = ip("198.51.100.9");
+        assert_eq!(policy.client_ip_from_headers(direct, &map), direct);
+        // `Forwarded` is ignored while the proxies write `X-Forwarded-For`.
+        let map = headers("forwarded", &["for=6.6.6.6"]);
+        assert_eq!(policy.client_ip_from_headers(lb, &map), lb);
+        // A line that is not text stops the walk at the last trusted hop.
+        let mut map = headers("x-forwarded-for", &["203.0.113.7"]);
+        map.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        assert_eq!(policy.client_ip_from_headers(lb, &map), lb);
+    }
+
+    #[test]
+    fn forwarded_elements_are_read_as_rfc_7239_says() {
+        let policy = ClientIpPolicy::from_config("10.0.0.0/8")
+            .unwrap()
+            .with_header(ForwardedHeader::Forwarded);
+        let lb = ip("10.0.0.2");
+        for (lines, expected) in [
+            (&["for=203.0.113.7"][..], "203.0.113.7"),
+            (
+                &["for=6.6.6.6, for=203.0.113.7;proto=https"][..],
+                "203.0.113.7",
+            ),
+            (
+                &["for=6.6.6.6", "for=\"203.0.113.7:4711\""][..],
+                "203.0.113.7",
+            ),
+            (
+                &["For=\"[2001:db8::1]:4711\";by=10.0.0.2"][..],
+                "2001:db8::1",
+            ),
+            (
+                &["proto=https;for=203.0.113.7, for=10.0.0.9"][..],
+                "203.0.113.7",
+            ),
+            // An obfuscated or unknown hop, or an element without `for`: the proxy's address.
+            (&["for=203.0.113.7, for=_hidden"][..], "10.0.0.2"),
+            (&["for=unknown"][..], "10.0.0.2"),
+            (&["proto=https"][..], "10.0.0.2"),
+            (&["for=\"6.6.6.6, 7.7.7.7\""][..], "10.0.0.2"),
+        ] {
+            let map = headers("forwarded", lines);
+            assert_eq!(
+                policy.client_ip_from_headers(lb, &map),
+                ip(expected),
+                "{lines:?}"
+            );
+        }
+        // `X-Forwarded-For` is ignored while the proxies write `Forwarded`.
+        let map = headers("x-forwarded-for", &["6.6.6.6"]);
+        assert_eq!(policy.client_ip_from_headers(lb, &map), lb);
+        assert_eq!(
+            "Forwarded".parse::<ForwardedHeader>(),
+            Ok(ForwardedHeader::Forwarded)
+        );
+        assert!("x-real-ip".parse::<ForwardedHeader>().is_err());
+    }
+
+    #[test]
+    fn lists_split_outside_quotes() {
+        assert_eq!(split_list("a, b,c"), ["a", " b", "c"]);
+        assert_eq!(
+            split_list(r#"for="a,b", for=c"#),
+            [r#"for="a,b""#, " for=c"]
+        );
+        assert_eq!(split_list(r#"for="a\",b", c"#), [r#"for="a\",b""#, " c"]);
+        assert_eq!(split_list(""), [""]);
     }
 
     #[test]

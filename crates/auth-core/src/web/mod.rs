@@ -34,7 +34,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod origin;
 
-pub use client_ip::{CidrError, ClientIpPolicy, IpCidr};
+pub use client_ip::{CidrError, ClientIpPolicy, ForwardedHeader, IpCidr};
 pub use cookie::{CookiePolicy, is_plausible_token};
 pub use csrf::{CsrfPolicy, CsrfRejection, CsrfRequest, is_safe_method};
 pub use origin::{AppOrigin, OriginError};
