@@ -153,6 +153,7 @@ macro_rules! __with_cases {
                 external_accounts_for_user_are_oldest_first,
                 touch_external_account_records_email_and_time,
                 unlink_external_account_removes_only_the_users_link,
+                linking_a_second_identity_at_a_provider_is_refused,
                 // Sessions.
                 session_round_trips_every_field,
                 session_lookups_of_missing_rows_give_none,
@@ -334,6 +335,9 @@ macro_rules! __with_cases {
                 oauth_http_flow_expires_after_ten_minutes_and_is_used_once,
                 oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user,
                 oauth_http_flow_starts_are_rate_limited_per_address,
+                oauth_http_claiming_an_address_ends_every_other_identity_of_the_account,
+                oauth_http_linking_needs_a_verified_email,
+                oauth_http_linking_by_email_is_a_setting_of_the_provider,
             ]
         }
     };

@@ -40,6 +40,9 @@ pub struct Config {
     /// `OIDC_ISSUER`, `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`: the generic `oidc` provider,
     /// when all three are set.
     pub oidc: Option<ProviderConfig>,
+    /// `OIDC_EMAIL_LINKING`: `never` (default) or `verified`: whether a sign-in with the
+    /// `oidc` provider links to the existing account with the same, provider-verified, email.
+    pub oidc_email_linking: auth_core::oauth::EmailLinking,
 }
 
 /// A provider's issuer and the client registered there.
@@ -108,6 +111,15 @@ impl Config {
                 );
             }
         };
+        let oidc_email_linking = match var("OIDC_EMAIL_LINKING").as_deref() {
+            None | Some("never") => auth_core::oauth::EmailLinking::Never,
+            Some("verified") => auth_core::oauth::EmailLinking::VerifiedEmail,
+            Some(other) => {
+                return Err(format!(
+                    "OIDC_EMAIL_LINKING: {other:?} is neither `never` nor `verified`"
+                ));
+            }
+        };
         Ok(Self {
             database_url,
             bind,
@@ -116,6 +128,7 @@ impl Config {
             keys_dir: var("AUTH_KEYS").map_or_else(|| "var/keys".into(), PathBuf::from),
             google,
             oidc,
+            oidc_email_linking,
         })
     }
 }
@@ -216,7 +229,8 @@ pub async fn build_auth(
             &oidc.client_id,
             &oidc.client_secret,
         )
-        .map_err(|e| format!("OIDC_*: {e}"))?;
+        .map_err(|e| format!("OIDC_*: {e}"))?
+        .with_email_linking(config.oidc_email_linking);
         builder = builder.identity_provider(Arc::new(provider));
     }
     Ok(builder.build())
@@ -269,6 +283,9 @@ pub fn sign_in_error_message(code: &str) -> &'static str {
         "oauth_denied" => "Sign-in with the provider was cancelled.",
         "account_exists" => {
             "An account with this email exists. Sign in with your password, then link the provider."
+        }
+        "link_required" => {
+            "An account with this email exists. Please sign in to it first, then link the provider from your dashboard."
         }
         _ => "Sign-in with the provider failed. Please try again.",
     }

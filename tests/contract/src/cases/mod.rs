@@ -118,6 +118,9 @@ macro_rules! __case_list {
             oauth_verified_email_links_and_ends_an_unverified_pre_registration,
             oauth_unverified_email_of_an_existing_user_is_refused,
             oauth_providers_are_linked_listed_and_unlinked_but_not_the_last,
+            oauth_id_tokens_with_time_claims_far_from_now_are_refused,
+            oauth_a_squatters_linked_identity_does_not_survive_the_owners_claim,
+            oauth_generic_provider_links_by_email_only_when_configured,
         ] }
     };
 }
