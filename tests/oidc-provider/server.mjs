@@ -17,6 +17,10 @@
 //                 which the JWKS publishes from then on (the app has cached the old set)
 //   forged:       the ID token is signed with a key the provider never published, under the
 //                 kid of its real key
+//   old-iat:      the ID token (re-signed with the real key) says it was issued a day ago
+//                 (its exp still an hour ahead)
+//   future-iat:   the ID token says it was issued an hour from now
+//   future-nbf:   the ID token says it is not valid before an hour from now
 // The password field of the form is ignored.
 
 import crypto from 'node:crypto';
@@ -27,7 +31,10 @@ import Provider from 'oidc-provider';
 export const CLIENT_ID = 'authkit-test';
 export const CLIENT_SECRET = 'authkit-test-secret-0123456789abcdef';
 
-const FLAGS = new Set(['unverified', 'wrong-aud', 'wrong-iss', 'other', 'rotated', 'forged']);
+const FLAGS = new Set([
+  'unverified', 'wrong-aud', 'wrong-iss', 'other', 'rotated', 'forged',
+  'old-iat', 'future-iat', 'future-nbf',
+]);
 
 /** The flags and the email of a login name. */
 function parseLogin(login) {
@@ -136,6 +143,15 @@ provider.use(async (ctx, next) => {
     ctx.body = { ...ctx.body, id_token: sign(claims, key.privateKey, kid) };
   } else if (flags.has('forged')) {
     ctx.body = { ...ctx.body, id_token: sign(claims, forger) };
+  } else if (flags.has('old-iat')) {
+    const now = Math.floor(Date.now() / 1000);
+    ctx.body = { ...ctx.body, id_token: sign({ ...claims, iat: now - 86400, exp: now + 3600 }) };
+  } else if (flags.has('future-iat')) {
+    const now = Math.floor(Date.now() / 1000);
+    ctx.body = { ...ctx.body, id_token: sign({ ...claims, iat: now + 3600, exp: now + 7200 }) };
+  } else if (flags.has('future-nbf')) {
+    const now = Math.floor(Date.now() / 1000);
+    ctx.body = { ...ctx.body, id_token: sign({ ...claims, nbf: now + 3600 }) };
   }
 });
 

@@ -153,6 +153,7 @@ macro_rules! __with_cases {
                 external_accounts_for_user_are_oldest_first,
                 touch_external_account_records_email_and_time,
                 unlink_external_account_removes_only_the_users_link,
+                linking_a_second_identity_at_a_provider_is_refused,
                 // Sessions.
                 session_round_trips_every_field,
                 session_lookups_of_missing_rows_give_none,
@@ -345,6 +346,9 @@ macro_rules! __with_cases {
                 spread_token_use_is_written_within_five_seconds,
                 change_log_versions_follow_commits_without_gaps,
                 change_log_old_entries_are_deleted_and_the_version_stays,
+                oauth_http_claiming_an_address_ends_every_other_identity_of_the_account,
+                oauth_http_linking_needs_a_verified_email,
+                oauth_http_linking_by_email_is_a_setting_of_the_provider,
             ]
         }
     };

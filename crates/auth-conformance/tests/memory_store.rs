@@ -311,6 +311,13 @@ impl ExternalAccountStore for MemoryStore {
         if taken || s.external.contains_key(&account.id) {
             return Err(StoreError::Conflict(Conflict::ExternalAccount));
         }
+        let provider_taken = s
+            .external
+            .values()
+            .any(|a| a.user_id == account.user_id && a.provider == account.provider);
+        if provider_taken {
+            return Err(StoreError::Conflict(Conflict::ProviderLinked));
+        }
         s.external.insert(account.id, account.clone());
         Ok(())
     }

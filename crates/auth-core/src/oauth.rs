@@ -95,6 +95,30 @@ pub enum ProviderError {
     InvalidIdToken(String),
 }
 
+/// Whether a sign-in with a provider may link its identity to an existing account because
+/// the emails match.
+///
+/// An identity that is not linked yet, whose email belongs to an existing account, is either
+/// linked to that account ([`EmailLinking::VerifiedEmail`]) or refused with
+/// [`FlowFailure::LinkRequired`] ([`EmailLinking::Never`]): the owner signs in (with their
+/// password or a linked provider) and links the provider from there. Linking by email trusts
+/// the provider's `email_verified` as much as a mailed link: turn it on only for providers
+/// that are authoritative for the addresses they assert (the Google preset is); a generic
+/// OpenID provider may let its users set any address, so the default is `Never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum EmailLinking {
+    /// Never link by email: an identity whose email belongs to an existing account is refused
+    /// with `link_required` (nothing is created or linked).
+    #[default]
+    Never,
+    /// Link to the account with the same email when the provider says the email is verified
+    /// (`email_verified: true`); an account that never verified that address loses its other
+    /// ways in (see [`OAuth::callback`]). An unverified provider email is refused
+    /// (`account_exists`).
+    VerifiedEmail,
+}
+
 /// An OpenID Connect provider, as the flow needs it.
 #[async_trait]
 pub trait IdentityProvider: Send + Sync + fmt::Debug {
@@ -103,6 +127,12 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug {
 
     /// The name on buttons ("Google").
     fn display_name(&self) -> &str;
+
+    /// Whether an identity of this provider may be linked to an existing account by its
+    /// email. The default is the safe one, [`EmailLinking::Never`].
+    fn email_linking(&self) -> EmailLinking {
+        EmailLinking::Never
+    }
 
     /// The URL to send the browser to: `response_type=code`, `scope=openid email profile`,
     /// the given `state`, `nonce` and redirect URI, and `code_challenge` = S256 of the
@@ -154,8 +184,13 @@ pub enum FlowFailure {
     /// The provider or its token failed, or the flow could not finish: `oauth_failed`.
     Failed,
     /// The identity may not be used here: its unverified email belongs to an existing
-    /// account, or (linking) it is linked to another user: `account_exists`.
+    /// account, or (linking) it is linked to another user, or the account has another
+    /// identity at this provider: `account_exists`.
     AccountExists,
+    /// The identity's email belongs to an existing account and the provider does not link by
+    /// email ([`EmailLinking::Never`]): the owner signs in and links the provider from
+    /// there: `link_required`.
+    LinkRequired,
 }
 
 impl FlowFailure {
@@ -166,6 +201,7 @@ impl FlowFailure {
             Self::Denied => "oauth_denied",
             Self::Failed => "oauth_failed",
             Self::AccountExists => "account_exists",
+            Self::LinkRequired => "link_required",
         }
     }
 }
@@ -258,9 +294,15 @@ impl<'a> OAuth<'a> {
     /// `Ok(Err(FlowFailure::Failed))` when the provider cannot give an authorization URL
     /// (its discovery failed, or found another issuer): the user goes back to the sign-in page.
     ///
+    /// A link flow (`link_user`) needs a user whose email is verified: an unverified account
+    /// may be a squatter's registration of someone else's address, and a provider linked to
+    /// it would be a way into the account after the owner claims it.
+    ///
     /// # Errors
     /// `not_found` for an unknown provider; `invalid_request` for a `next` that is not a local
-    /// path; `rate_limited` past the flow starts allowed per client address; store errors.
+    /// path; `email_not_verified` (403) for a link flow of a user whose email is not
+    /// verified (`unauthenticated` for an unknown user); `rate_limited` past the flow starts
+    /// allowed per client address; store errors.
     pub async fn start(
         &self,
         provider_id: &str,
@@ -278,6 +320,18 @@ impl<'a> OAuth<'a> {
                     .with_detail("`next` must be a path on this site.")
             })?)),
         };
+        if let Some(user_id) = link_user {
+            let user = self
+                .auth
+                .store()
+                .user_by_id(user_id)
+                .await?
+                .ok_or(AuthError::new(ErrorCode::Unauthenticated))?;
+            if !user.email_verified() {
+                return Err(AuthError::new(ErrorCode::EmailNotVerified)
+                    .with_detail("Verify your email address before linking a provider."));
+            }
+        }
         self.auth
             .accounts()
             .rate_limiter()
@@ -335,12 +389,17 @@ impl<'a> OAuth<'a> {
     ///
     /// Which user an identity signs in:
     /// - (issuer, subject) is linked: its user.
-    /// - Not linked, and the provider says `email_verified: true` for the email of an existing
-    ///   user: linked to that user. If that user had not verified the address, the account
-    ///   was perhaps registered by someone else first: its password, its sessions, its API
-    ///   tokens and its mailed links end, and the address counts as verified.
     /// - Not linked, and the email is unverified but belongs to an existing user:
     ///   [`FlowFailure::AccountExists`]; nothing is created or linked.
+    /// - Not linked, the email belongs to an existing user, and the provider does not link by
+    ///   email ([`IdentityProvider::email_linking`] is [`EmailLinking::Never`], the default):
+    ///   [`FlowFailure::LinkRequired`]; nothing is created or linked.
+    /// - Not linked, the provider links by email ([`EmailLinking::VerifiedEmail`]) and says
+    ///   `email_verified: true` for the email of an existing user: linked to that user
+    ///   ([`FlowFailure::AccountExists`] if the user has another identity at this provider).
+    ///   If that user had not verified the address, the account was perhaps registered by
+    ///   someone else first: its password, its sessions, its API tokens, its mailed links and
+    ///   every provider identity linked to it end, and the address counts as verified.
     /// - Not linked, no such email: a new user without a password, `email_verified` as the
     ///   provider says, and the link.
     ///
@@ -431,7 +490,10 @@ impl<'a> OAuth<'a> {
                 },
             );
         }
-        let user = match self.resolve(provider_id, &identity, client).await? {
+        let user = match self
+            .resolve(provider_id, provider.email_linking(), &identity, client)
+            .await?
+        {
             Ok(user) => user,
             Err(failure) => return Ok(failed(failure)),
         };
@@ -465,6 +527,7 @@ impl<'a> OAuth<'a> {
     async fn resolve(
         &self,
         provider_id: &str,
+        linking: EmailLinking,
         identity: &ProviderIdentity,
         client: &ClientInfo,
     ) -> Result<Result<User, FlowFailure>, AuthError> {
@@ -505,7 +568,25 @@ impl<'a> OAuth<'a> {
                 .await;
                 return Ok(Err(FlowFailure::AccountExists));
             }
+            if linking == EmailLinking::Never {
+                self.audit(
+                    "oauth.refused",
+                    None,
+                    client,
+                    json!({ "provider": provider_id, "reason": "email_of_existing_account_not_linked_by_email", "user_id": user.id.to_string() }),
+                )
+                .await;
+                return Ok(Err(FlowFailure::LinkRequired));
+            }
             let user = if user.email_verified() {
+                let has_this_provider = store
+                    .external_accounts_for_user(user.id)
+                    .await?
+                    .iter()
+                    .any(|a| a.provider == provider_id);
+                if has_this_provider {
+                    return Ok(Err(FlowFailure::AccountExists));
+                }
                 user
             } else {
                 self.end_pre_registration(&user, provider_id, client)
@@ -627,6 +708,10 @@ impl<'a> OAuth<'a> {
         };
         match self.auth.store().link_external_account(&account).await {
             Ok(()) => {}
+            // The user has an identity at this provider already (one per user and provider).
+            Err(StoreError::Conflict(crate::Conflict::ProviderLinked)) => {
+                return Ok(Err(FlowFailure::AccountExists));
+            }
             // Linked by a concurrent callback, or the user went meanwhile.
             Err(StoreError::Conflict(_) | StoreError::NotFound) => {
                 return Ok(Err(FlowFailure::Failed));
@@ -645,7 +730,9 @@ impl<'a> OAuth<'a> {
 
     /// A verified provider email claims an account whose owner never verified it: whoever
     /// registered the address first loses every way in they had (password, sessions, API
-    /// tokens, mailed links), and the address counts as verified from now on.
+    /// tokens, mailed links, and every provider identity linked to the account: the one that
+    /// claims the address is linked after this), and the address counts as verified from now
+    /// on.
     async fn end_pre_registration(
         &self,
         user: &User,
@@ -655,6 +742,14 @@ impl<'a> OAuth<'a> {
         let store = self.auth.store();
         let now = self.auth.clock().now();
         let had_password = store.remove_password(user.id).await?;
+        let mut identities = 0usize;
+        for link in store.external_accounts_for_user(user.id).await? {
+            match store.unlink_external_account(user.id, link.id).await {
+                // Gone meanwhile is gone.
+                Ok(()) | Err(StoreError::NotFound) => identities += 1,
+                Err(err) => return Err(err.into()),
+            }
+        }
         let sessions = self.auth.sessions().end_all_for_user(user.id, None).await?;
         for purpose in [TokenPurpose::PasswordReset, TokenPurpose::EmailVerification] {
             store.delete_one_time_tokens(user.id, purpose).await?;
@@ -680,6 +775,7 @@ impl<'a> OAuth<'a> {
             json!({
                 "provider": provider_id,
                 "password_removed": had_password,
+                "identities_unlinked": identities,
                 "sessions_ended": sessions,
                 "api_tokens_revoked": tokens,
             }),
@@ -786,5 +882,7 @@ mod tests {
         assert_eq!(FlowFailure::Denied.code(), "oauth_denied");
         assert_eq!(FlowFailure::Failed.code(), "oauth_failed");
         assert_eq!(FlowFailure::AccountExists.code(), "account_exists");
+        assert_eq!(FlowFailure::LinkRequired.code(), "link_required");
+        assert_eq!(EmailLinking::default(), EmailLinking::Never);
     }
 }

@@ -497,6 +497,16 @@ impl SessionManager {
         user_id: UserId,
         meta: SessionMeta,
     ) -> Result<CreatedSession, AuthError> {
+        self.create_until(user_id, meta, None).await
+    }
+
+    /// [`SessionManager::create`], with the absolute expiry no later than `absolute_until`.
+    async fn create_until(
+        &self,
+        user_id: UserId,
+        meta: SessionMeta,
+        absolute_until: Option<OffsetDateTime>,
+    ) -> Result<CreatedSession, AuthError> {
         let now = self.inner.clock.now();
         let generation = self.generation();
         let user = self
@@ -507,14 +517,17 @@ impl SessionManager {
             .ok_or(AuthError::new(ErrorCode::NotFound))?;
         let token = generate_token();
         let config = &self.inner.config;
+        let absolute_expires_at = absolute_until.map_or(now + config.absolute_lifetime, |until| {
+            until.min(now + config.absolute_lifetime)
+        });
         let session = Session {
             id: SessionId::new(),
             token_hash: TokenHash::of(token.expose()),
             user_id,
             created_at: now,
             last_seen_at: now,
-            expires_at: now + config.lifetime,
-            absolute_expires_at: now + config.absolute_lifetime,
+            expires_at: (now + config.lifetime).min(absolute_expires_at),
+            absolute_expires_at,
             active_org_id: meta.active_org_id,
             user_agent: truncate_user_agent(meta.user_agent),
             ip: meta.ip,
@@ -775,7 +788,8 @@ impl SessionManager {
 
     /// Replaces a session with a new one (new id, new token) for the same user and active
     /// organization: for privilege changes, so that a token seen before the change is
-    /// worthless after it.
+    /// worthless after it. The new session keeps the old one's absolute expiry (a rotation
+    /// is no new sign-in), and the old one ends.
     ///
     /// # Errors
     /// Store errors; `unauthenticated` if the session no longer exists.
@@ -787,13 +801,14 @@ impl SessionManager {
             .await?
             .ok_or(AuthError::new(ErrorCode::Unauthenticated))?;
         let created = self
-            .create(
+            .create_until(
                 old.user_id,
                 SessionMeta {
                     user_agent: old.user_agent.clone(),
                     ip: old.ip.clone(),
                     active_org_id: old.active_org_id,
                 },
+                Some(old.absolute_expires_at),
             )
             .await?;
         self.end(id).await?;

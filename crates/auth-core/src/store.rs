@@ -51,6 +51,8 @@ pub enum Conflict {
     Membership,
     /// This (issuer, subject) is already linked to a user.
     ExternalAccount,
+    /// The user already has an identity linked at this provider (one per user and provider).
+    ProviderLinked,
     /// A token with this hash or id exists (only a broken random generator gets here).
     Token,
 }
@@ -63,6 +65,7 @@ impl fmt::Display for Conflict {
             Self::OrgSlug => "an organization with this slug",
             Self::Membership => "this membership",
             Self::ExternalAccount => "this external account",
+            Self::ProviderLinked => "a link of this user at this provider",
             Self::Token => "this token",
         })
     }
@@ -164,7 +167,9 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait ExternalAccountStore: Send + Sync {
     /// Links an identity. [`Conflict::ExternalAccount`] when (issuer, subject) is linked
-    /// already; [`StoreError::NotFound`] when the user does not exist.
+    /// already; [`Conflict::ProviderLinked`] when the user has an identity at this provider
+    /// already (one link per user and provider); [`StoreError::NotFound`] when the user does
+    /// not exist.
     async fn link_external_account(&self, account: &ExternalAccount) -> StoreResult<()>;
 
     /// The link for (issuer, subject).

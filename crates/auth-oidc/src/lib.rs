@@ -57,7 +57,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use auth_core::oauth::{
-    AuthorizationParams, IdentityProvider, ProviderError, ProviderIdentity, is_valid_provider_id,
+    AuthorizationParams, EmailLinking, IdentityProvider, ProviderError, ProviderIdentity,
+    is_valid_provider_id,
 };
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreProviderMetadata,
@@ -105,6 +106,14 @@ pub struct OidcConfig {
     pub jwks_refetch_interval: Duration,
     /// The timeout of each request to the provider (default 10 seconds).
     pub timeout: Duration,
+    /// How far the provider's clock may be ahead of ours (default 5 minutes): `iat` and `nbf`
+    /// may be this much in the future, and `iat` this much older than
+    /// [`OidcConfig::max_id_token_age`]. `exp` gets no leeway: it must be in the future.
+    pub clock_skew: Duration,
+    /// How long ago an ID token may have been issued (`iat`, default 10 minutes, plus
+    /// [`OidcConfig::clock_skew`]). The token comes straight from the token endpoint during
+    /// the flow, so an older one is a replay or a provider with a broken clock.
+    pub max_id_token_age: Duration,
 }
 
 impl Default for OidcConfig {
@@ -113,6 +122,8 @@ impl Default for OidcConfig {
             metadata_ttl: Duration::from_secs(3600),
             jwks_refetch_interval: Duration::from_secs(10),
             timeout: Duration::from_secs(10),
+            clock_skew: Duration::from_secs(5 * 60),
+            max_id_token_age: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -138,6 +149,109 @@ impl OidcConfig {
         self.timeout = timeout;
         self
     }
+
+    /// Sets [`OidcConfig::clock_skew`].
+    #[must_use]
+    pub const fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// Sets [`OidcConfig::max_id_token_age`].
+    #[must_use]
+    pub const fn max_id_token_age(mut self, age: Duration) -> Self {
+        self.max_id_token_age = age;
+        self
+    }
+}
+
+/// The time claims of an ID token, in seconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TimeClaims {
+    iat: Option<i64>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+}
+
+impl TimeClaims {
+    /// Reads `iat`, `exp` and `nbf` from the payload of a compact JWT (whose signature was
+    /// verified already). Numbers that are not integers are rounded down.
+    fn of_jwt(jwt: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+        let payload = jwt
+            .split('.')
+            .nth(1)
+            .ok_or_else(|| "the ID token is not a compact JWT".to_owned())?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .map_err(|e| format!("the ID token's payload: {e}"))?;
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|e| format!("the ID token's payload: {e}"))?;
+        let number = |name: &str| -> Result<Option<i64>, String> {
+            match claims.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::Number(n)) => n
+                    .as_i64()
+                    .or_else(|| {
+                        n.as_f64()
+                            .filter(|f| f.is_finite() && f.abs() < 1e15)
+                            .map(|f| f.floor() as i64)
+                    })
+                    .map(Some)
+                    .ok_or_else(|| format!("{name} is out of range")),
+                Some(_) => Err(format!("{name} is not a number")),
+            }
+        };
+        Ok(Self {
+            iat: number("iat")?,
+            exp: number("exp")?,
+            nbf: number("nbf")?,
+        })
+    }
+
+    /// Checks the claims at `now` (seconds since the epoch) with `skew` and `max_age` (in
+    /// seconds): `exp` and `iat` must be present; `exp > now` (as `openidconnect` checks it
+    /// too); `iat <= now + skew` and `iat >= now - max_age - skew`; `nbf`, if present,
+    /// `<= now + skew`.
+    fn check(self, now: i64, skew: i64, max_age: i64) -> Result<(), String> {
+        let exp = self
+            .exp
+            .ok_or_else(|| "the ID token has no exp".to_owned())?;
+        let iat = self
+            .iat
+            .ok_or_else(|| "the ID token has no iat".to_owned())?;
+        if exp <= now {
+            return Err(format!("ID token expired (exp {exp}, now {now})"));
+        }
+        if iat > now.saturating_add(skew) {
+            return Err(format!(
+                "ID token issued in the future (iat {iat}, now {now})"
+            ));
+        }
+        if iat < now.saturating_sub(max_age).saturating_sub(skew) {
+            return Err(format!(
+                "ID token issued too long ago (iat {iat}, now {now})"
+            ));
+        }
+        if let Some(nbf) = self.nbf
+            && nbf > now.saturating_add(skew)
+        {
+            return Err(format!("ID token not valid yet (nbf {nbf}, now {now})"));
+        }
+        Ok(())
+    }
+}
+
+/// Seconds since the epoch, now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A [`Duration`] in whole seconds, for the time checks.
+fn whole_seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Discovery and keys, as last fetched.
@@ -160,6 +274,7 @@ pub struct OidcProvider {
     client_id: ClientId,
     client_secret: ClientSecret,
     config: OidcConfig,
+    email_linking: EmailLinking,
     http: reqwest::Client,
     discovered: RwLock<Option<Arc<Discovered>>>,
     /// One discovery or key fetch at a time.
@@ -173,6 +288,7 @@ impl fmt::Debug for OidcProvider {
             .field("issuer", &self.issuer.as_str())
             .field("client_id", &self.client_id.as_str())
             .field("config", &self.config)
+            .field("email_linking", &self.email_linking)
             .finish_non_exhaustive()
     }
 }
@@ -256,6 +372,7 @@ impl OidcProvider {
             client_id: ClientId::new(client_id.to_owned()),
             client_secret: ClientSecret::new(client_secret.to_owned()),
             config,
+            email_linking: EmailLinking::Never,
             http,
             discovered: RwLock::new(None),
             fetching: Mutex::new(()),
@@ -263,7 +380,8 @@ impl OidcProvider {
     }
 
     /// Google (`google`, "Google", [`GOOGLE_ISSUER`]), whose ID tokens may say
-    /// `accounts.google.com` too.
+    /// `accounts.google.com` too. Google is authoritative for the addresses it says are
+    /// verified, so the preset links by verified email ([`EmailLinking::VerifiedEmail`]).
     ///
     /// # Errors
     /// As [`OidcProvider::new`].
@@ -282,7 +400,8 @@ impl OidcProvider {
         client_id: &str,
         client_secret: &str,
     ) -> Result<Self, OidcConfigError> {
-        let mut provider = Self::new("google", "Google", issuer, client_id, client_secret)?;
+        let mut provider = Self::new("google", "Google", issuer, client_id, client_secret)?
+            .with_email_linking(EmailLinking::VerifiedEmail);
         if issuer == GOOGLE_ISSUER {
             provider.issuer_aliases.push(GOOGLE_ISSUER_ALIAS.to_owned());
         }
@@ -293,6 +412,17 @@ impl OidcProvider {
     #[must_use]
     pub fn issuer(&self) -> &str {
         self.issuer.as_str()
+    }
+
+    /// Sets whether a sign-in may link to the existing account with the same email (see
+    /// [`EmailLinking`]). [`OidcProvider::new`] starts with [`EmailLinking::Never`]: a generic
+    /// provider may let its users assert any address. Turn on
+    /// [`EmailLinking::VerifiedEmail`] only for a provider that is authoritative for its
+    /// users' addresses (a company's own identity provider for the company's domain).
+    #[must_use]
+    pub const fn with_email_linking(mut self, linking: EmailLinking) -> Self {
+        self.email_linking = linking;
+        self
     }
 
     /// Discovery and keys: the cached ones while fresh, else fetched now.
@@ -415,6 +545,17 @@ impl OidcProvider {
             ) => VerifyError::UnknownKey,
             other => VerifyError::Invalid(other.to_string()),
         })?;
+        // `openidconnect` checks `exp` (without leeway) and nothing of `iat` or `nbf`: the
+        // bounded checks on all three, on the verified payload.
+        TimeClaims::of_jwt(&id_token.to_string())
+            .and_then(|t| {
+                t.check(
+                    unix_now(),
+                    whole_seconds(self.config.clock_skew),
+                    whole_seconds(self.config.max_id_token_age),
+                )
+            })
+            .map_err(VerifyError::Invalid)?;
         let iss = claims.issuer().as_str();
         if iss != self.issuer.as_str() && !self.issuer_aliases.iter().any(|a| a == iss) {
             return Err(VerifyError::Invalid(format!("unexpected issuer {iss:?}")));
@@ -487,6 +628,10 @@ impl IdentityProvider for OidcProvider {
 
     fn display_name(&self) -> &str {
         &self.display_name
+    }
+
+    fn email_linking(&self) -> EmailLinking {
+        self.email_linking
     }
 
     async fn authorization_url(
@@ -606,6 +751,90 @@ mod tests {
         assert_eq!(google.display_name(), "Google");
         let local = OidcProvider::google_at("http://127.0.0.1:9", "id", "secret").unwrap();
         assert!(local.issuer_aliases.is_empty());
+    }
+
+    /// A compact JWT whose payload is `claims` (header and signature are not read here).
+    fn jwt_with(claims: &serde_json::Value) -> String {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        format!(
+            "{}.{}.{}",
+            b64(br#"{"alg":"RS256"}"#),
+            b64(claims.to_string().as_bytes()),
+            b64(b"signature")
+        )
+    }
+
+    #[test]
+    fn id_token_time_claims_are_bounded() {
+        const NOW: i64 = 1_800_000_000;
+        let (skew, age) = (300, 600);
+        let check = |claims: serde_json::Value| {
+            TimeClaims::of_jwt(&jwt_with(&claims)).and_then(|t| t.check(NOW, skew, age))
+        };
+        for ok in [
+            serde_json::json!({"iat": NOW, "exp": NOW + 3600}),
+            serde_json::json!({"iat": NOW - 600 - 300, "exp": NOW + 1}),
+            serde_json::json!({"iat": NOW + 300, "exp": NOW + 3600, "nbf": NOW + 300}),
+            serde_json::json!({"iat": NOW, "exp": NOW + 3600, "nbf": NOW - 10_000}),
+            serde_json::json!({"iat": NOW as f64 + 0.5, "exp": NOW as f64 + 60.25}),
+        ] {
+            assert_eq!(check(ok.clone()), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            (serde_json::json!({"iat": NOW, "exp": NOW}), "expired"),
+            (
+                serde_json::json!({"iat": NOW - 7200, "exp": NOW - 3600}),
+                "expired",
+            ),
+            (
+                serde_json::json!({"iat": NOW - 600 - 301, "exp": NOW + 3600}),
+                "too long ago",
+            ),
+            (
+                serde_json::json!({"iat": NOW - 86_400 * 365, "exp": NOW + 86_400 * 3650}),
+                "too long ago",
+            ),
+            (
+                serde_json::json!({"iat": NOW + 301, "exp": NOW + 3600}),
+                "in the future",
+            ),
+            (
+                serde_json::json!({"iat": NOW, "exp": NOW + 3600, "nbf": NOW + 301}),
+                "not valid yet",
+            ),
+            (serde_json::json!({"exp": NOW + 3600}), "no iat"),
+            (serde_json::json!({"iat": NOW}), "no exp"),
+            (
+                serde_json::json!({"iat": "now", "exp": NOW + 3600}),
+                "not a number",
+            ),
+            (
+                serde_json::json!({"iat": 1e300, "exp": NOW + 3600}),
+                "out of range",
+            ),
+            (
+                serde_json::json!({"iat": i64::MIN, "exp": i64::MAX}),
+                "too long ago",
+            ),
+        ] {
+            let err = check(bad.clone()).expect_err(why);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        assert!(TimeClaims::of_jwt("not-a-jwt").is_err());
+        assert!(TimeClaims::of_jwt("a.!!!.c").is_err());
+    }
+
+    #[test]
+    fn only_the_google_preset_links_by_email_by_default() {
+        let google = OidcProvider::google("id", "secret").unwrap();
+        assert_eq!(google.email_linking(), EmailLinking::VerifiedEmail);
+        let local = OidcProvider::google_at("http://127.0.0.1:9", "id", "secret").unwrap();
+        assert_eq!(local.email_linking(), EmailLinking::VerifiedEmail);
+        let generic = OidcProvider::new("oidc", "x", "https://a.example", "id", "secret").unwrap();
+        assert_eq!(generic.email_linking(), EmailLinking::Never);
+        let opted_in = generic.with_email_linking(EmailLinking::VerifiedEmail);
+        assert_eq!(opted_in.email_linking(), EmailLinking::VerifiedEmail);
     }
 
     #[tokio::test]

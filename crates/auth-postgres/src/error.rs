@@ -66,6 +66,7 @@ fn conflict_for(constraint: &str) -> Option<Conflict> {
         "external_accounts_issuer_subject_key" | "external_accounts_pkey" => {
             Conflict::ExternalAccount
         }
+        "external_accounts_user_provider_key" => Conflict::ProviderLinked,
         "sessions_pkey"
         | "sessions_token_hash_key"
         | "invitations_pkey"
@@ -133,6 +134,10 @@ mod tests {
         assert_eq!(
             conflict_for("external_accounts_issuer_subject_key"),
             Some(Conflict::ExternalAccount)
+        );
+        assert_eq!(
+            conflict_for("external_accounts_user_provider_key"),
+            Some(Conflict::ProviderLinked)
         );
         assert_eq!(
             conflict_for("sessions_token_hash_key"),

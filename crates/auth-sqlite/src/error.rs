@@ -67,6 +67,7 @@ fn conflict_for(message: &str) -> Option<Conflict> {
         (_, "users.id") => Conflict::UserId,
         (_, "organizations.slug") => Conflict::OrgSlug,
         (_, "memberships.org_id, memberships.user_id") => Conflict::Membership,
+        (_, "external_accounts.user_id, external_accounts.provider") => Conflict::ProviderLinked,
         ("external_accounts", _) => Conflict::ExternalAccount,
         ("sessions" | "invitations" | "one_time_tokens" | "api_tokens" | "oauth_flows", _) => {
             Conflict::Token
@@ -98,6 +99,10 @@ mod tests {
             (
                 "UNIQUE constraint failed: external_accounts.issuer, external_accounts.subject",
                 Some(Conflict::ExternalAccount),
+            ),
+            (
+                "UNIQUE constraint failed: external_accounts.user_id, external_accounts.provider",
+                Some(Conflict::ProviderLinked),
             ),
             (
                 "UNIQUE constraint failed: sessions.token_hash",

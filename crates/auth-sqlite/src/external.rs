@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use auth_core::{
-    ExternalAccount, ExternalAccountId, ExternalAccountStore, StoreError, StoreResult, UserId,
+    Conflict, ExternalAccount, ExternalAccountId, ExternalAccountStore, StoreError, StoreResult,
+    UserId,
 };
 use time::OffsetDateTime;
 
@@ -13,7 +14,7 @@ use crate::error::map_sqlx_error;
 #[async_trait]
 impl ExternalAccountStore for SqliteStore {
     async fn link_external_account(&self, account: &ExternalAccount) -> StoreResult<()> {
-        sqlx::query(
+        let result = sqlx::query(
             "INSERT INTO external_accounts (id, user_id, provider, issuer, subject, email, \
                  email_verified, created_at, last_used_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -29,8 +30,20 @@ impl ExternalAccountStore for SqliteStore {
         .bind(opt_micros(account.last_used_at))
         .execute(&self.writer)
         .await
-        .map_err(map_sqlx_error)?;
-        Ok(())
+        .map_err(map_sqlx_error);
+        match result {
+            // Both rules broken (the same identity again for the same user): the identity's
+            // conflict is the one to report, whichever index the database checked first.
+            Err(StoreError::Conflict(Conflict::ProviderLinked))
+                if self
+                    .external_account(&account.issuer, &account.subject)
+                    .await?
+                    .is_some() =>
+            {
+                Err(StoreError::Conflict(Conflict::ExternalAccount))
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     async fn external_account(

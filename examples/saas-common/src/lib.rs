@@ -44,6 +44,9 @@ pub struct Config {
     /// `TRUSTED_PROXY_HEADER` (`x-forwarded-for`, the default, or `forwarded`): the reverse
     /// proxies whose forwarded client address the rate limits and the audit log use.
     pub trusted_proxies: ClientIpPolicy,
+    /// `OIDC_EMAIL_LINKING`: `never` (default) or `verified`: whether a sign-in with the
+    /// `oidc` provider links to the existing account with the same, provider-verified, email.
+    pub oidc_email_linking: auth_core::oauth::EmailLinking,
 }
 
 /// A provider's issuer and the client registered there.
@@ -121,6 +124,15 @@ impl Config {
             ClientIpPolicy::from_config(&var("TRUSTED_PROXIES").unwrap_or_default())
                 .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?
                 .with_header(header);
+        let oidc_email_linking = match var("OIDC_EMAIL_LINKING").as_deref() {
+            None | Some("never") => auth_core::oauth::EmailLinking::Never,
+            Some("verified") => auth_core::oauth::EmailLinking::VerifiedEmail,
+            Some(other) => {
+                return Err(format!(
+                    "OIDC_EMAIL_LINKING: {other:?} is neither `never` nor `verified`"
+                ));
+            }
+        };
         Ok(Self {
             trusted_proxies,
             database_url,
@@ -130,6 +142,7 @@ impl Config {
             keys_dir: var("AUTH_KEYS").map_or_else(|| "var/keys".into(), PathBuf::from),
             google,
             oidc,
+            oidc_email_linking,
         })
     }
 }
@@ -231,7 +244,8 @@ pub async fn build_auth(
             &oidc.client_id,
             &oidc.client_secret,
         )
-        .map_err(|e| format!("OIDC_*: {e}"))?;
+        .map_err(|e| format!("OIDC_*: {e}"))?
+        .with_email_linking(config.oidc_email_linking);
         builder = builder.identity_provider(Arc::new(provider));
     }
     // On this runtime, `build` starts the library's background tasks (change feed, change
@@ -286,6 +300,9 @@ pub fn sign_in_error_message(code: &str) -> &'static str {
         "oauth_denied" => "Sign-in with the provider was cancelled.",
         "account_exists" => {
             "An account with this email exists. Sign in with your password, then link the provider."
+        }
+        "link_required" => {
+            "An account with this email exists. Please sign in to it first, then link the provider from your dashboard."
         }
         _ => "Sign-in with the provider failed. Please try again.",
     }

@@ -128,16 +128,13 @@ pub async fn reset_mail(app: &AppUnderTest, email: &str) -> crate::Mail {
     .await
 }
 
-/// Verifies `account`'s email with the mailed token; asserts 200.
+/// Verifies `account`'s email with the mailed token, as the link opened in another browser
+/// would (without the account's session, which therefore keeps its id); asserts 200.
 pub async fn verify_email(app: &AppUnderTest, account: &Account) {
     let token = verification_mail(app, &account.email).await.token();
     let body = app
         .client()
-        .post_json_with(
-            "/auth/verify-email",
-            &json!({"token": token}),
-            &account.cookie,
-        )
+        .post_json("/auth/verify-email", &json!({"token": token}))
         .await
         .json_with(200);
     assert_eq!(body["user"]["email_verified"], true, "{body}");
@@ -156,4 +153,32 @@ pub async fn create_org(app: &AppUnderTest, cookie: &SessionCookie, name: &str) 
         "the creator owns the organization: {org}"
     );
     org
+}
+
+/// Asserts that `reply` rotated the session of `old`: it sets a new session cookie, `old` is
+/// refused (401) from now on and the new one works, under another session id. Returns the new
+/// cookie.
+#[track_caller]
+pub fn rotated_cookie(reply: &crate::Reply, old: &SessionCookie) -> SessionCookie {
+    let new = reply.session_cookie();
+    assert_eq!(new.name, old.name, "{reply}");
+    assert_ne!(new.value, old.value, "a new session token: {reply}");
+    new
+}
+
+/// Asserts that `new` replaced `old` (see [`rotated_cookie`]): `old` answers 401, `new` works
+/// under another session id. Returns the session JSON of `new`.
+pub async fn assert_replaced(
+    app: &AppUnderTest,
+    old: &SessionCookie,
+    old_session_id: &Value,
+    new: &SessionCookie,
+) -> Value {
+    assert_session_dead(app, old).await;
+    let session = session(app, new).await;
+    assert_ne!(
+        &session["session"]["id"], old_session_id,
+        "a new session id: {session}"
+    );
+    session
 }

@@ -130,20 +130,25 @@ pub(super) async fn create_org(app: &App, owner: &Person, name: &str) -> OrgId {
         .expect("an org id")
 }
 
-/// Adds `who` to `org` as `role` through the store and makes it their active org.
+/// Adds `who` to `org` as `role` through the store and makes it their active org (through
+/// the session manager: `POST /auth/active-org` would rotate the session, and these cases keep
+/// one cookie per person).
 pub(super) async fn join(app: &App, org: OrgId, who: &Person, role: Role) {
     app.store
         .add_member(&fixtures::membership(org, who.id, role, app.clock.now()))
         .await
         .expect("add_member");
-    let response = app
-        .send(
-            Req::post("/auth/active-org")
-                .cookie(&who.cookie)
-                .json(&json!({ "org_id": org.to_string() })),
-        )
-        .await;
-    assert_status(&response, StatusCode::OK);
+    let session = app
+        .store
+        .session_by_token_hash(&auth_core::TokenHash::of(&who.cookie))
+        .await
+        .expect("session_by_token_hash")
+        .expect("the session");
+    app.auth
+        .sessions()
+        .set_active_org(session.id, Some(org))
+        .await
+        .expect("set_active_org");
 }
 
 /// `POST /api/tokens` by `by`.

@@ -98,7 +98,9 @@ pub async fn linking_a_linked_identity_is_refused(store: Arc<dyn AuthStore>) {
         .link_external_account(&elsewhere)
         .await
         .expect("same subject, other issuer");
-    let cased = external_account(mallory.id, GOOGLE, "SUBJECT-1", clock.now());
+    // Another provider of mallory's: one identity per (user, provider).
+    let mut cased = external_account(mallory.id, GOOGLE, "SUBJECT-1", clock.now());
+    cased.provider = "google".to_owned();
     store
         .link_external_account(&cased)
         .await
@@ -133,8 +135,11 @@ pub async fn external_accounts_for_user_are_oldest_first(store: Arc<dyn AuthStor
     let user = given_user(&*store, "many@example.com").await;
     let other = given_user(&*store, "other@example.com").await;
     let mut links = Vec::new();
-    for subject in ["first", "second", "third"] {
-        links.push(external_account(user.id, GOOGLE, subject, clock.now()));
+    // One link per provider: three providers.
+    for (provider, subject) in [("google", "first"), ("oidc", "second"), ("corp", "third")] {
+        let mut link = external_account(user.id, GOOGLE, subject, clock.now());
+        link.provider = provider.to_owned();
+        links.push(link);
         clock.advance(Duration::minutes(1));
     }
     for i in [1, 2, 0] {
@@ -243,4 +248,64 @@ pub async fn unlink_external_account_removes_only_the_users_link(store: Arc<dyn 
         store.external_accounts_for_user(bob.id).await.unwrap(),
         vec![bobs]
     );
+}
+
+/// One identity per (user, provider): a second link of the same user at the same provider
+/// (another subject, or another issuer under that provider's name) is
+/// `Conflict::ProviderLinked` and the first link stays; another user may link at that
+/// provider, and the user may link at another provider.
+pub async fn linking_a_second_identity_at_a_provider_is_refused(store: Arc<dyn AuthStore>) {
+    let clock = ManualClock::starting_now();
+    let user = given_user(&*store, "one@example.com").await;
+    let other = given_user(&*store, "two@example.com").await;
+    let mut first = external_account(user.id, GOOGLE, "mine", clock.now());
+    first.provider = "google".to_owned();
+    store
+        .link_external_account(&first)
+        .await
+        .expect("first link");
+
+    for (issuer, subject) in [(GOOGLE, "a-second-one"), (OTHER, "mine")] {
+        let mut second = external_account(user.id, issuer, subject, clock.now());
+        second.provider = "google".to_owned();
+        assert_conflict(
+            store.link_external_account(&second).await,
+            Conflict::ProviderLinked,
+            "a second identity at the same provider",
+        );
+        assert_eq!(
+            store.external_account(issuer, subject).await.unwrap(),
+            None,
+            "nothing linked"
+        );
+    }
+    assert_eq!(
+        store.external_accounts_for_user(user.id).await.unwrap(),
+        vec![first.clone()]
+    );
+
+    let mut theirs = external_account(other.id, GOOGLE, "theirs", clock.now());
+    theirs.provider = "google".to_owned();
+    store
+        .link_external_account(&theirs)
+        .await
+        .expect("another user at the same provider");
+    let mut elsewhere = external_account(user.id, OTHER, "mine-elsewhere", clock.now());
+    elsewhere.provider = "oidc".to_owned();
+    store
+        .link_external_account(&elsewhere)
+        .await
+        .expect("the same user at another provider");
+
+    // Once unlinked, the provider is free for another identity of the user.
+    store
+        .unlink_external_account(user.id, first.id)
+        .await
+        .expect("unlink");
+    let mut again = external_account(user.id, GOOGLE, "a-second-one", clock.now());
+    again.provider = "google".to_owned();
+    store
+        .link_external_account(&again)
+        .await
+        .expect("a new identity after the unlink");
 }

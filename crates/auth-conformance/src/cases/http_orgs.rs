@@ -17,7 +17,7 @@ use time::Duration;
 
 use super::http_routes::{
     App, PASSWORD, Req, app, assert_keys, assert_problem, assert_status, json_of, link_token,
-    time_of,
+    session_token, time_of,
 };
 use super::{owners, race, role_of};
 use crate::fixtures;
@@ -124,7 +124,11 @@ async fn join(app: &App, org: &str, owner: &Person, email: &str, role: &str) -> 
     let response = accept(app, &person, &token).await;
     assert_status(&response, StatusCode::OK);
     assert_eq!(json_of(&response), json!({ "org_id": org, "role": role }));
-    person
+    // Joining rotates the session.
+    Person {
+        token: session_token(&response),
+        ..person
+    }
 }
 
 /// `PATCH /orgs/{org}/members/{user} {role}` by `by`.
@@ -258,6 +262,12 @@ pub async fn http_org_invitation_is_accepted_once_by_the_verified_invitee(
         json_of(&response),
         json!({ "org_id": org, "role": "admin" })
     );
+    // Joining rotates the session: the old token is refused, the new one has the org.
+    assert_problem(&app.session(&invitee.token).await, 401, "unauthenticated");
+    let invitee = Person {
+        token: session_token(&response),
+        ..invitee
+    };
     let session = json_of(&app.session(&invitee.token).await);
     assert_eq!(session["org"]["id"], org.as_str());
     assert_eq!(session["role"], "admin");
@@ -703,6 +713,12 @@ pub async fn http_org_ownership_transfer_and_deletion_need_an_owner(store: Arc<d
     assert_problem(&transfer(&owner, &owner.id).await, 400, "invalid_request");
     let response = transfer(&owner, &member.id).await;
     assert_status(&response, StatusCode::OK);
+    // The owner's role changed: their session goes on under a new id.
+    assert_problem(&app.session(&owner.token).await, 401, "unauthenticated");
+    let owner = Person {
+        token: session_token(&response),
+        ..owner
+    };
     let body = json_of(&response);
     assert_eq!(body["to"]["user_id"], member.id.as_str());
     assert_eq!(body["to"]["role"], "owner");
@@ -744,11 +760,14 @@ pub async fn http_org_owners_demoting_each_other_at_once_leave_one_owner(
 ) {
     let app = Arc::new(app(&store));
     let first = verified(&app, "first@example.com").await;
-    let second = verified(&app, "second@example.com").await;
+    let mut second = verified(&app, "second@example.com").await;
     for round in 0..OWNER_ROUNDS {
         let org = create_org(&app, &first, &format!("Race {round}")).await;
         let token = invitation_token(&app, &org, &first, &second.email, "owner").await;
-        assert_status(&accept(&app, &second, &token).await, StatusCode::OK);
+        let accepted = accept(&app, &second, &token).await;
+        assert_status(&accepted, StatusCode::OK);
+        // Joining rotates the session.
+        second.token = session_token(&accepted);
         let pair = [
             (first.clone(), second.id.clone()),
             (second.clone(), first.id.clone()),

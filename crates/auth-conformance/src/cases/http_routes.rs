@@ -316,7 +316,7 @@ fn checked_attributes(attributes: &[(String, String)]) -> i64 {
 
 /// The session token a response sets, after checking the cookie's attributes.
 #[track_caller]
-fn session_token(response: &Response<Bytes>) -> String {
+pub(super) fn session_token(response: &Response<Bytes>) -> String {
     let (value, attributes) = session_set_cookie(response);
     let max_age = checked_attributes(&attributes);
     assert!(max_age > 0, "a live cookie, Max-Age={max_age}");
@@ -1199,10 +1199,13 @@ pub async fn http_change_password_keeps_this_session_and_ends_the_others(
     assert_problem(&response, 422, "weak_password");
     app.session_id(&other).await;
 
+    let before = app.session_id(&this).await;
     let response = app.send(change(PASSWORD, NEW_PASSWORD)).await;
     assert_status(&response, StatusCode::OK);
-    assert_no_session_cookie(&response);
-    app.session_id(&this).await;
+    // This session goes on under a new id; its old token is refused.
+    let rotated = session_token(&response);
+    assert_ne!(app.session_id(&rotated).await, before);
+    assert_problem(&app.session(&this).await, 401, "unauthenticated");
     assert_problem(&app.session(&other).await, 401, "unauthenticated");
     app.signed_in("changer@example.com", NEW_PASSWORD).await;
     assert_problem(
@@ -1856,6 +1859,7 @@ pub async fn http_switching_to_an_org_the_user_is_not_in_is_403(store: Arc<dyn A
         assert_eq!(session["org"]["id"], mine["id"], "unchanged");
     }
 
+    // Each switch rotates the session: the answer carries the new cookie, the old one is dead.
     let response = app
         .send(
             Req::post("/auth/active-org")
@@ -1864,13 +1868,15 @@ pub async fn http_switching_to_an_org_the_user_is_not_in_is_403(store: Arc<dyn A
         )
         .await;
     assert_status(&response, StatusCode::OK);
-    let session = json_of(&app.session(&outsider).await);
+    let switched = session_token(&response);
+    assert_problem(&app.session(&outsider).await, 401, "unauthenticated");
+    let session = json_of(&app.session(&switched).await);
     assert_eq!(session["org"], Value::Null);
     assert_eq!(session["permissions"], json!([]));
     let response = app
         .send(
             Req::post("/auth/active-org")
-                .cookie(&outsider)
+                .cookie(&switched)
                 .json(&json!({ "org_id": mine["id"] })),
         )
         .await;
@@ -1878,8 +1884,10 @@ pub async fn http_switching_to_an_org_the_user_is_not_in_is_403(store: Arc<dyn A
     let body = json_of(&response);
     assert_eq!(body["role"], "owner");
     assert_eq!(body["org"]["id"], mine["id"]);
+    let switched_back = session_token(&response);
+    assert_problem(&app.session(&switched).await, 401, "unauthenticated");
     assert_eq!(
-        json_of(&app.session(&outsider).await)["org"]["id"],
+        json_of(&app.session(&switched_back).await)["org"]["id"],
         mine["id"]
     );
     assert_problem(

@@ -7,14 +7,19 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use auth_core::oauth::{AuthorizationParams, IdentityProvider, ProviderError, ProviderIdentity};
+use auth_core::oauth::{
+    AuthorizationParams, EmailLinking, IdentityProvider, ProviderError, ProviderIdentity,
+};
 use auth_core::web::AppOrigin;
-use auth_core::{AuthStore, ManualClock, PasswordConfig, RateLimit, RateLimitConfig};
+use auth_core::{
+    AuthStore, Clock, ExternalAccount, ExternalAccountId, ManualClock, PasswordConfig, RateLimit,
+    RateLimitConfig, UserId,
+};
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use time::Duration;
 
-use super::http_routes::{App, ORIGIN, Req};
+use super::http_routes::{App, ORIGIN, Req, assert_problem};
 
 /// The issuer of the scripted provider.
 const ISSUER: &str = "https://idp.test";
@@ -26,6 +31,18 @@ struct Scripted {
     identity: Mutex<Option<ProviderIdentity>>,
     /// (verifier, nonce) of the last authorization URL.
     last: Mutex<Option<(String, String)>>,
+    /// What the provider says about linking by email (the trait's default when `None`).
+    linking: Option<EmailLinking>,
+}
+
+impl Scripted {
+    /// A provider that links a verified email to the existing account with that address.
+    fn linking_by_email() -> Self {
+        Self {
+            linking: Some(EmailLinking::VerifiedEmail),
+            ..Self::default()
+        }
+    }
 }
 
 #[async_trait]
@@ -36,6 +53,10 @@ impl IdentityProvider for Scripted {
 
     fn display_name(&self) -> &str {
         "IdP"
+    }
+
+    fn email_linking(&self) -> EmailLinking {
+        self.linking.unwrap_or_default()
     }
 
     async fn authorization_url(
@@ -208,7 +229,7 @@ pub async fn oauth_http_flow_expires_after_ten_minutes_and_is_used_once(store: A
 pub async fn oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user(
     store: Arc<dyn AuthStore>,
 ) {
-    let provider = Arc::new(Scripted::default());
+    let provider = Arc::new(Scripted::linking_by_email());
     let app = app_with(&store, provider.clone());
     let (squatter_id, _) = app.sign_up("victim@example.com").await;
     *provider.identity.lock().expect("lock") = Some(identity("victim@example.com", true));
@@ -253,6 +274,7 @@ pub async fn oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user
 
     // Alice starts a link flow; by the callback, Bob is signed in in that browser.
     let (_, alice) = app.sign_up("alice@example.com").await;
+    verify_by_link(&app).await;
     let (_, bob) = app.sign_up("bob@example.com").await;
     *provider.identity.lock().expect("lock") = Some(identity("alice-idp@example.com", true));
     let (flow, state) = start(&app, Some(&alice)).await;
@@ -289,4 +311,168 @@ pub async fn oauth_http_flow_starts_are_rate_limited_per_address(store: Arc<dyn 
     );
     app.clock.advance(Duration::minutes(5));
     start(&app, None).await;
+}
+
+/// Verifies the address of the latest verification mail, by its link, without a session.
+async fn verify_by_link(app: &App) {
+    let link = app.latest_link_token("/auth/verify-email");
+    let response = app
+        .send(Req::post("/auth/verify-email").json(&serde_json::json!({ "token": link })))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The identities a user has linked, as (provider, subject).
+async fn links_of(store: &Arc<dyn AuthStore>, user_id: UserId) -> Vec<(String, String)> {
+    store
+        .external_accounts_for_user(user_id)
+        .await
+        .expect("external_accounts_for_user")
+        .into_iter()
+        .map(|a| (a.provider, a.subject))
+        .collect()
+}
+
+/// Takeover through a linked identity: identities that an unverified account linked (here
+/// put in the store directly, as links made before linking needed a verified email are) end
+/// when a verified provider email claims the address: only the claiming identity is left,
+/// and the squatter's identity no longer signs in to the account.
+pub async fn oauth_http_claiming_an_address_ends_every_other_identity_of_the_account(
+    store: Arc<dyn AuthStore>,
+) {
+    let provider = Arc::new(Scripted::linking_by_email());
+    let app = app_with(&store, provider.clone());
+    let (squatter_id, _) = app.sign_up("victim@example.com").await;
+    let user_id: UserId = squatter_id.parse().expect("a user id");
+    for (provider_id, subject) in [("idp", "sub-squatter"), ("elsewhere", "sub-squatter-2")] {
+        store
+            .link_external_account(&ExternalAccount {
+                id: ExternalAccountId::new(),
+                user_id,
+                provider: provider_id.to_owned(),
+                issuer: ISSUER.to_owned(),
+                subject: subject.to_owned(),
+                email: Some("squatter@evil.example".to_owned()),
+                email_verified: true,
+                created_at: app.clock.now(),
+                last_used_at: None,
+            })
+            .await
+            .expect("the squatter's link");
+    }
+
+    *provider.identity.lock().expect("lock") = Some(identity("victim@example.com", true));
+    let (flow, state) = start(&app, None).await;
+    let done = callback(&app, &flow, &state, None).await;
+    assert_eq!(location(&done), "/dashboard");
+    assert_eq!(
+        links_of(&store, user_id).await,
+        [("idp".to_owned(), "sub-victim@example.com".to_owned())],
+        "only the identity that claimed the address is left"
+    );
+    let ended = app
+        .audit_events(&squatter_id)
+        .await
+        .into_iter()
+        .find(|e| e.kind == "oauth.pre_registration_ended")
+        .expect("the event");
+    assert_eq!(ended.data["identities_unlinked"], 2, "{}", ended.data);
+
+    // The squatter's identity is no one's now: it signs in to a new account of its own.
+    *provider.identity.lock().expect("lock") = Some(ProviderIdentity {
+        issuer: ISSUER.to_owned(),
+        subject: "sub-squatter".to_owned(),
+        email: Some("squatter@evil.example".to_owned()),
+        email_verified: true,
+        name: None,
+    });
+    let (flow, state) = start(&app, None).await;
+    let again = callback(&app, &flow, &state, None).await;
+    assert_eq!(location(&again), "/dashboard");
+    let squatter = app
+        .user("squatter@evil.example")
+        .await
+        .expect("a new account");
+    assert_ne!(squatter.id, user_id, "not the victim's account");
+}
+
+/// Linking needs a verified email: a link flow started by an unverified account is 403
+/// `email_not_verified` and starts nothing (no flow cookie), over HTTP and through
+/// `OAuth::start`; once the address is verified, the link starts.
+pub async fn oauth_http_linking_needs_a_verified_email(store: Arc<dyn AuthStore>) {
+    let app = app_with(&store, Arc::new(Scripted::default()));
+    let (user_id, token) = app.sign_up("linker@example.com").await;
+    let refused = app
+        .send(Req::post("/auth/oauth/idp/link").cookie(&token).empty())
+        .await;
+    assert_problem(&refused, 403, "email_not_verified");
+    assert!(
+        cookie_value(&refused, "authkit_oauth").is_none(),
+        "no flow was made"
+    );
+    let client = auth_core::accounts::ClientInfo::new("192.0.2.1".parse().expect("an address"));
+    let user_id: UserId = user_id.parse().expect("a user id");
+    let err = app
+        .auth
+        .oauth()
+        .start("idp", None, Some(user_id), &client)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code, auth_core::ErrorCode::EmailNotVerified);
+
+    verify_by_link(&app).await;
+    start(&app, Some(&token)).await;
+}
+
+/// Linking by email is the provider's setting: with the default (`EmailLinking::Never`), a
+/// verified provider email of an existing account (verified or not) signs in no one, links
+/// nothing and creates no user (`/sign-in?error=link_required`); with
+/// `EmailLinking::VerifiedEmail` it links to that account.
+pub async fn oauth_http_linking_by_email_is_a_setting_of_the_provider(store: Arc<dyn AuthStore>) {
+    let never = Arc::new(Scripted::default());
+    let app = app_with(&store, never.clone());
+    let (verified_id, _) = app.sign_up("verified@example.com").await;
+    verify_by_link(&app).await;
+    let (unverified_id, _) = app.sign_up("unverified@example.com").await;
+    for (email, user_id) in [
+        ("verified@example.com", &verified_id),
+        ("unverified@example.com", &unverified_id),
+    ] {
+        *never.identity.lock().expect("lock") = Some(identity(email, true));
+        let (flow, state) = start(&app, None).await;
+        let refused = callback(&app, &flow, &state, None).await;
+        assert_eq!(
+            location(&refused),
+            "/sign-in?error=link_required",
+            "{email}"
+        );
+        assert!(
+            cookie_value(&refused, "authkit_session").is_none(),
+            "{email}: no session"
+        );
+        let user_id: UserId = user_id.parse().expect("a user id");
+        assert!(links_of(&store, user_id).await.is_empty(), "{email}");
+        assert!(
+            store
+                .password_credential(user_id)
+                .await
+                .expect("password_credential")
+                .is_some(),
+            "{email}: the password stays"
+        );
+    }
+    let unverified = app.user("unverified@example.com").await.expect("the user");
+    assert!(!unverified.email_verified(), "still unverified");
+
+    let by_email = Arc::new(Scripted::linking_by_email());
+    let app = app_with(&store, by_email.clone());
+    *by_email.identity.lock().expect("lock") = Some(identity("verified@example.com", true));
+    let (flow, state) = start(&app, None).await;
+    let linked = callback(&app, &flow, &state, None).await;
+    assert_eq!(location(&linked), "/dashboard");
+    let user_id: UserId = verified_id.parse().expect("a user id");
+    assert_eq!(
+        links_of(&store, user_id).await,
+        [("idp".to_owned(), "sub-verified@example.com".to_owned())]
+    );
 }

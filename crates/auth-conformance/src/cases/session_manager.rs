@@ -442,8 +442,13 @@ pub async fn session_manager_rotation_replaces_id_and_token(store: Arc<dyn AuthS
         active_org_id: Some(org.id),
     };
     let old = sessions.create(user.id, meta).await.unwrap();
+    clock.advance(Duration::hours(1));
     let new = sessions.rotate(old.session.id).await.unwrap();
     assert_ne!(new.session.id, old.session.id);
+    assert_eq!(
+        new.session.absolute_expires_at, old.session.absolute_expires_at,
+        "a rotation is no new sign-in: the absolute expiry stays"
+    );
     assert_ne!(new.token.expose(), old.token.expose());
     assert_eq!(new.session.active_org_id, Some(org.id));
     assert_eq!(new.session.user_agent.as_deref(), Some("Firefox"));

@@ -55,6 +55,24 @@ fn removal_cookie(call: &Call<'_>) -> String {
     call.auth.cookies().removal_cookie()
 }
 
+/// Replaces the request's session `id` with a new one after a privilege change (new id and
+/// token; same user, active organization and absolute expiry) and returns the `Set-Cookie`
+/// that carries it: the token the browser had before the change is refused from now on, so
+/// one seen (or planted) before the change is worthless after it.
+pub(super) async fn rotate_session(call: &Call<'_>, id: SessionId) -> Result<String, AuthError> {
+    let created = call.auth.sessions().rotate(id).await?;
+    Ok(session_cookie(call, &created))
+}
+
+/// The request's session, if it is a session of `user_id`'s.
+fn own_session(call: &Call<'_>, user_id: crate::UserId) -> Option<SessionId> {
+    call.authn
+        .principal
+        .as_ref()
+        .filter(|p| p.user.id == user_id)
+        .and_then(|p| p.session_id())
+}
+
 /// A session the request came with is replaced by the new one (no two live sessions for one
 /// browser, and no fixation of a session planted before sign-in).
 pub(super) async fn end_previous_session(call: &Call<'_>) {
@@ -199,15 +217,17 @@ pub(super) async fn verify_email(call: &Call<'_>) -> Result<Reply, AuthError> {
         let token = call
             .query_param("token")
             .ok_or(AuthError::new(ErrorCode::InvalidLink))?;
-        call.auth
+        let user = call
+            .auth
             .accounts()
             .verify_email(&token, &call.client)
             .await?;
-        return Ok(Reply {
+        let reply = Reply {
             status: StatusCode::SEE_OTHER,
             location: Some("/dashboard".to_owned()),
             ..Reply::default()
-        });
+        };
+        return rotated_if_own_session(call, user.id, reply).await;
     }
     let body: TokenBody = call.json()?;
     let user = call
@@ -215,10 +235,21 @@ pub(super) async fn verify_email(call: &Call<'_>) -> Result<Reply, AuthError> {
         .accounts()
         .verify_email(&body.token, &call.client)
         .await?;
-    Ok(Reply::json(
-        StatusCode::OK,
-        json!({ "user": user_json(&user) }),
-    ))
+    let reply = Reply::json(StatusCode::OK, json!({ "user": user_json(&user) }));
+    rotated_if_own_session(call, user.id, reply).await
+}
+
+/// A verified email is a privilege change (routes that need a verified address open up):
+/// when the request carries a session of the verified user, that session is rotated.
+async fn rotated_if_own_session(
+    call: &Call<'_>,
+    user_id: crate::UserId,
+    reply: Reply,
+) -> Result<Reply, AuthError> {
+    Ok(match own_session(call, user_id) {
+        Some(id) => reply.cookie(rotate_session(call, id).await?),
+        None => reply,
+    })
 }
 
 pub(super) async fn send_verification(call: &Call<'_>) -> Result<Reply, AuthError> {
@@ -276,5 +307,7 @@ pub(super) async fn change_password(call: &Call<'_>) -> Result<Reply, AuthError>
             &call.client,
         )
         .await?;
-    Ok(Reply::json(StatusCode::OK, json!({})))
+    // The other sessions ended; this one goes on under a new id.
+    let cookie = rotate_session(call, session_id).await?;
+    Ok(Reply::json(StatusCode::OK, json!({})).cookie(cookie))
 }

@@ -216,7 +216,25 @@ pub(super) async fn member(call: &Call<'_>) -> Result<Reply, AuthError> {
         .orgs()
         .change_role(&caller, user_id, &role, &call.client)
         .await?;
-    Ok(Reply::json(StatusCode::OK, member_json(&member)))
+    let reply = Reply::json(StatusCode::OK, member_json(&member));
+    if user_id == caller.user_id() {
+        // The caller changed their own role: a privilege change of this session.
+        return rotated(call, reply).await;
+    }
+    Ok(reply)
+}
+
+/// `reply` with the request's session rotated (see [`super::account::rotate_session`]), when
+/// the request came with a session: after a change of its own user's role or active
+/// organization. A role change of another user reaches that user's sessions through the
+/// caches (they re-read the membership); those sessions are not on this request, so their ids
+/// stay.
+async fn rotated(call: &Call<'_>, reply: Reply) -> Result<Reply, AuthError> {
+    let session = call.authn.principal.as_ref().and_then(|p| p.session_id());
+    Ok(match session {
+        Some(id) => reply.cookie(super::account::rotate_session(call, id).await?),
+        None => reply,
+    })
 }
 
 /// `GET` (pending) and `POST` (invite) `/orgs/{org_id}/invitations`.
@@ -266,10 +284,15 @@ pub(super) async fn transfer(call: &Call<'_>) -> Result<Reply, AuthError> {
         .orgs()
         .transfer_ownership(&caller, to, &call.client)
         .await?;
-    Ok(Reply::json(
-        StatusCode::OK,
-        json!({ "from": membership_json(&from), "to": membership_json(&to) }),
-    ))
+    // The caller is an owner no more: a privilege change of this session.
+    rotated(
+        call,
+        Reply::json(
+            StatusCode::OK,
+            json!({ "from": membership_json(&from), "to": membership_json(&to) }),
+        ),
+    )
+    .await
 }
 
 /// `POST /invitations/accept {token}`: answers `{org_id, role}`; the organization becomes the
@@ -288,10 +311,15 @@ pub(super) async fn accept_invitation(call: &Call<'_>) -> Result<Reply, AuthErro
             &call.client,
         )
         .await?;
-    Ok(Reply::json(
-        StatusCode::OK,
-        json!({ "org_id": membership.org_id.to_string(), "role": membership.role.as_str() }),
-    ))
+    // A new membership that becomes the active organization: a privilege change.
+    rotated(
+        call,
+        Reply::json(
+            StatusCode::OK,
+            json!({ "org_id": membership.org_id.to_string(), "role": membership.role.as_str() }),
+        ),
+    )
+    .await
 }
 
 pub(super) async fn set_active_org(call: &Call<'_>) -> Result<Reply, AuthError> {
@@ -303,10 +331,14 @@ pub(super) async fn set_active_org(call: &Call<'_>) -> Result<Reply, AuthError> 
             .sessions()
             .set_active_org(session_id, None)
             .await?;
-        return Ok(Reply::json(
-            StatusCode::OK,
-            json!({ "org": null, "role": null, "permissions": [] }),
-        ));
+        return rotated(
+            call,
+            Reply::json(
+                StatusCode::OK,
+                json!({ "org": null, "role": null, "permissions": [] }),
+            ),
+        )
+        .await;
     };
     // An id that is no organization of the user's is refused alike, existing or not.
     let forbidden = || {
@@ -337,14 +369,18 @@ pub(super) async fn set_active_org(call: &Call<'_>) -> Result<Reply, AuthError> 
         .iter()
         .map(|p| p.as_str())
         .collect();
-    Ok(Reply::json(
-        StatusCode::OK,
-        json!({
-            "org": { "id": org.id.to_string(), "name": org.name, "slug": org.slug },
-            "role": membership.role.as_str(),
-            "permissions": permissions,
-        }),
-    ))
+    rotated(
+        call,
+        Reply::json(
+            StatusCode::OK,
+            json!({
+                "org": { "id": org.id.to_string(), "name": org.name, "slug": org.slug },
+                "role": membership.role.as_str(),
+                "permissions": permissions,
+            }),
+        ),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -14,27 +14,25 @@ pub async fn verify_email_with_the_mailed_token(app: &AppUnderTest) {
     let token = flows::verification_mail(app, "ada@example.com")
         .await
         .token();
-    let body = app
+    let reply = app
         .client()
         .post_json_with(
             "/auth/verify-email",
             &json!({"token": token}),
             &account.cookie,
         )
-        .await
-        .json_with(200);
+        .await;
+    let body = reply.json_with(200);
     check::exact_keys(&body, &["user"], "the verify-email answer");
     check::user(&body["user"], "ada@example.com");
     assert_eq!(body["user"]["email_verified"], true, "{body}");
-    let session = flows::session(app, &account.cookie).await;
+    // The session went on under a new id (see `verify_email_with_the_session_rotates_it`).
+    let cookie = flows::rotated_cookie(&reply, &account.cookie);
+    let session = flows::session(app, &cookie).await;
     assert_eq!(session["user"]["email_verified"], true, "{session}");
 
     app.client()
-        .post_json_with(
-            "/auth/verify-email",
-            &json!({"token": token}),
-            &account.cookie,
-        )
+        .post_json_with("/auth/verify-email", &json!({"token": token}), &cookie)
         .await
         .problem(400, "invalid_link");
 }

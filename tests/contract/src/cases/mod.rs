@@ -15,6 +15,7 @@ mod oauth;
 mod orgs;
 mod pages;
 mod passwords;
+mod rotation;
 mod sessions;
 mod tokens;
 
@@ -28,6 +29,7 @@ pub use oauth::*;
 pub use orgs::*;
 pub use pages::*;
 pub use passwords::*;
+pub use rotation::*;
 pub use sessions::*;
 pub use tokens::*;
 
@@ -64,6 +66,11 @@ macro_rules! __case_list {
             // Passwords.
             change_password_keeps_this_session_and_ends_the_others,
             change_password_with_a_wrong_current_password_is_401,
+            // The session id changes with the session's privileges.
+            change_password_rotates_the_session_id,
+            verify_email_with_the_session_rotates_it,
+            switching_the_active_org_rotates_the_session_id,
+            own_role_changes_rotate_the_session_id,
             // CSRF.
             csrf_rejects_a_foreign_origin_and_the_session_survives,
             csrf_rejects_a_null_origin,
@@ -119,6 +126,9 @@ macro_rules! __case_list {
             oauth_verified_email_links_and_ends_an_unverified_pre_registration,
             oauth_unverified_email_of_an_existing_user_is_refused,
             oauth_providers_are_linked_listed_and_unlinked_but_not_the_last,
+            oauth_id_tokens_with_time_claims_far_from_now_are_refused,
+            oauth_a_squatters_linked_identity_does_not_survive_the_owners_claim,
+            oauth_generic_provider_links_by_email_only_when_configured,
         ] }
     };
 }

@@ -513,6 +513,7 @@ pub async fn oauth_providers_are_linked_listed_and_unlinked_but_not_the_last(app
 
     // Another user cannot link the identity that is linker's.
     let other = flows::sign_up(app, "someone@example.com").await;
+    flows::verify_email(app, &other).await;
     let theirs = Browser::new();
     theirs.set_cookie(app.base_url(), &other.cookie.name, &other.cookie.value);
     let reply = theirs
@@ -529,5 +530,168 @@ pub async fn oauth_providers_are_linked_listed_and_unlinked_but_not_the_last(app
         &theirs.get(&callback).await,
         "/sign-in?error=account_exists",
     );
+    sibling.finish().await;
+}
+
+/// ID tokens with time claims far from now end the flow at `/sign-in?error=oauth_failed` and
+/// create nothing, though signed with the provider's real key for our client and nonce: issued
+/// a day ago (`iat`, with `exp` still ahead), issued an hour from now, or not valid before an
+/// hour from now (`nbf`), see `server.mjs`. The bounds (5 minutes of clock skew, 10 minutes of
+/// age) are `OidcConfig`'s.
+pub async fn oauth_id_tokens_with_time_claims_far_from_now_are_refused(app: &AppUnderTest) {
+    let sibling = provider::app_with_providers(app, &[]).await;
+    let app = &sibling;
+    for (login, reason) in [
+        ("old-iat:old@example.com", "issued too long ago"),
+        ("future-iat:future@example.com", "issued in the future"),
+        ("future-nbf:nbf@example.com", "not valid yet"),
+    ] {
+        let reply = Browser::new()
+            .sign_in_with(app, "google", login, None)
+            .await;
+        assert_redirect(&reply, "/sign-in?error=oauth_failed");
+        assert!(reply.session_set_cookie().is_none(), "{login}: {reply}");
+        assert_failed_because(app, reason).await;
+    }
+    for email in ["old@example.com", "future@example.com", "nbf@example.com"] {
+        assert_no_account(app, email).await;
+    }
+    // The same provider, with today's times, signs in.
+    let done = Browser::new()
+        .sign_in_with(app, "google", "now@example.com", None)
+        .await;
+    assert_redirect(&done, "/dashboard");
+    sibling.finish().await;
+}
+
+/// Takeover through a linked identity. A squatter registers the victim's address (never
+/// verifying it) and tries to link their own identity at the `oidc` provider: linking needs a
+/// verified email, so that is 403 `email_not_verified` and links nothing. The victim then
+/// claims the address with a verified Google identity; afterwards the squatter's identity does
+/// not sign in to the account (if a link had been made, it ends with the claim too).
+pub async fn oauth_a_squatters_linked_identity_does_not_survive_the_owners_claim(
+    app: &AppUnderTest,
+) {
+    let sibling = provider::app_with_providers(app, &[]).await;
+    let app = &sibling;
+    let squatter = flows::sign_up(app, "victim@example.com").await;
+    let browser = Browser::new();
+    browser.set_cookie(
+        app.base_url(),
+        &squatter.cookie.name,
+        &squatter.cookie.value,
+    );
+    let link = browser
+        .post(&format!("{}/auth/oauth/oidc/link", app.base_url()))
+        .await;
+    if link.status == 303 {
+        // The attack as it went before linking needed a verified email: through the provider
+        // and back, the squatter's identity is linked to the account.
+        let callback = browser
+            .log_in_at_provider(
+                link.header("location").expect("a Location"),
+                "squatter@evil.example",
+            )
+            .await;
+        assert_redirect(&browser.get(&callback).await, "/dashboard");
+    }
+
+    let claimed = Browser::new()
+        .sign_in_with(app, "google", "victim@example.com", None)
+        .await;
+    assert_redirect(&claimed, "/dashboard");
+    let victim = flows::session(app, &claimed.session_cookie()).await;
+    assert_eq!(victim["user"]["id"], squatter.id(), "the claimed account");
+
+    let again = Browser::new()
+        .sign_in_with(app, "oidc", "squatter@evil.example", None)
+        .await;
+    if let Some(cookie) = again.session_set_cookie() {
+        let session = flows::session(
+            app,
+            &crate::SessionCookie {
+                name: cookie.name().to_owned(),
+                value: cookie.value().to_owned(),
+            },
+        )
+        .await;
+        assert_ne!(
+            session["user"]["id"],
+            squatter.id(),
+            "the squatter's identity signs in to the claimed account: {session}"
+        );
+    }
+    let accounts = app
+        .client()
+        .get_with("/auth/accounts", &claimed.session_cookie())
+        .await
+        .json_with(200);
+    let providers: Vec<&str> = accounts["accounts"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|a| a["provider"].as_str())
+        .collect();
+    assert_eq!(
+        providers,
+        ["google"],
+        "only the owner's identity: {accounts}"
+    );
+    link.problem(403, "email_not_verified");
+    sibling.finish().await;
+}
+
+/// Linking by email is a setting of each provider. The generic `oidc` provider does not link
+/// by default (`OIDC_EMAIL_LINKING` unset, or `never`): a verified provider email of an
+/// existing account is `/sign-in?error=link_required` (the page says to sign in and link),
+/// creates no duplicate account and links nothing. With `OIDC_EMAIL_LINKING=verified` the same
+/// sign-in links to the account. (The Google preset links by verified email: see
+/// `oauth_verified_email_links_and_ends_an_unverified_pre_registration`.)
+pub async fn oauth_generic_provider_links_by_email_only_when_configured(app: &AppUnderTest) {
+    let original = app;
+    let sibling = provider::app_with_providers(original, &[]).await;
+    let app = &sibling;
+    let owner = flows::sign_up(app, "owner@example.com").await;
+    flows::verify_email(app, &owner).await;
+    let reply = Browser::new()
+        .sign_in_with(app, "oidc", "owner@example.com", None)
+        .await;
+    assert_redirect(&reply, "/sign-in?error=link_required");
+    assert!(reply.session_set_cookie().is_none(), "{reply}");
+    let html = app
+        .client()
+        .get("/sign-in?error=link_required")
+        .send()
+        .await
+        .expect(200)
+        .text();
+    assert!(
+        html.contains("sign in to it first, then link the provider"),
+        "the page says to sign in and link: {html}"
+    );
+    let accounts = app
+        .client()
+        .get_with("/auth/accounts", &owner.cookie)
+        .await
+        .json_with(200);
+    assert_eq!(
+        accounts["accounts"],
+        json!([]),
+        "nothing linked: {accounts}"
+    );
+    flows::sign_in(app, "owner@example.com", PASSWORD).await;
+    sibling.finish().await;
+
+    let sibling =
+        provider::app_with_providers(original, &[("OIDC_EMAIL_LINKING", "verified")]).await;
+    let app = &sibling;
+    let owner = flows::sign_up(app, "owner@example.com").await;
+    flows::verify_email(app, &owner).await;
+    let reply = Browser::new()
+        .sign_in_with(app, "oidc", "owner@example.com", None)
+        .await;
+    assert_redirect(&reply, "/dashboard");
+    let session = flows::session(app, &reply.session_cookie()).await;
+    assert_eq!(session["user"]["id"], owner.id(), "linked: {session}");
     sibling.finish().await;
 }

@@ -110,15 +110,20 @@ async fn join(
     );
     assert_eq!(invitation["email"], email, "{invitation}");
     assert_eq!(invitation["role"], role, "{invitation}");
-    let account = flows::sign_up(app, email).await;
+    let mut account = flows::sign_up(app, email).await;
     flows::verify_email(app, &account).await;
     let token = invitation_token(app, email).await;
-    let accepted = accept(app, &account.cookie, &token).await.json_with(200);
+    let reply = accept(app, &account.cookie, &token).await;
+    let accepted = reply.json_with(200);
     assert_eq!(accepted, json!({"org_id": org, "role": role}), "{accepted}");
-    app.client()
+    // Joining and switching organizations each rotate the session.
+    account.cookie = flows::rotated_cookie(&reply, &account.cookie);
+    let reply = app
+        .client()
         .post_json_with("/auth/active-org", &json!({"org_id": org}), &account.cookie)
         .await
         .expect(200);
+    account.cookie = flows::rotated_cookie(&reply, &account.cookie);
     account
 }
 
@@ -469,9 +474,11 @@ pub async fn invitation_is_accepted_once_by_the_verified_invitee(app: &AppUnderT
         .unauthenticated("unauthenticated");
 
     flows::verify_email(app, &invitee).await;
-    let accepted = accept(app, &invitee.cookie, &token).await.json_with(200);
+    let reply = accept(app, &invitee.cookie, &token).await;
+    let accepted = reply.json_with(200);
     assert_eq!(accepted, json!({"org_id": org, "role": "member"}));
-    accept(app, &invitee.cookie, &token)
+    let cookie = flows::rotated_cookie(&reply, &invitee.cookie);
+    accept(app, &cookie, &token)
         .await
         .problem(400, "invalid_link");
     assert_eq!(
@@ -571,7 +578,8 @@ pub async fn role_changes_keep_an_owner_and_only_owners_touch_owners(app: &AppUn
         )
         .await
         .problem(403, "forbidden");
-    app.client()
+    let reply = app
+        .client()
         .post_json_with(
             &format!("/orgs/{org}/transfer"),
             &json!({"user_id": member.id()}),
@@ -579,6 +587,8 @@ pub async fn role_changes_keep_an_owner_and_only_owners_touch_owners(app: &AppUn
         )
         .await
         .expect(200);
+    // The former owner's role changed: their session goes on under a new id.
+    let admin_cookie = flows::rotated_cookie(&reply, &admin.cookie);
     assert_eq!(
         role_in(app, org, &member.cookie, member.id())
             .await
@@ -597,7 +607,7 @@ pub async fn role_changes_keep_an_owner_and_only_owners_touch_owners(app: &AppUn
         .await
         .json_with(200);
     app.client()
-        .get_with("/api/billing", &admin.cookie)
+        .get_with("/api/billing", &admin_cookie)
         .await
         .problem(403, "forbidden");
 

@@ -65,12 +65,14 @@ pub async fn sign_up_accepts_unicode_passwords(app: &AppUnderTest) {
     }
 }
 
-/// `POST /auth/change-password` answers 200: the session that asked stays, every other session
-/// ends, and only the new password signs in.
+/// `POST /auth/change-password` answers 200: the session that asked goes on (under a new id,
+/// see `change_password_rotates_the_session_id`), every other session ends, and only the new
+/// password signs in.
 pub async fn change_password_keeps_this_session_and_ends_the_others(app: &AppUnderTest) {
     let account = flows::sign_up(app, "ada@example.com").await;
     let (_, other) = flows::sign_in(app, "ada@example.com", PASSWORD).await;
-    app.client()
+    let reply = app
+        .client()
         .post_json_with(
             "/auth/change-password",
             &json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
@@ -78,8 +80,9 @@ pub async fn change_password_keeps_this_session_and_ends_the_others(app: &AppUnd
         )
         .await
         .expect(200);
+    let cookie = flows::rotated_cookie(&reply, &account.cookie);
     flows::assert_session_dead(app, &other).await;
-    let session = flows::session(app, &account.cookie).await;
+    let session = flows::session(app, &cookie).await;
     check::session(&session["session"]);
     flows::sign_in(app, "ada@example.com", NEW_PASSWORD).await;
     flows::try_sign_in(app, "ada@example.com", PASSWORD)
