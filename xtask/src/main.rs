@@ -44,6 +44,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("setup") => setup().map(|_| ()),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -51,7 +52,9 @@ fn main() -> ExitCode {
                  test [ARGS]  set up (Postgres, Python packages, Chromium, playwright-core,\n               oidc-provider)\n               \
                  and run every test suite;\n               \
                  ARGS go to `cargo test`\n  \
-                 setup        only the set-up"
+                 setup        only the set-up\n  \
+                 fuzz [SECS]  run the parsers' property tests (auth-core's fuzz_parsers) for\n               \
+                 SECS seconds in all (default 300) and print how many cases each ran"
             );
             Err("unknown command".to_owned())
         }
@@ -85,6 +88,110 @@ fn test(extra: &[String]) -> Result<(), String> {
     } else {
         Err(format!("tests failed ({status})"))
     }
+}
+
+/// The time `cargo xtask fuzz` runs the property tests when not told, in seconds.
+const DEFAULT_FUZZ_SECONDS: f64 = 300.0;
+
+/// The test filter of the parsers' property tests (auth-core's `fuzz_parsers` module).
+const FUZZ_FILTER: &str = "fuzz_parsers::";
+
+/// Random cases a property runs per round during `cargo xtask fuzz`.
+const FUZZ_ROUND_CASES: &str = "512";
+
+/// Runs the parsers' property tests (the ones `cargo test` runs briefly) for `seconds` in all:
+/// each property gets an equal share and runs rounds of fresh random cases until it is spent.
+/// Prints what each ran and the totals.
+fn fuzz(seconds: Option<&str>) -> Result<(), String> {
+    let seconds = match seconds {
+        None => DEFAULT_FUZZ_SECONDS,
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .ok_or_else(|| format!("fuzz: {text:?} is not a number of seconds"))?,
+    };
+    let test_args = ["test", "-p", "auth-core", "--lib", FUZZ_FILTER, "--"];
+    step("listing the property tests");
+    let listed = Command::new(cargo())
+        .current_dir(workspace_root())
+        .args(test_args)
+        .args(["--list", "--format", "terse"])
+        .output()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    if !listed.status.success() {
+        return Err(format!(
+            "could not list the property tests:\n{}",
+            String::from_utf8_lossy(&listed.stderr)
+        ));
+    }
+    let properties = fuzz_properties(&String::from_utf8_lossy(&listed.stdout));
+    if properties.is_empty() {
+        return Err(format!("no tests match {FUZZ_FILTER}"));
+    }
+    let share = seconds / properties.len() as f64;
+    step(&format!(
+        "fuzzing {} properties for {seconds:.0} s ({share:.1} s each, rounds of {FUZZ_ROUND_CASES} cases)",
+        properties.len()
+    ));
+    for property in &properties {
+        eprintln!("    {property}");
+    }
+    let started = Instant::now();
+    let mut child = Command::new(cargo())
+        .current_dir(workspace_root())
+        .args(test_args)
+        .args(["--test-threads=1", "--nocapture"])
+        .env("AUTHKIT_FUZZ_SECONDS", format!("{share}"))
+        .env("PROPTEST_CASES", FUZZ_ROUND_CASES)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    let mut ran = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some(report) = line.strip_prefix("fuzz ") {
+                ran.push(report.to_owned());
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("could not wait for cargo: {e}"))?;
+    step(&format!(
+        "fuzz summary ({:.0} s, {} of {} properties reported)",
+        started.elapsed().as_secs_f64(),
+        ran.len(),
+        properties.len()
+    ));
+    let mut total = 0_u64;
+    for report in &ran {
+        eprintln!("    {report}");
+        total += fuzz_cases(report).unwrap_or(0);
+    }
+    eprintln!("    total: {total} cases");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("a property failed ({status}); the input is above"))
+    }
+}
+
+/// The test names in `cargo test -- --list --format terse` output (`name: test` lines).
+fn fuzz_properties(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .filter(|name| name.contains(FUZZ_FILTER))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The number of cases in a property's report (`<name>: <N> cases in <T> s`).
+fn fuzz_cases(report: &str) -> Option<u64> {
+    let (_, rest) = report.rsplit_once(": ")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Makes sure every service and tool the tests need is there; returns the database URL.
@@ -456,6 +563,25 @@ fn is_exact_version(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_fuzz_listing_and_reports() {
+        let listing = "fuzz_parsers::next_is_always_a_path_on_this_site: test\n\
+                       routes::tests::other: test\n\
+                       fuzz_parsers::cookie_header_reads_as_the_plain_rule_does: test\n";
+        assert_eq!(
+            fuzz_properties(listing),
+            [
+                "fuzz_parsers::next_is_always_a_path_on_this_site",
+                "fuzz_parsers::cookie_header_reads_as_the_plain_rule_does"
+            ]
+        );
+        assert_eq!(
+            fuzz_cases("next (local_path): 12288 cases in 30.0 s"),
+            Some(12288)
+        );
+        assert_eq!(fuzz_cases("garbage"), None);
+    }
 
     #[test]
     fn parses_postgres_addresses() {

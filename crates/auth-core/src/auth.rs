@@ -757,7 +757,7 @@ pub(crate) fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -
 /// verified (which were text); anything else is checked as text before its signature, and
 /// bytes that are not visible ASCII are `token_invalid` there, as a value `to_str` refuses
 /// always was. Only SP and HTAB are trimmed, the only whitespace that text holds.
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let space = memchr::memchr(b' ', value)?;
     let (scheme, token) = (&value[..space], &value[space + 1..]);
     if !scheme.eq_ignore_ascii_case(b"bearer") {

@@ -43,6 +43,9 @@ pub mod store;
 pub mod tokens;
 pub mod web;
 
+#[cfg(test)]
+mod fuzz_parsers;
+
 pub use auth::{Auth, AuthBuilder, Authentication};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{Email, EmailError};

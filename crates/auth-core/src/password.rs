@@ -628,6 +628,15 @@ impl Inner {
             None => Version::V0x10,
             Some(v) => Version::try_from(v).map_err(|_| unsupported("unknown argon2 version"))?,
         };
+        // argon2's `Params::new` computes `p * 8` unchecked: past its own lane limit that
+        // overflows (a panic in debug builds), so such a hash is refused before it gets there.
+        if phc
+            .params
+            .get_decimal("p")
+            .is_some_and(|p| p > Params::MAX_P_COST)
+        {
+            return Err(unsupported("invalid argon2 parameters"));
+        }
         let params =
             Params::try_from(&phc).map_err(|_| unsupported("invalid argon2 parameters"))?;
         if !params.keyid().is_empty() {

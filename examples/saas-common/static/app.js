@@ -2,13 +2,24 @@
 // sends Origin with fetch, so the CSRF check sees a same-origin request.
 "use strict";
 
-function localNext() {
-  const next = new URLSearchParams(location.search).get("next");
-  // Only a path on this site: not //host, not /\host, no scheme.
-  if (next && next.startsWith("/") && !next.startsWith("//") && !next.includes("\\")) {
-    return next;
+// `next` if it is a path on this site, else null: the server's rule (auth_core's
+// `local_path`), exactly. It starts with one "/" (not "//" or "/\\", protocol-relative to
+// browsers), has no backslash and no control character (C0, DEL, C1: browsers drop tabs and
+// newlines, so "/\t/evil.example" would become "//evil.example"), and is at most 2048 bytes
+// of UTF-8. saas-common's tests run this function against the Rust one.
+function localPath(next) {
+  if (typeof next !== "string") return null;
+  if (!next.startsWith("/") || next.startsWith("//") || next.includes("\\")) return null;
+  for (const ch of next) {
+    const code = ch.codePointAt(0);
+    if (code <= 0x1f || (code >= 0x7f && code <= 0x9f)) return null;
   }
-  return null;
+  if (new TextEncoder().encode(next).length > 2048) return null;
+  return next;
+}
+
+function localNext() {
+  return localPath(new URLSearchParams(location.search).get("next"));
 }
 
 async function postJson(url, body) {

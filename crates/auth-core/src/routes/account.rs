@@ -10,7 +10,7 @@ use crate::session::CreatedSession;
 use crate::{AuthError, ErrorCode, SecretString, SessionId};
 
 #[derive(Deserialize)]
-struct SignUpBody {
+pub(super) struct SignUpBody {
     email: String,
     password: String,
     #[serde(default)]
@@ -18,29 +18,29 @@ struct SignUpBody {
 }
 
 #[derive(Deserialize)]
-struct SignInBody {
+pub(super) struct SignInBody {
     email: String,
     password: String,
 }
 
 #[derive(Deserialize)]
-struct TokenBody {
+pub(super) struct TokenBody {
     token: String,
 }
 
 #[derive(Deserialize)]
-struct EmailBody {
+pub(super) struct EmailBody {
     email: String,
 }
 
 #[derive(Deserialize)]
-struct ResetConfirmBody {
+pub(super) struct ResetConfirmBody {
     token: String,
     password: String,
 }
 
 #[derive(Deserialize)]
-struct ChangePasswordBody {
+pub(super) struct ChangePasswordBody {
     current_password: String,
     new_password: String,
 }

@@ -165,7 +165,14 @@ impl Route {
         matches!(self, Self::SignUp | Self::SignIn)
     }
 
-    /// Routes that act on the signed-in user: a browser session, never a Bearer token.
+    /// Routes that act on the signed-in user rather than on an organization's resources: a
+    /// browser session, never a Bearer token, whatever its scopes (an API token acts within
+    /// its scopes on its organization; no scope names these). The organization list and
+    /// creation act on the user's memberships, a transfer on the caller's own role; leaving an
+    /// organization (`DELETE /orgs/{id}/members/{own id}`) is refused in its handler, as the
+    /// route is shared with removing another member, which `members:manage` allows. The
+    /// routes that use no credential (sign-up, sign-in, mailed links, provider sign-in, the
+    /// JWKS) are not listed. docs/http-contract.md has the table.
     const fn needs_session(self) -> bool {
         matches!(
             self,
@@ -177,6 +184,8 @@ impl Route {
                 | Self::SendVerification
                 | Self::ChangePassword
                 | Self::ActiveOrg
+                | Self::Orgs
+                | Self::OrgTransfer
                 | Self::AcceptInvitation
                 | Self::Tokens
                 | Self::TokenById
@@ -591,6 +600,41 @@ fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, AuthError> {
             "The request body is not valid JSON."
         })
     })
+}
+
+/// Each JSON request body of the contract parsed from `body` as its route parses it (the
+/// numbers range-checked too), named by route: what the parsers' property tests drive.
+#[cfg(test)]
+pub(crate) fn parse_each_body(body: &[u8]) -> Vec<(&'static str, Result<(), AuthError>)> {
+    fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<(), AuthError> {
+        parse_json_object::<T>(body).map(drop)
+    }
+    vec![
+        ("sign-up", parse::<account::SignUpBody>(body)),
+        ("sign-in", parse::<account::SignInBody>(body)),
+        ("verify-email", parse::<account::TokenBody>(body)),
+        ("password-reset", parse::<account::EmailBody>(body)),
+        (
+            "password-reset/confirm",
+            parse::<account::ResetConfirmBody>(body),
+        ),
+        (
+            "change-password",
+            parse::<account::ChangePasswordBody>(body),
+        ),
+        ("orgs", parse::<orgs::CreateOrgBody>(body)),
+        ("active-org", parse::<orgs::ActiveOrgBody>(body)),
+        ("invitations", parse::<orgs::InviteBody>(body)),
+        ("member role", parse::<orgs::RoleBody>(body)),
+        ("transfer", parse::<orgs::TransferBody>(body)),
+        ("invitations/accept", parse::<orgs::TokenBody>(body)),
+        (
+            "api/tokens",
+            parse_json_object::<tokens::NewToken>(body)
+                .and_then(|t| tokens::expires_in_days(t.expires_in_days.as_ref()))
+                .map(drop),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -18,33 +18,33 @@ use crate::{
 };
 
 #[derive(Deserialize)]
-struct CreateOrgBody {
+pub(super) struct CreateOrgBody {
     name: String,
 }
 
 #[derive(Deserialize)]
-struct ActiveOrgBody {
+pub(super) struct ActiveOrgBody {
     org_id: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct InviteBody {
+pub(super) struct InviteBody {
     email: String,
     role: String,
 }
 
 #[derive(Deserialize)]
-struct RoleBody {
+pub(super) struct RoleBody {
     role: String,
 }
 
 #[derive(Deserialize)]
-struct TransferBody {
+pub(super) struct TransferBody {
     user_id: String,
 }
 
 #[derive(Deserialize)]
-struct TokenBody {
+pub(super) struct TokenBody {
     token: String,
 }
 
@@ -203,6 +203,11 @@ pub(super) async fn member(call: &Call<'_>) -> Result<Reply, AuthError> {
     let caller = caller(call).await?;
     let user_id: UserId = sub_id(call)?;
     if call.method == Method::DELETE {
+        if user_id == caller.user_id() {
+            // Leaving acts on the user, not on the organization's resources: a browser
+            // session, never an API token (no scope names it).
+            caller.principal.require_session()?;
+        }
         call.auth
             .orgs()
             .remove_member(&caller, user_id, &call.client)

@@ -10,11 +10,39 @@ use crate::tokens::ApiTokens;
 use crate::{ApiTokenId, ApiTokenRecord, AuthError, ErrorCode};
 
 #[derive(Deserialize)]
-struct NewToken {
+pub(super) struct NewToken {
     name: String,
     scopes: Vec<String>,
-    #[serde(default)]
-    expires_in_days: Option<i64>,
+    /// As sent: absent is `None`, `null` is `Some(Value::Null)` (refused, as any non-integer).
+    #[serde(default, deserialize_with = "present")]
+    pub(super) expires_in_days: Option<Value>,
+}
+
+/// A field that is present, whatever its JSON value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// The largest `expires_in_days` read as a number at all: far above any configured maximum,
+/// small enough that no arithmetic on it overflows. The configured maximum is checked next.
+const MAX_EXPIRES_IN_DAYS: i64 = 100_000;
+
+/// `expires_in_days` as sent: absent for the default, else a JSON integer from 1 to
+/// [`MAX_EXPIRES_IN_DAYS`] (the configured maximum is the flow's check). Anything else (a
+/// float, a string, `null`, a number out of range) is `invalid_request`, before any
+/// arithmetic.
+pub(super) fn expires_in_days(value: Option<&Value>) -> Result<Option<i64>, AuthError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    value
+        .as_i64()
+        .filter(|days| (1..=MAX_EXPIRES_IN_DAYS).contains(days))
+        .map(Some)
+        .ok_or_else(|| {
+            AuthError::new(ErrorCode::InvalidRequest)
+                .with_detail("expires_in_days must be a whole number of days, 1 or more.")
+        })
 }
 
 fn enabled<'a>(call: &'a Call<'_>) -> Result<&'a ApiTokens, AuthError> {
@@ -50,13 +78,14 @@ pub(super) async fn tokens(call: &Call<'_>) -> Result<Reply, AuthError> {
         let limiter = call.auth.accounts().rate_limiter();
         limiter.hit_token_create(principal.user.id).await?;
         let body: NewToken = call.json()?;
+        let expires_in_days = expires_in_days(body.expires_in_days.as_ref())?;
         let (record, token) = tokens
             .issue(
                 principal,
                 call.auth.roles(),
                 &body.name,
                 &body.scopes,
-                body.expires_in_days,
+                expires_in_days,
             )
             .await?;
         return Ok(Reply::json(
@@ -111,4 +140,51 @@ pub(super) async fn revoke(call: &Call<'_>) -> Result<Reply, AuthError> {
 pub(super) fn jwks(call: &Call<'_>) -> Result<Reply, AuthError> {
     let tokens = enabled(call)?;
     Ok(Reply::json(StatusCode::OK, tokens.keys().jwks()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_in_days_is_a_whole_number_in_range_or_invalid() {
+        assert_eq!(expires_in_days(None).unwrap(), None);
+        assert_eq!(expires_in_days(Some(&json!(1))).unwrap(), Some(1));
+        assert_eq!(expires_in_days(Some(&json!(365))).unwrap(), Some(365));
+        for bad in [
+            json!(i64::MAX),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!(-1),
+            json!(0),
+            json!(1e308),
+            json!(1.5),
+            json!(365.0),
+            json!("12"),
+            json!(null),
+            json!(true),
+            json!([]),
+            json!({}),
+        ] {
+            assert_eq!(
+                expires_in_days(Some(&bad)).unwrap_err().code,
+                ErrorCode::InvalidRequest,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_body_keeps_null_apart_from_absent() {
+        let absent: NewToken = serde_json::from_str(r#"{"name":"a","scopes":[]}"#).unwrap();
+        assert_eq!(absent.expires_in_days, None);
+        let null: NewToken =
+            serde_json::from_str(r#"{"name":"a","scopes":[],"expires_in_days":null}"#).unwrap();
+        assert_eq!(null.expires_in_days, Some(Value::Null));
+        let huge: NewToken = serde_json::from_str(
+            r#"{"name":"a","scopes":[],"expires_in_days":18446744073709551616}"#,
+        )
+        .unwrap();
+        assert!(expires_in_days(huge.expires_in_days.as_ref()).is_err());
+    }
 }

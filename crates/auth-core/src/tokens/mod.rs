@@ -284,7 +284,8 @@ impl ApiTokens {
         }
         let ttl = match ttl_days {
             None => self.inner.config.default_ttl,
-            Some(days) if days >= 1 && Duration::days(days) <= self.inner.config.max_ttl => {
+            // Compared as whole days: `Duration::days` panics past about 10^14 days.
+            Some(days) if (1..=self.inner.config.max_ttl.whole_days()).contains(&days) => {
                 Duration::days(days)
             }
             Some(_) => {

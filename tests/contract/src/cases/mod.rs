@@ -95,6 +95,8 @@ macro_rules! __case_list {
             sign_in_and_sign_up_pages_have_their_forms,
             dashboard_without_a_session_redirects_to_sign_in,
             dashboard_with_a_session_shows_the_users_email,
+            sign_in_and_sign_up_forms_post_without_the_script,
+            the_page_script_follows_next_only_to_local_paths,
             // Organizations and the app's API.
             api_without_credentials_is_401_with_a_bearer_challenge,
             api_with_a_session_but_no_org_is_403,
@@ -109,6 +111,7 @@ macro_rules! __case_list {
             role_changes_keep_an_owner_and_only_owners_touch_owners,
             removed_member_loses_access_at_once,
             invitation_link_and_members_page_work_in_a_browser,
+            api_token_cannot_act_on_its_owner_beyond_its_scope,
             // API tokens.
             api_token_is_issued_and_works_on_the_api,
             api_token_without_the_scope_is_403_insufficient_scope,
@@ -116,6 +119,7 @@ macro_rules! __case_list {
             revoked_and_forged_tokens_are_refused,
             jwks_publishes_the_token_keys,
             api_token_creation_is_rate_limited_per_user,
+            api_token_expiry_refuses_absurd_numbers,
             // Sign-in with a provider (a real OpenID provider: tests/oidc-provider).
             oauth_sign_in_with_a_provider_creates_the_user_and_a_new_session,
             oauth_callback_in_another_browser_is_400_and_signs_no_one_in,

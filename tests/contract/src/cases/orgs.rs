@@ -732,3 +732,158 @@ pub async fn invitation_link_and_members_page_work_in_a_browser(app: &AppUnderTe
         "members do not invite: {page}"
     );
 }
+
+/// `POST /api/tokens` with `cookie` for `scopes`; the token.
+async fn token_for(app: &AppUnderTest, cookie: &SessionCookie, scopes: &[&str]) -> String {
+    let created = app
+        .client()
+        .post_json_with(
+            "/api/tokens",
+            &json!({"name": "ci", "scopes": scopes}),
+            cookie,
+        )
+        .await
+        .json_with(201);
+    created["token"].as_str().expect("the token").to_owned()
+}
+
+/// An API token acts only within its scopes, on its organization's resources. Routes that act
+/// on the user rather than on the organization (create or list organizations, leave one,
+/// transfer ownership, switch the active one, sessions, password, tokens, linked providers,
+/// invitations to accept) need a browser session: 403 `forbidden` for a Bearer token, whatever
+/// its scopes. Organization routes answer a token without their permission 403
+/// `insufficient_scope`, and one with it as they would a session.
+pub async fn api_token_cannot_act_on_its_owner_beyond_its_scope(app: &AppUnderTest) {
+    let owner = flows::sign_up(app, "ada@example.com").await;
+    let org = flows::create_org(app, &owner.cookie, "Acme").await;
+    let org = org["id"].as_str().expect("org id").to_owned();
+    let member = join(app, &org, &owner.cookie, "bob@example.com", "member").await;
+    let member_token = token_for(app, &member.cookie, &["read:projects"]).await;
+    let owner_token = token_for(app, &owner.cookie, &["read:projects"]).await;
+    let client = app.client();
+    let bearer = |method: Method, path: &str, token: &str, body: Option<Value>| {
+        let request = client.request(method, path).bearer(token);
+        match body {
+            Some(body) => request.json(&body),
+            None => request,
+        }
+    };
+    for (token, own, other) in [
+        (&member_token, &member, &owner),
+        (&owner_token, &owner, &member),
+    ] {
+        let session_only: Vec<(Method, String, Option<Value>)> = vec![
+            (Method::POST, "/orgs".into(), Some(json!({"name": "Evil"}))),
+            (Method::GET, "/orgs".into(), None),
+            // Leaving the organization.
+            (
+                Method::DELETE,
+                format!("/orgs/{org}/members/{}", own.id()),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/orgs/{org}/transfer"),
+                Some(json!({"user_id": member.id()})),
+            ),
+            (
+                Method::POST,
+                "/auth/active-org".into(),
+                Some(json!({"org_id": null})),
+            ),
+            (Method::GET, "/auth/session".into(), None),
+            (Method::GET, "/auth/sessions".into(), None),
+            (
+                Method::DELETE,
+                "/auth/sessions/01890000-0000-7000-8000-000000000000".into(),
+                None,
+            ),
+            (Method::POST, "/auth/sign-out".into(), None),
+            (Method::POST, "/auth/sign-out-everywhere".into(), None),
+            (Method::POST, "/auth/verify-email/send".into(), None),
+            (
+                Method::POST,
+                "/auth/change-password".into(),
+                Some(json!({"current_password": "x", "new_password": "y"})),
+            ),
+            (
+                Method::POST,
+                "/api/tokens".into(),
+                Some(json!({"name": "more", "scopes": ["read:projects"]})),
+            ),
+            (Method::GET, "/api/tokens".into(), None),
+            (
+                Method::DELETE,
+                "/api/tokens/01890000-0000-7000-8000-000000000000".into(),
+                None,
+            ),
+            (
+                Method::POST,
+                "/invitations/accept".into(),
+                Some(json!({"token": "x"})),
+            ),
+            (Method::GET, "/auth/accounts".into(), None),
+            (Method::DELETE, "/auth/accounts/google".into(), None),
+        ];
+        for (method, path, body) in session_only {
+            bearer(method.clone(), &path, token, body)
+                .send()
+                .await
+                .problem(403, "forbidden");
+        }
+        // Organization routes: the token lacks their permission.
+        for (method, path, body) in [
+            (Method::GET, format!("/orgs/{org}/members"), None),
+            (Method::GET, format!("/orgs/{org}/invitations"), None),
+            (
+                Method::POST,
+                format!("/orgs/{org}/invitations"),
+                Some(json!({"email": "eve@example.com", "role": "member"})),
+            ),
+            (
+                Method::PATCH,
+                format!("/orgs/{org}/members/{}", member.id()),
+                Some(json!({"role": "admin"})),
+            ),
+            (
+                Method::DELETE,
+                format!("/orgs/{org}/members/{}", other.id()),
+                None,
+            ),
+            (Method::DELETE, format!("/orgs/{org}"), None),
+        ] {
+            bearer(method.clone(), &path, token, body)
+                .send()
+                .await
+                .problem(403, "insufficient_scope");
+        }
+        // What the scope allows still works.
+        let projects = bearer(Method::GET, "/api/projects", token, None)
+            .send()
+            .await
+            .json_with(200);
+        assert!(projects.is_array(), "{projects}");
+    }
+    // Nothing changed: both are still members with their roles, the owner has one organization.
+    assert_eq!(
+        role_in(app, &org, &owner.cookie, member.id())
+            .await
+            .as_deref(),
+        Some("member")
+    );
+    assert_eq!(
+        role_in(app, &org, &owner.cookie, owner.id())
+            .await
+            .as_deref(),
+        Some("owner")
+    );
+    let orgs = client.get_with("/orgs", &owner.cookie).await.json_with(200);
+    assert_eq!(orgs.as_array().map(Vec::len), Some(1), "{orgs}");
+    // A token with a scope that names an organization route may use it.
+    let reader = token_for(app, &owner.cookie, &["members:read"]).await;
+    let listed = bearer(Method::GET, &format!("/orgs/{org}/members"), &reader, None)
+        .send()
+        .await
+        .json_with(200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+}

@@ -115,3 +115,157 @@ pub async fn dashboard_with_a_session_shows_the_users_email(app: &AppUnderTest) 
         html(&visit(app, path, Some(&account.cookie)).await);
     }
 }
+
+/// The opening `<form …>` tags of `page`.
+fn form_tags(page: &str) -> Vec<&str> {
+    page.match_indices("<form")
+        .map(|(at, _)| {
+            let rest = &page[at..];
+            &rest[..rest.find('>').map_or(rest.len(), |end| end + 1)]
+        })
+        .collect()
+}
+
+/// The value of attribute `name` in `tag`.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let len = tag[start..].find('"')?;
+    Some(&tag[start..start + len])
+}
+
+/// The forms of `/sign-in`, `/sign-up` and `/forgot-password` say `method="post"` and post to
+/// the library's route, so a browser without the script never puts the password (or email)
+/// into a URL: such a form post reaches the JSON-only route as a form body and is answered 415
+/// `unsupported_media_type`, with no redirect and no session.
+pub async fn sign_in_and_sign_up_forms_post_without_the_script(app: &AppUnderTest) {
+    for path in ["/sign-in", "/sign-up", "/forgot-password"] {
+        let reply = visit(app, path, None).await;
+        let page = html(&reply);
+        let forms = form_tags(&page);
+        assert!(!forms.is_empty(), "{path} has a form: {reply}");
+        for form in forms {
+            assert_eq!(
+                attribute(form, "method"),
+                Some("post"),
+                "{path}: {form} posts"
+            );
+            if let Some(endpoint) = attribute(form, "data-endpoint") {
+                assert_eq!(
+                    attribute(form, "action"),
+                    Some(endpoint),
+                    "{path}: {form} posts to its route without the script"
+                );
+            }
+        }
+    }
+    let password = "correct horse battery staple";
+    flows::sign_up_with(app, "ada@example.com", password).await;
+    for route in ["/auth/sign-in", "/auth/sign-up"] {
+        let reply = app
+            .client()
+            .post(route)
+            .app_origin()
+            .accept_html()
+            .body(
+                Some("application/x-www-form-urlencoded"),
+                format!(
+                    "email=ada%40example.com&password={}",
+                    password.replace(' ', "+")
+                )
+                .into_bytes(),
+            )
+            .send()
+            .await;
+        reply.problem(415, "unsupported_media_type");
+        assert_eq!(reply.header("location"), None, "{reply}");
+        assert!(reply.session_set_cookie().is_none(), "{reply}");
+        assert!(!reply.text().contains("horse"), "{reply}");
+    }
+}
+
+/// Runs the page script's `localNext()` (as served at `/static/app.js`) with `?next=` each of
+/// `cases` in node, with the browser objects it reads stubbed; what it answered for each.
+async fn script_next(app: &AppUnderTest, cases: &[String]) -> Vec<Option<String>> {
+    const HARNESS: &str = r#"
+const fs = require("fs");
+const vm = require("vm");
+const source = fs.readFileSync(process.argv[1], "utf8");
+const context = { document: { addEventListener() {} }, location: { search: "" }, URLSearchParams, TextEncoder };
+vm.createContext(context);
+vm.runInContext(source, context);
+const cases = JSON.parse(fs.readFileSync(0, "utf8"));
+const out = cases.map((next) => {
+  context.location.search = "?next=" + encodeURIComponent(next);
+  const got = vm.runInContext("localNext()", context);
+  return got === null || got === undefined ? null : got;
+});
+process.stdout.write(JSON.stringify(out));
+"#;
+    let script = app.client().get("/static/app.js").send().await.expect(200);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("app.js");
+    std::fs::write(&path, script.text()).expect("write app.js");
+    let mut child = tokio::process::Command::new("node")
+        .arg("-e")
+        .arg(HARNESS)
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs (the contract suite needs node on PATH)");
+    let input = serde_json::to_vec(cases).expect("cases serialize");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, &input)
+        .await
+        .expect("write the cases");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("node finishes");
+    assert!(
+        output.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("node answers a JSON array")
+}
+
+/// The page script follows `next` after sign-in only to a path on this site, by the server's
+/// rule: not `//host` or `/\host`, and not a path a browser turns into one by dropping tabs
+/// and newlines (`/\t/evil.example`), no control characters, at most 2048 bytes.
+pub async fn the_page_script_follows_next_only_to_local_paths(app: &AppUnderTest) {
+    let long = |unit: &str, n: usize| format!("/{}", unit.repeat(n));
+    let honoured = [
+        "/dashboard".to_owned(),
+        "/dashboard/tokens?tab=a b&x=é".to_owned(),
+        "/a?next=//evil.example".to_owned(),
+        "/%2F%2Fevil.example".to_owned(),
+        long("a", 2047),
+        long("é", 1023),
+    ];
+    let refused = [
+        "//evil.example".to_owned(),
+        "/\\evil.example".to_owned(),
+        "/\t/evil.example".to_owned(),
+        "/\n/evil.example".to_owned(),
+        "/\r/evil.example".to_owned(),
+        "/\t\\evil.example".to_owned(),
+        "/\u{0}/evil.example".to_owned(),
+        "/\u{7f}/evil.example".to_owned(),
+        "/\u{85}/evil.example".to_owned(),
+        "\t//evil.example".to_owned(),
+        " /dashboard".to_owned(),
+        "https://evil.example".to_owned(),
+        "javascript:alert(1)".to_owned(),
+        "dashboard".to_owned(),
+        String::new(),
+        long("a", 2048),
+        long("é", 1024),
+    ];
+    let cases: Vec<String> = honoured.iter().chain(&refused).cloned().collect();
+    let answers = script_next(app, &cases).await;
+    assert_eq!(answers.len(), cases.len());
+    for (case, answer) in cases.iter().zip(&answers) {
+        let expected = honoured.contains(case).then(|| case.clone());
+        assert_eq!(answer, &expected, "localNext() for next={case:?}");
+    }
+}

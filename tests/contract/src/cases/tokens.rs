@@ -242,4 +242,76 @@ pub async fn api_token_creation_is_rate_limited_per_user(app: &AppUnderTest) {
     let other = flows::sign_up(app, "grace@example.com").await;
     flows::create_org(app, &other.cookie, "Grace's").await;
     let _ = create(other.cookie.clone()).await.json_with(201);
+
+/// The absurd values sent to each numeric field of the contract: the extremes of 64-bit
+/// integers, one past them, zero, negative, floats, a string, `null`.
+const ABSURD_NUMBERS: &[&str] = &[
+    "9223372036854775807",
+    "-9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-1",
+    "0",
+    "1e308",
+    "-1e308",
+    "1.5",
+    "365.0",
+    "1e2",
+    "\"12\"",
+    "null",
+    "true",
+    "[]",
+    "{}",
+];
+
+/// Every number a body can carry is range-checked before any arithmetic: `expires_in_days` of
+/// `POST /api/tokens` (the contract's only numeric field) answers 400 `invalid_request` for
+/// each absurd value, never a 5xx or a dropped connection, and the app serves on.
+pub async fn api_token_expiry_refuses_absurd_numbers(app: &AppUnderTest) {
+    let account = flows::sign_up(app, "ada@example.com").await;
+    flows::create_org(app, &account.cookie, "Acme").await;
+    let client = app.client();
+    for value in ABSURD_NUMBERS {
+        let body =
+            format!(r#"{{"name":"ci","scopes":["read:projects"],"expires_in_days":{value}}}"#);
+        let reply = client
+            .post("/api/tokens")
+            .app_origin()
+            .cookie(&account.cookie)
+            .body(Some("application/json"), body.into_bytes())
+            .send()
+            .await;
+        assert!(reply.status < 500, "expires_in_days {value}: {reply}");
+        reply.problem(400, "invalid_request");
+    }
+    // The bounds themselves are accepted, and the app still serves.
+    for (days, value) in [(1, "1"), (365, "365")] {
+        let created = client
+            .post("/api/tokens")
+            .app_origin()
+            .cookie(&account.cookie)
+            .body(
+                Some("application/json"),
+                format!(r#"{{"name":"ci","scopes":["read:projects"],"expires_in_days":{value}}}"#)
+                    .into_bytes(),
+            )
+            .send()
+            .await
+            .json_with(201);
+        let expires = time::OffsetDateTime::parse(
+            created["expires_at"].as_str().expect("expires_at"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("RFC 3339");
+        let left = expires - time::OffsetDateTime::now_utc();
+        assert!(
+            (left - time::Duration::days(days)).abs() < time::Duration::minutes(5),
+            "{days} days: {created}"
+        );
+    }
+    let session = client
+        .get_with("/auth/session", &account.cookie)
+        .await
+        .json_with(200);
+    assert_eq!(session["user"]["email"], "ada@example.com", "{session}");
 }
