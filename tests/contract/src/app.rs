@@ -36,6 +36,8 @@ const CLEARED_ENV: &[&str] = &[
     "OIDC_ISSUER",
     "OIDC_CLIENT_ID",
     "OIDC_CLIENT_SECRET",
+    "TRUSTED_PROXIES",
+    "TRUSTED_PROXY_HEADER",
 ];
 
 /// The store an app under test runs on.

@@ -56,3 +56,49 @@ pub async fn sign_in_is_rate_limited_for_an_unknown_email(app: &AppUnderTest) {
     }
     assert_rate_limited(&flows::try_sign_in(app, "nobody@example.com", PASSWORD).await);
 }
+
+/// The failed sign-ins allowed per client address in 15 minutes.
+const FAILED_SIGN_INS_PER_ADDRESS: usize = 100;
+
+/// A sign-in with a malformed email counts against the client address's limit before any
+/// password work: a flood of them from one address is answered 429 `rate_limited`.
+pub async fn malformed_email_sign_ins_are_rate_limited_per_address(app: &AppUnderTest) {
+    for i in 0..FAILED_SIGN_INS_PER_ADDRESS {
+        flows::try_sign_in(app, &format!("not-an-email-{i}"), PASSWORD)
+            .await
+            .problem(401, "invalid_credentials");
+    }
+    assert_rate_limited(&flows::try_sign_in(app, "still-not-an-email", PASSWORD).await);
+}
+
+/// Behind a trusted proxy (`TRUSTED_PROXIES`), the per-address limit keys on the address the
+/// proxy appended, also when it appends a header line of its own after the client's forged
+/// one: varying the forged line does not buy a new budget, and another client behind the same
+/// proxy keeps its own.
+pub async fn sign_in_limit_keys_on_the_address_a_trusted_proxy_appended(app: &AppUnderTest) {
+    let proxied = app.sibling_with(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let sign_in = |i: usize, forged: String, client: &'static str| {
+        proxied
+            .client()
+            .post("/auth/sign-in")
+            .app_origin()
+            // The client's own line, then the line the proxy appended.
+            .header("x-forwarded-for", &forged)
+            .header("x-forwarded-for", client)
+            .json(&serde_json::json!({
+                "email": format!("nobody-{i}@example.com"),
+                "password": PASSWORD,
+            }))
+            .send()
+    };
+    for i in 0..FAILED_SIGN_INS_PER_ADDRESS {
+        sign_in(i, format!("198.51.100.{}", i % 250), "203.0.113.7")
+            .await
+            .problem(401, "invalid_credentials");
+    }
+    assert_rate_limited(&sign_in(1000, "198.51.100.251".to_owned(), "203.0.113.7").await);
+    sign_in(1001, "198.51.100.252".to_owned(), "203.0.113.8")
+        .await
+        .problem(401, "invalid_credentials");
+    proxied.finish().await;
+}

@@ -82,6 +82,8 @@ macro_rules! __case_list {
             // Rate limits.
             sign_in_is_rate_limited_per_email_after_ten_failures,
             sign_in_is_rate_limited_for_an_unknown_email,
+            malformed_email_sign_ins_are_rate_limited_per_address,
+            sign_in_limit_keys_on_the_address_a_trusted_proxy_appended,
             // Conventions.
             malformed_json_is_400_invalid_request,
             wrong_content_type_is_415,
@@ -97,6 +99,7 @@ macro_rules! __case_list {
             dashboard_with_a_session_shows_the_users_email,
             sign_in_and_sign_up_forms_post_without_the_script,
             the_page_script_follows_next_only_to_local_paths,
+            percent_encoded_dashboard_without_a_session_redirects_to_sign_in,
             // Organizations and the app's API.
             api_without_credentials_is_401_with_a_bearer_challenge,
             api_with_a_session_but_no_org_is_403,

@@ -100,6 +100,25 @@ pub async fn dashboard_without_a_session_redirects_to_sign_in(app: &AppUnderTest
     assert_redirect_to_sign_in(app, &reply, "%2Fdashboard");
 }
 
+/// A protected path is protected however it is spelled: `/%64ashboard` (the router decodes it
+/// to `/dashboard`) without a session redirects to sign-in, never shows a page.
+pub async fn percent_encoded_dashboard_without_a_session_redirects_to_sign_in(app: &AppUnderTest) {
+    for path in [
+        "/%64ashboard",
+        "/dashboard/%74okens",
+        "/%64ashboard/members",
+    ] {
+        let reply = visit(app, path, None).await;
+        assert_eq!(reply.status, 303, "{path}: a redirect to sign-in: {reply}");
+        let location = reply.header("location").unwrap_or_default();
+        let location = location.strip_prefix(app.origin()).unwrap_or(location);
+        assert!(
+            location.starts_with("/sign-in?next="),
+            "{path}: a redirect to sign-in: {reply}"
+        );
+    }
+}
+
 /// With a session, `/dashboard` is an HTML page showing the user's email and a sign-out
 /// button; the tokens and members pages are HTML too.
 pub async fn dashboard_with_a_session_shows_the_users_email(app: &AppUnderTest) {

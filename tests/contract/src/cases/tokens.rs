@@ -242,6 +242,7 @@ pub async fn api_token_creation_is_rate_limited_per_user(app: &AppUnderTest) {
     let other = flows::sign_up(app, "grace@example.com").await;
     flows::create_org(app, &other.cookie, "Grace's").await;
     let _ = create(other.cookie.clone()).await.json_with(201);
+}
 
 /// The absurd values sent to each numeric field of the contract: the extremes of 64-bit
 /// integers, one past them, zero, negative, floats, a string, `null`.
