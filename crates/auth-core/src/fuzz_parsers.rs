@@ -282,7 +282,7 @@ fn origins_parse_to_themselves() {
             prop_assert_eq!(AppOrigin::of_url(text).ok(), Some(origin.clone()));
         }
         if let Ok(origin) = AppOrigin::of_url(&input) {
-            prop_assert_eq!(AppOrigin::parse(origin.as_str()).ok(), Some(origin.clone()));
+            prop_assert_eq!(AppOrigin::parse(origin.as_str()).ok(), Some(origin));
         }
         Ok(())
     });
@@ -492,7 +492,7 @@ fn stored_hashes_are_verified_or_refused_never_trusted() {
         strategy,
         |(hash, password)| {
             let result = runtime.block_on(hasher.verify(
-                &SecretString::new(password.clone()),
+                &SecretString::new(password),
                 &SecretString::new(hash.clone()),
             ));
             match &result {
