@@ -915,9 +915,12 @@ impl Auth {
     async fn catch_up(&self, seen: Option<i64>) -> Result<i64, crate::StoreError> {
         let store = self.inner.changes.store();
         let current = store.change_version().await?;
-        // The first read starts from the current version: the caches were filled from the
-        // store after the feed's subscription began, so earlier changes are in what they hold.
+        // The first read starts from the current version, after a resync: a change recorded
+        // by another instance between this one's start and this read (its feed message lost)
+        // is below `current`, so the caches filled meanwhile are dropped and the revocations
+        // and keys reloaded from the store, which holds every change up to `current`.
         let Some(mut applied) = seen else {
+            self.apply(&FeedEvent::Resync).await;
             return Ok(current);
         };
         if current == applied {

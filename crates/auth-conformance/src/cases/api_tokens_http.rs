@@ -184,6 +184,10 @@ pub(super) async fn bearer(app: &App, token: &str) -> Authentication {
     }
 }
 
+/// A library route that serves API tokens (listing an organization's members; `/orgs` itself
+/// needs a browser session): a refused token is answered with its own failure there.
+const TOKEN_ROUTE: &str = "/orgs/01890000-0000-7000-8000-000000000000/members";
+
 /// The principal of a token that must work.
 #[track_caller]
 pub(super) fn accepted(authn: Authentication, what: &str) -> Principal {
@@ -588,7 +592,7 @@ pub async fn api_tokens_http_forged_tokens_are_401_token_invalid(store: Arc<dyn 
     // Through a route, a forged token is a 401 with the Bearer challenge.
     let response = app
         .send(
-            Req::get("/orgs")
+            Req::get(TOKEN_ROUTE)
                 .header(header::AUTHORIZATION, format!("Bearer {}", forged[0].0))
                 .empty(),
         )
@@ -721,7 +725,7 @@ pub async fn api_tokens_http_token_expires_with_the_clock(store: Arc<dyn AuthSto
     );
     let response = app
         .send(
-            Req::get("/orgs")
+            Req::get(TOKEN_ROUTE)
                 .header(header::AUTHORIZATION, format!("Bearer {used}"))
                 .empty(),
         )
@@ -888,7 +892,7 @@ pub async fn api_tokens_http_revoked_token_is_401_token_revoked_at_once(store: A
     );
     let response = app
         .send(
-            Req::get("/orgs")
+            Req::get(TOKEN_ROUTE)
                 .header(header::AUTHORIZATION, format!("Bearer {token}"))
                 .empty(),
         )
