@@ -915,13 +915,17 @@ impl Auth {
     async fn catch_up(&self, seen: Option<i64>) -> Result<i64, crate::StoreError> {
         let store = self.inner.changes.store();
         let current = store.change_version().await?;
-        // The first read starts from the current version, after a resync: a change recorded
-        // by another instance between this one's start and this read (its feed message lost)
-        // is below `current`, so the caches filled meanwhile are dropped and the revocations
-        // and keys reloaded from the store, which holds every change up to `current`.
-        let Some(mut applied) = seen else {
-            self.apply(&FeedEvent::Resync).await;
-            return Ok(current);
+        // The first read applies every entry the log still holds (its retention, an hour)
+        // that another instance made: a change recorded between this instance's start and
+        // this read, whose feed message was lost, is among them. Entries from before the
+        // start find nothing cached and cost nothing; the caches keep whatever no change
+        // touched.
+        let mut applied = match seen {
+            Some(version) => version,
+            None => match store.changes_after(0, 1).await?.first() {
+                Some(oldest) => oldest.version - 1,
+                None => return Ok(current),
+            },
         };
         if current == applied {
             return Ok(current);
