@@ -5,7 +5,7 @@
 #
 #   benches/load.sh [axum|actix] [sqlite|postgres]   (default axum sqlite; needs wrk, curl, taskset)
 #
-# Method (../shared/PERFORMANCE.md): release build; server pinned to core 0 with one worker
+# Method (the project's benchmark method, docs/benchmarks.md): release build; server pinned to core 0 with one worker
 # (one tokio worker for axum, one actix worker); wrk pinned to core 1 (-t1 -c32 -d10s); 2 s
 # warm-up; bare, bare with the cookie, cookie, bare with the Bearer header, Bearer, … for
 # CYCLES cycles (default 3); the medians, the ratio of the medians, and the median of each
