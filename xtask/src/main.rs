@@ -53,7 +53,7 @@ fn main() -> ExitCode {
                  and run every test suite;\n               \
                  ARGS go to `cargo test`\n  \
                  setup        only the set-up\n  \
-                 fuzz [SECS]  run the parsers' property tests (auth-core's fuzz_parsers) for\n               \
+                 fuzz [SECS]  run the parsers' property tests (keystead's fuzz_parsers) for\n               \
                  SECS seconds in all (default 300) and print how many cases each ran"
             );
             Err("unknown command".to_owned())
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Crates that `auth-core` must never depend on: it is framework- and database-agnostic.
+/// Crates that `keystead` must never depend on: it is framework- and database-agnostic.
 const CORE_FORBIDDEN_DEPENDENCIES: &[&str] = &["axum", "actix", "tower", "sqlx", "hyper"];
 
 /// Sets up, checks the core's dependency boundary, then runs `cargo test --workspace`.
@@ -93,7 +93,7 @@ fn test(extra: &[String]) -> Result<(), String> {
 /// The time `cargo xtask fuzz` runs the property tests when not told, in seconds.
 const DEFAULT_FUZZ_SECONDS: f64 = 300.0;
 
-/// The test filter of the parsers' property tests (auth-core's `fuzz_parsers` module).
+/// The test filter of the parsers' property tests (keystead's `fuzz_parsers` module).
 const FUZZ_FILTER: &str = "fuzz_parsers::";
 
 /// Random cases a property runs per round during `cargo xtask fuzz`.
@@ -111,7 +111,7 @@ fn fuzz(seconds: Option<&str>) -> Result<(), String> {
             .filter(|s| s.is_finite() && *s > 0.0)
             .ok_or_else(|| format!("fuzz: {text:?} is not a number of seconds"))?,
     };
-    let test_args = ["test", "-p", "auth-core", "--lib", FUZZ_FILTER, "--"];
+    let test_args = ["test", "-p", "keystead", "--lib", FUZZ_FILTER, "--"];
     step("listing the property tests");
     let listed = Command::new(cargo())
         .current_dir(workspace_root())
@@ -296,15 +296,15 @@ fn ensure_postgres(url: &str) -> Result<(), String> {
     ))
 }
 
-/// Fails when `cargo tree -p auth-core` names a web framework or a database driver.
+/// Fails when `cargo tree -p keystead` names a web framework or a database driver.
 fn check_core_boundary() -> Result<(), String> {
-    step("auth-core's dependency tree has no web framework or SQL driver");
+    step("keystead's dependency tree has no web framework or SQL driver");
     let output = Command::new(cargo())
         .current_dir(workspace_root())
         .args([
             "tree",
             "-p",
-            "auth-core",
+            "keystead",
             "--edges",
             "normal,build",
             "--prefix",
@@ -325,7 +325,7 @@ fn check_core_boundary() -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "auth-core depends on {offenders:?}; move that code to an adapter"
+            "keystead depends on {offenders:?}; move that code to an adapter"
         ))
     }
 }
@@ -594,9 +594,9 @@ mod tests {
 
     #[test]
     fn finds_forbidden_crates_in_a_tree() {
-        let tree = "auth-core v0.1.0 (/x)\nargon2 v0.5.3\nsqlx-core v0.9.0\ntower v0.5.2\ntower v0.5.2 (*)\ntowering v1.0.0\n";
+        let tree = "keystead v0.1.0 (/x)\nargon2 v0.5.3\nsqlx-core v0.9.0\ntower v0.5.2\ntower v0.5.2 (*)\ntowering v1.0.0\n";
         assert_eq!(forbidden_in_tree(tree), vec!["sqlx-core", "tower"]);
-        assert!(forbidden_in_tree("auth-core v0.1.0\ntokio v1.0.0\n").is_empty());
+        assert!(forbidden_in_tree("keystead v0.1.0\ntokio v1.0.0\n").is_empty());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! actix-saas: a small SaaS app on `auth-actix`, serving the project's HTTP contract — the
+//! actix-saas: a small SaaS app on `keystead-actix`, serving the project's HTTP contract — the
 //! same app as `axum-saas`, on actix-web.
 //!
 //! `cargo run -p actix-saas` starts it on the embedded SQLite default (`var/actix-saas.db`);
@@ -7,12 +7,12 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Resource, Route, guard, web};
-use auth_actix::{
+use keystead::routes::local_path;
+use keystead::web::AppOrigin;
+use keystead::{Auth, AuthError, ErrorCode};
+use keystead_actix::{
     AuthExt, AuthRejection, CurrentUser, OrgMember, Principal, read_json, require_permission,
 };
-use auth_core::routes::local_path;
-use auth_core::web::AppOrigin;
-use auth_core::{Auth, AuthError, ErrorCode};
 use saas_common::{Config, Pages, Projects, STATIC_FILES};
 use serde::Deserialize;
 use serde_json::json;
@@ -294,10 +294,10 @@ async fn list_projects(app: State, member: OrgMember) -> HttpResponse {
 }
 
 async fn bench_projects(app: State) -> HttpResponse {
-    static DEMO_ORG: std::sync::OnceLock<auth_core::OrgId> = std::sync::OnceLock::new();
+    static DEMO_ORG: std::sync::OnceLock<keystead::OrgId> = std::sync::OnceLock::new();
     HttpResponse::Ok().json(
         app.projects
-            .list(*DEMO_ORG.get_or_init(auth_core::OrgId::new)),
+            .list(*DEMO_ORG.get_or_init(keystead::OrgId::new)),
     )
 }
 

@@ -1,4 +1,4 @@
-//! axum-saas: a small SaaS app on `auth-axum`, serving the project's HTTP contract.
+//! axum-saas: a small SaaS app on `keystead-axum`, serving the project's HTTP contract.
 //!
 //! `cargo run -p axum-saas` starts it on the embedded SQLite default (`var/axum-saas.db`);
 //! `DATABASE_URL=postgres://…` switches to Postgres. Settings are the contract's environment
@@ -9,17 +9,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use auth_axum::{
-    AuthExt, AuthRejection, AuthService, CurrentUser, OrgMember, Principal, require_permission,
-};
-use auth_core::routes::{local_path, read_json};
-use auth_core::web::AppOrigin;
-use auth_core::{Auth, AuthError, ErrorCode};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, ServiceExt};
+use keystead::routes::{local_path, read_json};
+use keystead::web::AppOrigin;
+use keystead::{Auth, AuthError, ErrorCode};
+use keystead_axum::{
+    AuthExt, AuthRejection, AuthService, CurrentUser, OrgMember, Principal, require_permission,
+};
 use saas_common::{Config, Pages, Projects, STATIC_FILES};
 use serde::Deserialize;
 use serde_json::json;
@@ -324,10 +324,10 @@ async fn list_projects(State(app): State<App>, member: OrgMember) -> Response {
 }
 
 async fn bench_projects(State(app): State<App>) -> Response {
-    static DEMO_ORG: std::sync::OnceLock<auth_core::OrgId> = std::sync::OnceLock::new();
+    static DEMO_ORG: std::sync::OnceLock<keystead::OrgId> = std::sync::OnceLock::new();
     Json(
         app.projects
-            .list(*DEMO_ORG.get_or_init(auth_core::OrgId::new)),
+            .list(*DEMO_ORG.get_or_init(keystead::OrgId::new)),
     )
     .into_response()
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use auth_core::OrgId;
+use keystead::OrgId;
 use serde::Serialize;
 use uuid::Uuid;
 

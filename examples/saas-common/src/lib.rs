@@ -16,10 +16,10 @@ pub use domain::{Deployment, Project, Projects};
 pub use members::{accept_invitation_context, members_page_context};
 pub use pages::{Pages, STATIC_FILES, StaticFile};
 
-use auth_core::mail::FileMailer;
-use auth_core::tokens::{ChangeFeed, DirKeyStore, KeyAlgorithm, KeyRing, TokenConfig};
-use auth_core::web::{AppOrigin, ClientIpPolicy, ForwardedHeader};
-use auth_core::{Auth, AuthStore, SystemClock};
+use keystead::mail::FileMailer;
+use keystead::tokens::{ChangeFeed, DirKeyStore, KeyAlgorithm, KeyRing, TokenConfig};
+use keystead::web::{AppOrigin, ClientIpPolicy, ForwardedHeader};
+use keystead::{Auth, AuthStore, SystemClock};
 
 /// The app's settings, from the contract's environment variables.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct Config {
     pub trusted_proxies: ClientIpPolicy,
     /// `OIDC_EMAIL_LINKING`: `never` (default) or `verified`: whether a sign-in with the
     /// `oidc` provider links to the existing account with the same, provider-verified, email.
-    pub oidc_email_linking: auth_core::oauth::EmailLinking,
+    pub oidc_email_linking: keystead::oauth::EmailLinking,
 }
 
 /// A provider's issuer and the client registered there.
@@ -86,7 +86,8 @@ impl Config {
             .transpose()?;
         let google = match (var("GOOGLE_CLIENT_ID"), var("GOOGLE_CLIENT_SECRET")) {
             (Some(client_id), Some(client_secret)) => Some(ProviderConfig {
-                issuer: var("GOOGLE_ISSUER").unwrap_or_else(|| auth_oidc::GOOGLE_ISSUER.to_owned()),
+                issuer: var("GOOGLE_ISSUER")
+                    .unwrap_or_else(|| keystead_oidc::GOOGLE_ISSUER.to_owned()),
                 client_id,
                 client_secret,
             }),
@@ -125,8 +126,8 @@ impl Config {
                 .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?
                 .with_header(header);
         let oidc_email_linking = match var("OIDC_EMAIL_LINKING").as_deref() {
-            None | Some("never") => auth_core::oauth::EmailLinking::Never,
-            Some("verified") => auth_core::oauth::EmailLinking::VerifiedEmail,
+            None | Some("never") => keystead::oauth::EmailLinking::Never,
+            Some("verified") => keystead::oauth::EmailLinking::VerifiedEmail,
             Some(other) => {
                 return Err(format!(
                     "OIDC_EMAIL_LINKING: {other:?} is neither `never` nor `verified`"
@@ -176,10 +177,10 @@ pub struct Backend {
 /// A message when the database cannot be opened or migrated.
 pub async fn open_store(url: &str) -> Result<Backend, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = auth_postgres::PostgresStore::connect(url)
+        let store = keystead_postgres::PostgresStore::connect(url)
             .await
             .map_err(|e| format!("could not open Postgres: {e}"))?;
-        let feed = auth_postgres::PostgresChangeFeed::start(store.pool().clone())
+        let feed = keystead_postgres::PostgresChangeFeed::start(store.pool().clone())
             .await
             .map_err(|e| format!("could not listen on Postgres: {e}"))?;
         Ok(Backend {
@@ -187,7 +188,7 @@ pub async fn open_store(url: &str) -> Result<Backend, String> {
             feed: Some(feed),
         })
     } else {
-        let store = auth_sqlite::SqliteStore::connect(url)
+        let store = keystead_sqlite::SqliteStore::connect(url)
             .await
             .map_err(|e| format!("could not open SQLite at {url}: {e}"))?;
         Ok(Backend {
@@ -228,7 +229,7 @@ pub async fn build_auth(
         builder = builder.change_feed(feed);
     }
     if let Some(google) = &config.google {
-        let provider = auth_oidc::OidcProvider::google_at(
+        let provider = keystead_oidc::OidcProvider::google_at(
             &google.issuer,
             &google.client_id,
             &google.client_secret,
@@ -237,7 +238,7 @@ pub async fn build_auth(
         builder = builder.identity_provider(Arc::new(provider));
     }
     if let Some(oidc) = &config.oidc {
-        let provider = auth_oidc::OidcProvider::new(
+        let provider = keystead_oidc::OidcProvider::new(
             "oidc",
             "Single sign-on",
             &oidc.issuer,
@@ -275,8 +276,8 @@ pub fn provider_buttons(auth: &Auth) -> serde_json::Value {
 /// Store errors.
 pub async fn sign_in_methods(
     auth: &Auth,
-    user_id: auth_core::UserId,
-) -> Result<serde_json::Value, auth_core::AuthError> {
+    user_id: keystead::UserId,
+) -> Result<serde_json::Value, keystead::AuthError> {
     let links = auth.oauth().links(user_id).await?;
     let has_password = auth.store().password_credential(user_id).await?.is_some();
     let providers: Vec<serde_json::Value> = auth
@@ -333,8 +334,8 @@ pub fn sign_up_context(auth: &Auth, next: Option<&str>) -> serde_json::Value {
 /// Store errors.
 pub async fn tokens_page_context(
     auth: &Auth,
-    principal: &auth_core::Principal,
-) -> Result<serde_json::Value, auth_core::AuthError> {
+    principal: &keystead::Principal,
+) -> Result<serde_json::Value, keystead::AuthError> {
     let Some(org_id) = principal.org_id() else {
         return Ok(serde_json::json!({ "user": principal.user, "org": null }));
     };

@@ -1,7 +1,7 @@
 //! What the members page and the invitation page show: the same for both example apps.
 
-use auth_core::routes::percent_encode;
-use auth_core::{Auth, AuthError, ErrorCode, Principal, User};
+use keystead::routes::percent_encode;
+use keystead::{Auth, AuthError, ErrorCode, Principal, User};
 use serde_json::{Value, json};
 
 /// What `/dashboard/members` shows: the active organization's members (with `members:read`),

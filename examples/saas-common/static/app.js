@@ -2,7 +2,7 @@
 // sends Origin with fetch, so the CSRF check sees a same-origin request.
 "use strict";
 
-// `next` if it is a path on this site, else null: the server's rule (auth_core's
+// `next` if it is a path on this site, else null: the server's rule (keystead's
 // `local_path`), exactly. It starts with one "/" (not "//" or "/\\", protocol-relative to
 // browsers), has no backslash and no control character (C0, DEL, C1: browsers drop tabs and
 // newlines, so "/\t/evil.example" would become "//evil.example"), and is at most 2048 bytes

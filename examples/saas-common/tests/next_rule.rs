@@ -1,5 +1,5 @@
 //! The page script's `next` rule (`localPath` and `localNext` in `static/app.js`) is the
-//! server's (`auth_core::local_path`): node runs the script over a table of inputs, hand-picked
+//! server's (`keystead::local_path`): node runs the script over a table of inputs, hand-picked
 //! and generated, and each answer must be the Rust function's.
 
 use std::io::Write;
@@ -137,7 +137,7 @@ fn the_page_script_and_the_server_share_one_next_rule() {
     assert_eq!(answers.len(), cases.len());
     let mut honoured = 0;
     for (case, (direct, from_query)) in cases.iter().zip(answers) {
-        let rust = auth_core::routes::local_path(case).map(str::to_owned);
+        let rust = keystead::routes::local_path(case).map(str::to_owned);
         honoured += usize::from(rust.is_some());
         assert_eq!(direct, rust, "localPath({case:?})");
         assert_eq!(from_query, rust, "localNext() with next={case:?}");

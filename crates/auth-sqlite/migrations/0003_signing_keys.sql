@@ -1,6 +1,0 @@
--- API token signing keys (auth_core::tokens::KeyStore): one row per key, the key as the JSON
--- of auth_core::tokens::StoredKey.
-CREATE TABLE signing_keys (
-    kid  TEXT PRIMARY KEY CHECK (length(kid) BETWEEN 1 AND 64),
-    data TEXT NOT NULL
-) STRICT;

@@ -1,0 +1,294 @@
+//! The middleware: authenticates each request once and enforces what applies to every route.
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header;
+use actix_web::{Error, HttpMessage};
+use keystead::gate::{GateHeader, ProtectedPaths, RequestHeaders, cookie_name};
+use keystead::{Auth, Authentication};
+use pin_project_lite::pin_project;
+
+use crate::{actix_header_value, into_actix};
+
+/// Authenticates every request (session cookie or `Authorization: Bearer`) and puts the
+/// outcome ([`keystead::Authentication`]) and the [`Auth`] into the request's extensions,
+/// where the extractors and guards find them. Also, for every route of the app:
+/// - fails closed: when the store cannot say whether a credential holds, 503;
+/// - applies the CSRF rule to unsafe methods that carry the session cookie (403
+///   `csrf_rejected`); the library's routes apply it themselves, with the login variant;
+/// - sends anonymous requests under a [protected prefix](Self::protect) to
+///   `/sign-in?next=…` (browsers asking for HTML, 303) or answers 401 (everything else);
+/// - adds the refreshed (sliding expiry) or cleared (dead session) cookie to the response;
+/// - refuses every request (503 `unavailable`, logged at error) that has no peer address (a
+///   Unix socket, a test request without one): without it every client would share one
+///   rate-limit key.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuthMiddleware {
+    auth: Auth,
+    protected: ProtectedPaths,
+}
+
+impl AuthMiddleware {
+    /// A middleware over `auth`, with no protected prefixes.
+    pub fn new(auth: Auth) -> Self {
+        Self {
+            auth,
+            protected: ProtectedPaths::default(),
+        }
+    }
+
+    /// Requires a signed-in user for `prefix` and every path under it (`/dashboard` covers
+    /// `/dashboard` and `/dashboard/…`, not `/dashboards`).
+    pub fn protect(mut self, prefix: impl Into<String>) -> Self {
+        self.protected.add(prefix);
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for AuthMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = AuthMiddlewareService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(AuthMiddlewareService {
+            service: Rc::new(service),
+            auth: self.auth.clone(),
+            protected: self.protected.clone(),
+        }))
+    }
+}
+
+/// The service of [`AuthMiddleware`].
+#[derive(Debug)]
+pub struct AuthMiddlewareService<S> {
+    service: Rc<S>,
+    auth: Auth,
+    protected: ProtectedPaths,
+}
+
+impl<S, B> Service<ServiceRequest> for AuthMiddlewareService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = AuthFuture<S::Future, B>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        // Without the socket peer every client would share one rate-limit key: refuse (fail
+        // closed, loudly) rather than invent an address.
+        if request.peer_addr().is_none() {
+            return AuthFuture::answered(
+                request
+                    .into_response(crate::missing_peer_address())
+                    .map_into_right_body(),
+            );
+        }
+        // actix parsed the method already; should it not convert, treat it as unsafe.
+        let method = http::Method::from_bytes(request.method().as_str().as_bytes())
+            .unwrap_or(http::Method::POST);
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.path(), |pq| pq.as_str());
+        // The hot path: the caches answer, so the app is called at once, with no boxed future.
+        let admitted = self.auth.admit_cached(
+            &method,
+            path_and_query,
+            &ActixHeaders(request.headers()),
+            &self.protected,
+        );
+        match admitted {
+            Some(Ok(authn)) => {
+                let set_cookie = authenticated(&request, authn, &self.auth);
+                AuthFuture::inner(self.service.call(request), set_cookie)
+            }
+            Some(Err(response)) => AuthFuture::answered(
+                request
+                    .into_response(into_actix(response))
+                    .map_into_right_body(),
+            ),
+            None => {
+                let service = self.service.clone();
+                let auth = self.auth.clone();
+                let protected = self.protected.clone();
+                AuthFuture::boxed(Box::pin(async move {
+                    let path_and_query = request
+                        .uri()
+                        .path_and_query()
+                        .map_or_else(|| request.path(), |pq| pq.as_str());
+                    let headers = ActixHeaders(request.headers());
+                    let admitted = auth
+                        .admit(&method, path_and_query, &headers, &protected)
+                        .await;
+                    let authn = match admitted {
+                        Ok(authn) => authn,
+                        Err(response) => {
+                            return Ok(request
+                                .into_response(into_actix(response))
+                                .map_into_right_body());
+                        }
+                    };
+                    let set_cookie = authenticated(&request, authn, &auth);
+                    let response = service.call(request).await?;
+                    Ok(with_cookie(response, set_cookie).map_into_left_body())
+                }))
+            }
+        }
+    }
+}
+
+/// actix-web's request headers as the core reads them: in place, with no copy into `http` 1.x
+/// types.
+struct ActixHeaders<'a>(&'a header::HeaderMap);
+
+/// `Sec-Fetch-Site`, which actix's `http` 0.2 has no constant for.
+const SEC_FETCH_SITE: header::HeaderName = header::HeaderName::from_static("sec-fetch-site");
+
+const fn actix_name(name: GateHeader) -> header::HeaderName {
+    match name {
+        GateHeader::Authorization => header::AUTHORIZATION,
+        GateHeader::Cookie => header::COOKIE,
+        GateHeader::Origin => header::ORIGIN,
+        GateHeader::Referer => header::REFERER,
+        GateHeader::SecFetchSite => SEC_FETCH_SITE,
+        GateHeader::Accept => header::ACCEPT,
+    }
+}
+
+impl RequestHeaders for ActixHeaders<'_> {
+    fn first(&self, name: GateHeader) -> Option<&[u8]> {
+        self.0
+            .get(actix_name(name))
+            .map(header::HeaderValue::as_bytes)
+    }
+
+    fn all(&self, name: GateHeader) -> impl Iterator<Item = &[u8]> {
+        self.0
+            .get_all(actix_name(name))
+            .map(header::HeaderValue::as_bytes)
+    }
+}
+
+/// Puts what the extractors and guards need into the request; returns the cookie for the
+/// response.
+fn authenticated(
+    request: &ServiceRequest,
+    authn: Authentication,
+    auth: &Auth,
+) -> Option<header::HeaderValue> {
+    let set_cookie = authn.set_cookie.as_ref().and_then(actix_header_value);
+    let mut extensions = request.extensions_mut();
+    extensions.insert(authn);
+    extensions.insert(auth.clone());
+    set_cookie
+}
+
+/// Adds the refreshed or cleared session cookie unless the app set that cookie itself (a
+/// cookie of another name keeps the refresh).
+fn with_cookie<B>(
+    mut response: ServiceResponse<B>,
+    cookie: Option<header::HeaderValue>,
+) -> ServiceResponse<B> {
+    if let Some(cookie) = cookie {
+        let sets_it = cookie_name(cookie.as_bytes()).is_some_and(|name| {
+            response
+                .headers()
+                .get_all(header::SET_COOKIE)
+                .any(|set| cookie_name(set.as_bytes()) == Some(name))
+        });
+        if !sets_it {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
+
+type Boxed<B> = Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
+
+pin_project! {
+    /// The response future of [`AuthMiddlewareService`].
+    pub struct AuthFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        // The app's own future, called on the hot path; the cookie goes onto its response.
+        Inner { #[pin] future: F, set_cookie: Option<header::HeaderValue> },
+        // Answered by the middleware (503, 403, 401, 303).
+        Answered { response: Option<ServiceResponse<EitherBody<B>>> },
+        // Authenticating needed the store.
+        Boxed { future: Boxed<B> },
+    }
+}
+
+impl<F, B> AuthFuture<F, B> {
+    fn inner(future: F, set_cookie: Option<header::HeaderValue>) -> Self {
+        Self {
+            state: State::Inner { future, set_cookie },
+        }
+    }
+
+    fn answered(response: ServiceResponse<EitherBody<B>>) -> Self {
+        Self {
+            state: State::Answered {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn boxed(future: Boxed<B>) -> Self {
+        Self {
+            state: State::Boxed { future },
+        }
+    }
+}
+
+impl<F, B> Future for AuthFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future, set_cookie } => {
+                let response = std::task::ready!(future.poll(cx))?;
+                Poll::Ready(Ok(
+                    with_cookie(response, set_cookie.take()).map_into_left_body()
+                ))
+            }
+            StateProj::Answered { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("AuthFuture polled after completion"),
+            },
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B> std::fmt::Debug for AuthFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthFuture")
+    }
+}

@@ -1,0 +1,224 @@
+//! The tower layer: authenticates each request once and enforces what applies to every route.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use http::HeaderValue;
+use keystead::gate::{ProtectedPaths, with_refreshed_cookie};
+use keystead::{Auth, Authentication};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::{into_axum, missing_connect_info};
+
+/// Authenticates every request (session cookie or `Authorization: Bearer`) and puts the
+/// outcome ([`keystead::Authentication`]) into the request's extensions, where the
+/// extractors find it. Also, for every route of the app:
+/// - fails closed: when the store cannot say whether a credential holds, 503;
+/// - applies the CSRF rule to unsafe methods that carry the session cookie (403
+///   `csrf_rejected`); the library's routes apply it themselves, with the login variant;
+/// - sends anonymous requests under a [protected prefix](Self::protect) to
+///   `/sign-in?next=…` (browsers asking for HTML, 303) or answers 401 (everything else);
+/// - adds the refreshed (sliding expiry) or cleared (dead session) cookie to the response;
+/// - refuses every request (503 `unavailable`, logged at error) when the server does not give
+///   the socket peer (`ConnectInfo<SocketAddr>`): serve with
+///   `into_make_service_with_connect_info::<SocketAddr>()`. Without it every client would share
+///   one rate-limit key.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct AuthLayer {
+    auth: Auth,
+    protected: ProtectedPaths,
+}
+
+impl AuthLayer {
+    /// A layer over `auth`, with no protected prefixes.
+    pub fn new(auth: Auth) -> Self {
+        Self {
+            auth,
+            protected: ProtectedPaths::default(),
+        }
+    }
+
+    /// Requires a signed-in user for `prefix` and every path under it (`/dashboard` covers
+    /// `/dashboard` and `/dashboard/…`, not `/dashboards`).
+    pub fn protect(mut self, prefix: impl Into<String>) -> Self {
+        self.protected.add(prefix);
+        self
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            auth: self.auth.clone(),
+            protected: self.protected.clone(),
+        }
+    }
+}
+
+/// The service of [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    auth: Auth,
+    protected: ProtectedPaths,
+}
+
+impl<S> Service<Request> for AuthService<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = AuthFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        // Without the socket peer every client would share one rate-limit key: refuse (fail
+        // closed, loudly) rather than invent an address.
+        if request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_none()
+        {
+            return AuthFuture::answered(missing_connect_info());
+        }
+        // The hot path: the caches answer, so the app is called at once, with no boxed
+        // future and no clone of the inner service.
+        let admitted = self.auth.admit_cached(
+            request.method(),
+            path_and_query(&request),
+            request.headers(),
+            &self.protected,
+        );
+        match admitted {
+            Some(Ok(authn)) => {
+                let set_cookie = authenticated(&mut request, authn, &self.auth);
+                AuthFuture::inner(self.inner.call(request), set_cookie)
+            }
+            Some(Err(response)) => AuthFuture::answered(into_axum(response)),
+            None => {
+                // The store must be asked: the clone that was polled ready serves this request.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let auth = self.auth.clone();
+                let protected = self.protected.clone();
+                AuthFuture::boxed(Box::pin(async move {
+                    let admitted = auth
+                        .admit(
+                            request.method(),
+                            path_and_query(&request),
+                            request.headers(),
+                            &protected,
+                        )
+                        .await;
+                    let authn = match admitted {
+                        Ok(authn) => authn,
+                        Err(response) => return Ok(into_axum(response)),
+                    };
+                    let set_cookie = authenticated(&mut request, authn, &auth);
+                    let mut response = inner.call(request).await?;
+                    with_refreshed_cookie(response.headers_mut(), set_cookie);
+                    Ok(response)
+                }))
+            }
+        }
+    }
+}
+
+fn path_and_query(request: &Request) -> &str {
+    request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path(), |pq| pq.as_str())
+}
+
+/// Puts what the extractors need into the request; returns the cookie for the response.
+fn authenticated(request: &mut Request, authn: Authentication, auth: &Auth) -> Option<HeaderValue> {
+    let set_cookie = authn.set_cookie.clone();
+    request.extensions_mut().insert(authn);
+    request.extensions_mut().insert(auth.clone());
+    set_cookie
+}
+
+pin_project! {
+    /// The response future of [`AuthService`].
+    pub struct AuthFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        // The app's own future, called on the hot path; the cookie goes onto its response.
+        Inner { #[pin] future: F, set_cookie: Option<HeaderValue> },
+        // Answered by the layer (503, 403, 401, 303).
+        Answered { response: Option<Response> },
+        // Authenticating needed the store.
+        Boxed { future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
+    }
+}
+
+impl<F, E> AuthFuture<F, E> {
+    fn inner(future: F, set_cookie: Option<HeaderValue>) -> Self {
+        Self {
+            state: State::Inner { future, set_cookie },
+        }
+    }
+
+    fn answered(response: Response) -> Self {
+        Self {
+            state: State::Answered {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn boxed(future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>) -> Self {
+        Self {
+            state: State::Boxed { future },
+        }
+    }
+}
+
+impl<F, E> Future for AuthFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future, set_cookie } => {
+                let mut response = std::task::ready!(future.poll(cx))?;
+                with_refreshed_cookie(response.headers_mut(), set_cookie.take());
+                Poll::Ready(Ok(response))
+            }
+            StateProj::Answered { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("AuthFuture polled after completion"),
+            },
+            StateProj::Boxed { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, E> std::fmt::Debug for AuthFuture<F, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthFuture")
+    }
+}

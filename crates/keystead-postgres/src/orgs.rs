@@ -1,0 +1,370 @@
+//! [`OrganizationStore`] on Postgres.
+//!
+//! Every change that could take an owner away from an organization (a role change, a removal,
+//! a transfer, deleting a user) first locks the organization row with `SELECT … FOR UPDATE` in
+//! its transaction, then counts owners. Two such changes to one organization therefore run one
+//! after the other, and the second counts what the first left: of two owners demoting each
+//! other at once, one stays owner.
+
+use async_trait::async_trait;
+use keystead_core::{
+    Member, Membership, OrgId, Organization, OrganizationStore, Role, StoreError, StoreResult,
+    UserId, UserOrganization,
+};
+use sqlx::PgConnection;
+
+use crate::PostgresStore;
+use crate::error::{map_sqlx, retrying};
+use crate::rows::{self, membership_columns, organization_columns, user_columns_u};
+use crate::users::ensure_other_owners;
+
+/// Locks the organization row; [`StoreError::NotFound`] when there is none.
+async fn lock_org(conn: &mut PgConnection, org_id: OrgId) -> StoreResult<()> {
+    sqlx::query("SELECT id FROM organizations WHERE id = $1 FOR UPDATE")
+        .bind(org_id.into_uuid())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_sqlx)?
+        .map(|_| ())
+        .ok_or(StoreError::NotFound)
+}
+
+/// The member's role; [`StoreError::NotFound`] for a non-member.
+async fn role_of(conn: &mut PgConnection, org_id: OrgId, user_id: UserId) -> StoreResult<Role> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id.into_uuid())
+            .bind(user_id.into_uuid())
+            .fetch_optional(conn)
+            .await
+            .map_err(map_sqlx)?;
+    let role = role.ok_or(StoreError::NotFound)?;
+    Role::new(role).map_err(|_| StoreError::corrupt("invalid role name in memberships.role"))
+}
+
+/// Sets a member's role and returns the membership.
+async fn set_role(
+    conn: &mut PgConnection,
+    org_id: OrgId,
+    user_id: UserId,
+    role: &Role,
+) -> StoreResult<Membership> {
+    sqlx::query(concat!(
+        "UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2 RETURNING ",
+        membership_columns!()
+    ))
+    .bind(org_id.into_uuid())
+    .bind(user_id.into_uuid())
+    .bind(role.as_str())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx)?
+    .as_ref()
+    .map_or(Err(StoreError::NotFound), rows::membership)
+}
+
+impl PostgresStore {
+    async fn create_organization_once(
+        &self,
+        org: &Organization,
+        owner: UserId,
+    ) -> StoreResult<Membership> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        sqlx::query(
+            "INSERT INTO organizations (id, name, slug, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.id.into_uuid())
+        .bind(org.name.as_str())
+        .bind(org.slug.as_str())
+        .bind(org.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
+             RETURNING ",
+            membership_columns!()
+        ))
+        .bind(org.id.into_uuid())
+        .bind(owner.into_uuid())
+        .bind(Role::OWNER.as_str())
+        .bind(org.created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let membership = rows::membership(&row)?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(membership)
+    }
+
+    async fn change_role_once(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: Option<&Role>,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        lock_org(&mut tx, org_id).await?;
+        let current = role_of(&mut tx, org_id, user_id).await?;
+        if let Some(expected) = expected
+            && *expected != current
+        {
+            return Err(StoreError::RoleChanged { current });
+        }
+        if current.is_owner() && !role.is_owner() {
+            ensure_other_owners(&mut tx, &[org_id.into_uuid()], user_id).await?;
+        }
+        let membership = set_role(&mut tx, org_id, user_id, role).await?;
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(membership)
+    }
+
+    async fn remove_member_once(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: Option<&Role>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        lock_org(&mut tx, org_id).await?;
+        let current = role_of(&mut tx, org_id, user_id).await?;
+        if let Some(expected) = expected
+            && *expected != current
+        {
+            return Err(StoreError::RoleChanged { current });
+        }
+        if current.is_owner() {
+            ensure_other_owners(&mut tx, &[org_id.into_uuid()], user_id).await?;
+        }
+        sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id.into_uuid())
+            .bind(user_id.into_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)
+    }
+
+    async fn transfer_ownership_once(
+        &self,
+        org_id: OrgId,
+        from: UserId,
+        to: UserId,
+        from_becomes: &Role,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        lock_org(&mut tx, org_id).await?;
+        let from_role = role_of(&mut tx, org_id, from).await?;
+        role_of(&mut tx, org_id, to).await?;
+        if !from_role.is_owner() {
+            return Err(StoreError::LastOwner);
+        }
+        set_role(&mut tx, org_id, to, &Role::OWNER).await?;
+        if from != to {
+            set_role(&mut tx, org_id, from, from_becomes).await?;
+        }
+        // Whatever the arguments, the organization leaves this transaction with an owner.
+        let has_owner: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM memberships WHERE org_id = $1 AND role = 'owner')",
+        )
+        .bind(org_id.into_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        if !has_owner {
+            return Err(StoreError::LastOwner);
+        }
+        tx.commit().await.map_err(map_sqlx)
+    }
+}
+
+#[async_trait]
+impl OrganizationStore for PostgresStore {
+    async fn create_organization(
+        &self,
+        org: &Organization,
+        owner: UserId,
+    ) -> StoreResult<Membership> {
+        retrying(|| self.create_organization_once(org, owner)).await
+    }
+
+    async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM organizations WHERE id = $1"
+        ))
+        .bind(id.into_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map(rows::organization)
+        .transpose()
+    }
+
+    async fn organization_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM organizations WHERE slug = $1"
+        ))
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map(rows::organization)
+        .transpose()
+    }
+
+    async fn rename_organization(&self, id: OrgId, name: &str) -> StoreResult<Organization> {
+        sqlx::query(concat!(
+            "UPDATE organizations SET name = $2 WHERE id = $1 RETURNING ",
+            organization_columns!()
+        ))
+        .bind(id.into_uuid())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map_or(Err(StoreError::NotFound), rows::organization)
+    }
+
+    async fn delete_organization(&self, id: OrgId) -> StoreResult<()> {
+        // Memberships, invitations and API tokens go by cascade; sessions lose it as their
+        // active organization (ON DELETE SET NULL).
+        let done = sqlx::query("DELETE FROM organizations WHERE id = $1")
+            .bind(id.into_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn organizations_for_user(&self, user_id: UserId) -> StoreResult<Vec<UserOrganization>> {
+        let found = sqlx::query(
+            "SELECT o.id, o.name, o.slug, o.created_at, m.role AS m_role, m.joined_at AS m_joined_at \
+             FROM memberships m JOIN organizations o ON o.id = m.org_id \
+             WHERE m.user_id = $1 ORDER BY m.joined_at, m.org_id",
+        )
+        .bind(user_id.into_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows::all(&found, |row| {
+            let (role, joined_at) = rows::role_and_joined_at(row)?;
+            Ok(UserOrganization {
+                organization: rows::organization(row)?,
+                role,
+                joined_at,
+            })
+        })
+    }
+
+    async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM memberships WHERE org_id = $1 AND user_id = $2"
+        ))
+        .bind(org_id.into_uuid())
+        .bind(user_id.into_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map(rows::membership)
+        .transpose()
+    }
+
+    async fn members(&self, org_id: OrgId) -> StoreResult<Vec<Member>> {
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            user_columns_u!(),
+            ", m.role AS m_role, m.joined_at AS m_joined_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 ORDER BY m.joined_at, m.user_id"
+        ))
+        .bind(org_id.into_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        rows::all(&found, |row| {
+            let user = rows::user(row)?;
+            let (role, joined_at) = rows::role_and_joined_at(row)?;
+            Ok(Member {
+                membership: Membership {
+                    org_id,
+                    user_id: user.id,
+                    role,
+                    joined_at,
+                },
+                user,
+            })
+        })
+    }
+
+    async fn add_member(&self, membership: &Membership) -> StoreResult<()> {
+        // Adding can only add owners, never take one away: no organization lock needed. An
+        // unknown organization or user fails a foreign key: NotFound.
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(membership.org_id.into_uuid())
+        .bind(membership.user_id.into_uuid())
+        .bind(membership.role.as_str())
+        .bind(membership.joined_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn change_role(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        retrying(|| self.change_role_once(org_id, user_id, None, role)).await
+    }
+
+    async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> StoreResult<()> {
+        retrying(|| self.remove_member_once(org_id, user_id, None)).await
+    }
+
+    async fn change_role_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        retrying(|| self.change_role_once(org_id, user_id, Some(expected), role)).await
+    }
+
+    async fn remove_member_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+    ) -> StoreResult<()> {
+        retrying(|| self.remove_member_once(org_id, user_id, Some(expected))).await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        org_id: OrgId,
+        from: UserId,
+        to: UserId,
+        from_becomes: &Role,
+    ) -> StoreResult<()> {
+        retrying(|| self.transfer_ownership_once(org_id, from, to, from_becomes)).await
+    }
+}

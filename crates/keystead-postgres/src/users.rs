@@ -1,0 +1,277 @@
+//! [`UserStore`] on Postgres.
+
+use async_trait::async_trait;
+use keystead_core::{
+    Email, NewUser, OrgId, PasswordCredential, SecretString, StoreError, StoreResult, User, UserId,
+    UserStore,
+};
+use sqlx::Row as _;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::PostgresStore;
+use crate::error::{map_sqlx, retrying};
+use crate::rows::{self, user_columns};
+
+impl PostgresStore {
+    async fn create_user_once(&self, new: &NewUser) -> StoreResult<User> {
+        let user = &new.user;
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (id, email, name, email_verified_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING ",
+            user_columns!()
+        ))
+        .bind(user.id.into_uuid())
+        .bind(user.email.as_str())
+        .bind(user.name.as_deref())
+        .bind(user.email_verified_at)
+        .bind(user.created_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let created = rows::user(&row)?;
+        if let Some(hash) = &new.password_hash {
+            sqlx::query(
+                "INSERT INTO password_credentials (user_id, hash, updated_at) VALUES ($1, $2, $3)",
+            )
+            .bind(user.id.into_uuid())
+            .bind(hash.expose())
+            .bind(user.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)?;
+        Ok(created)
+    }
+
+    /// Deletes a user in one transaction, keeping every organization they own with an owner.
+    ///
+    /// Locks, in this order: the user row (so no new membership, e.g. a new organization, can
+    /// reference the user meanwhile: its foreign key check waits for us), then every
+    /// organization the user owns, in id order (the order every other multi-organization lock
+    /// takes, so two such transactions cannot deadlock). Under those locks no other transaction
+    /// can take an owner away from those organizations, so the owner count is final.
+    async fn delete_user_once(&self, id: UserId) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let found = sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(id.into_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        if found.is_none() {
+            return Err(StoreError::NotFound);
+        }
+
+        let owned: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT org_id FROM memberships WHERE user_id = $1 AND role = 'owner' ORDER BY org_id",
+        )
+        .bind(id.into_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        // An organization deleted meanwhile is not locked, and needs no owner any more.
+        let locked = lock_orgs(&mut tx, &owned).await?;
+        ensure_other_owners(&mut tx, &locked, id).await?;
+
+        // A promotion to owner that committed after the read above is seen here: DELETE reads
+        // the latest committed rows. Such an organization was not locked yet; lock it and
+        // check it too.
+        let removed = sqlx::query(
+            "DELETE FROM memberships WHERE user_id = $1 RETURNING org_id, role = 'owner' AS owner",
+        )
+        .bind(id.into_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)?;
+        let mut late: Vec<Uuid> = Vec::new();
+        for row in &removed {
+            let org: Uuid = row.try_get("org_id").map_err(map_sqlx)?;
+            let owner: bool = row.try_get("owner").map_err(map_sqlx)?;
+            if owner && !owned.contains(&org) {
+                late.push(org);
+            }
+        }
+        if !late.is_empty() {
+            late.sort_unstable();
+            let locked = lock_orgs(&mut tx, &late).await?;
+            ensure_other_owners(&mut tx, &locked, id).await?;
+        }
+
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id.into_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)
+    }
+}
+
+/// Locks the organization rows of `org_ids` (sorted by id), in id order; returns the ids of
+/// those that exist.
+async fn lock_orgs(tx: &mut sqlx::PgConnection, org_ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+    if org_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT id FROM organizations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(org_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_sqlx)
+}
+
+/// [`StoreError::LastOwner`] unless every one of `org_ids` (locked by the caller) has an owner
+/// other than `leaving`.
+pub(crate) async fn ensure_other_owners(
+    tx: &mut sqlx::PgConnection,
+    org_ids: &[Uuid],
+    leaving: UserId,
+) -> StoreResult<()> {
+    if org_ids.is_empty() {
+        return Ok(());
+    }
+    let orphaned: Option<Uuid> = sqlx::query_scalar(
+        "SELECT o.id FROM unnest($1::uuid[]) AS o(id) \
+         WHERE NOT EXISTS (SELECT 1 FROM memberships m \
+                           WHERE m.org_id = o.id AND m.role = 'owner' AND m.user_id <> $2) \
+         LIMIT 1",
+    )
+    .bind(org_ids)
+    .bind(leaving.into_uuid())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_sqlx)?;
+    match orphaned {
+        Some(org) => {
+            tracing::debug!(org_id = %OrgId::from_uuid(org), "refused to remove the last owner");
+            Err(StoreError::LastOwner)
+        }
+        None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl UserStore for PostgresStore {
+    async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
+        retrying(|| self.create_user_once(new)).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id.into_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        // `lower(email)` so that the unique index on that expression serves the lookup.
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE lower(email) = lower($1)"
+        ))
+        .bind(email.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
+    async fn set_user_name(&self, id: UserId, name: Option<&str>) -> StoreResult<User> {
+        sqlx::query(concat!(
+            "UPDATE users SET name = $2 WHERE id = $1 RETURNING ",
+            user_columns!()
+        ))
+        .bind(id.into_uuid())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map_or(Err(StoreError::NotFound), rows::user)
+    }
+
+    async fn mark_email_verified(&self, id: UserId, at: OffsetDateTime) -> StoreResult<User> {
+        // LEAST ignores NULL: the first verification sets the time, later ones keep the
+        // earliest.
+        sqlx::query(concat!(
+            "UPDATE users SET email_verified_at = LEAST(email_verified_at, $2) \
+             WHERE id = $1 RETURNING ",
+            user_columns!()
+        ))
+        .bind(id.into_uuid())
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?
+        .as_ref()
+        .map_or(Err(StoreError::NotFound), rows::user)
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+        retrying(|| self.delete_user_once(id)).await
+    }
+
+    async fn password_credential(
+        &self,
+        user_id: UserId,
+    ) -> StoreResult<Option<PasswordCredential>> {
+        let row = sqlx::query(
+            "SELECT user_id, hash, updated_at FROM password_credentials WHERE user_id = $1",
+        )
+        .bind(user_id.into_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let uid: Uuid = row.try_get("user_id").map_err(map_sqlx)?;
+        let hash: String = row.try_get("hash").map_err(map_sqlx)?;
+        Ok(Some(PasswordCredential {
+            user_id: UserId::from_uuid(uid),
+            hash: SecretString::new(hash),
+            updated_at: row.try_get("updated_at").map_err(map_sqlx)?,
+        }))
+    }
+
+    async fn set_password_hash(
+        &self,
+        user_id: UserId,
+        hash: &SecretString,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        // An unknown user fails the foreign key: NotFound.
+        sqlx::query(
+            "INSERT INTO password_credentials (user_id, hash, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET hash = EXCLUDED.hash, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(user_id.into_uuid())
+        .bind(hash.expose())
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn remove_password(&self, user_id: UserId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM password_credentials WHERE user_id = $1")
+            .bind(user_id.into_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(done.rows_affected() > 0)
+    }
+}

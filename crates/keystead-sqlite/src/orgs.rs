@@ -1,0 +1,363 @@
+//! [`OrganizationStore`] for [`SqliteStore`].
+//!
+//! Every change that could leave an organization without an owner runs in a `BEGIN
+//! IMMEDIATE` transaction on the single writer connection, and checks the owners inside it:
+//! no concurrent change can interleave between the check and the write. The schema's
+//! triggers refuse such a change from any other writer as well.
+
+use async_trait::async_trait;
+use keystead_core::{
+    Member, Membership, OrgId, Organization, OrganizationStore, Role, StoreError, StoreResult,
+    UserId, UserOrganization,
+};
+use sqlx::sqlite::SqliteConnection;
+
+use crate::SqliteStore;
+use crate::codec::{self, RowExt, membership_columns, micros, organization_columns};
+use crate::error::map_sqlx_error;
+
+/// The member's current role, inside a transaction.
+async fn role_of(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    user_id: &str,
+) -> StoreResult<Option<Role>> {
+    sqlx::query("SELECT role FROM memberships WHERE org_id = ?1 AND user_id = ?2")
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(map_sqlx_error)?
+        .map(|row| row.role("role"))
+        .transpose()
+}
+
+/// Whether the organization has an owner other than `user_id`, inside a transaction.
+async fn has_other_owner(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    user_id: &str,
+) -> StoreResult<bool> {
+    let row = sqlx::query(
+        "SELECT 1 FROM memberships WHERE org_id = ?1 AND role = 'owner' AND user_id <> ?2 LIMIT 1",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx_error)?;
+    Ok(row.is_some())
+}
+
+async fn set_role(
+    conn: &mut SqliteConnection,
+    org_id: &str,
+    user_id: &str,
+    role: &Role,
+) -> StoreResult<Membership> {
+    sqlx::query(concat!(
+        "UPDATE memberships SET role = ?1 WHERE org_id = ?2 AND user_id = ?3 RETURNING ",
+        membership_columns!()
+    ))
+    .bind(role.as_str())
+    .bind(org_id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx_error)?
+    .as_ref()
+    .map(codec::membership)
+    .transpose()?
+    .ok_or(StoreError::NotFound)
+}
+
+#[async_trait]
+impl OrganizationStore for SqliteStore {
+    async fn create_organization(
+        &self,
+        org: &Organization,
+        owner: UserId,
+    ) -> StoreResult<Membership> {
+        let membership = Membership {
+            org_id: org.id,
+            user_id: owner,
+            role: Role::OWNER,
+            joined_at: org.created_at,
+        };
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO organizations (id, name, slug, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(org.id.to_string())
+        .bind(org.name.as_str())
+        .bind(org.slug.as_str())
+        .bind(micros(org.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx_error)?;
+        // An unknown owner fails the foreign key: NotFound.
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(org.id.to_string())
+        .bind(owner.to_string())
+        .bind(membership.role.as_str())
+        .bind(micros(membership.joined_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx_error)?;
+        tx.commit().await.map_err(map_sqlx_error)?;
+        Ok(membership)
+    }
+
+    async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM organizations WHERE id = ?1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map(codec::organization)
+        .transpose()
+    }
+
+    async fn organization_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM organizations WHERE slug = ?1"
+        ))
+        .bind(slug)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map(codec::organization)
+        .transpose()
+    }
+
+    async fn rename_organization(&self, id: OrgId, name: &str) -> StoreResult<Organization> {
+        sqlx::query(concat!(
+            "UPDATE organizations SET name = ?1 WHERE id = ?2 RETURNING ",
+            organization_columns!()
+        ))
+        .bind(name)
+        .bind(id.to_string())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map(codec::organization)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_organization(&self, id: OrgId) -> StoreResult<()> {
+        // Memberships, invitations and API tokens go by cascade; sessions lose it as their
+        // active organization (ON DELETE SET NULL); audit events keep the event.
+        let done = sqlx::query("DELETE FROM organizations WHERE id = ?1")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(map_sqlx_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn organizations_for_user(&self, user_id: UserId) -> StoreResult<Vec<UserOrganization>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.name, o.slug, o.created_at, m.role, m.joined_at \
+             FROM memberships AS m JOIN organizations AS o ON o.id = m.org_id \
+             WHERE m.user_id = ?1 ORDER BY m.joined_at, o.id",
+        )
+        .bind(user_id.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_sqlx_error)?;
+        codec::all(&rows, |row| {
+            Ok(UserOrganization {
+                organization: codec::organization(row)?,
+                role: row.role("role")?,
+                joined_at: row.time("joined_at")?,
+            })
+        })
+    }
+
+    async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM memberships WHERE org_id = ?1 AND user_id = ?2"
+        ))
+        .bind(org_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map(codec::membership)
+        .transpose()
+    }
+
+    async fn members(&self, org_id: OrgId) -> StoreResult<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT m.org_id, m.user_id, m.role, m.joined_at, \
+                 u.id, u.email, u.name, u.email_verified_at, u.created_at \
+             FROM memberships AS m JOIN users AS u ON u.id = m.user_id \
+             WHERE m.org_id = ?1 ORDER BY m.joined_at, m.user_id",
+        )
+        .bind(org_id.to_string())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_sqlx_error)?;
+        codec::all(&rows, |row| {
+            Ok(Member {
+                membership: codec::membership(row)?,
+                user: codec::user(row)?,
+            })
+        })
+    }
+
+    async fn add_member(&self, membership: &Membership) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(membership.org_id.to_string())
+        .bind(membership.user_id.to_string())
+        .bind(membership.role.as_str())
+        .bind(micros(membership.joined_at))
+        .execute(&self.writer)
+        .await
+        .map_err(map_sqlx_error)?;
+        Ok(())
+    }
+
+    async fn change_role(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        self.change_role_checked(org_id, user_id, None, role).await
+    }
+
+    async fn remove_member(&self, org_id: OrgId, user_id: UserId) -> StoreResult<()> {
+        self.remove_member_checked(org_id, user_id, None).await
+    }
+
+    async fn change_role_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        self.change_role_checked(org_id, user_id, Some(expected), role)
+            .await
+    }
+
+    async fn remove_member_if(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: &Role,
+    ) -> StoreResult<()> {
+        self.remove_member_checked(org_id, user_id, Some(expected))
+            .await
+    }
+
+    async fn transfer_ownership(
+        &self,
+        org_id: OrgId,
+        from: UserId,
+        to: UserId,
+        from_becomes: &Role,
+    ) -> StoreResult<()> {
+        let (org, from_id, to_id) = (org_id.to_string(), from.to_string(), to.to_string());
+        let mut tx = self.begin().await?;
+        let from_role = role_of(&mut tx, &org, &from_id).await?;
+        let to_role = role_of(&mut tx, &org, &to_id).await?;
+        let (Some(from_role), Some(_)) = (from_role, to_role) else {
+            return Err(StoreError::NotFound);
+        };
+        if !from_role.is_owner() {
+            return Err(StoreError::LastOwner);
+        }
+        if from == to {
+            // Already the owner; demoting them would contradict "make `to` an owner".
+            return Ok(());
+        }
+        // Promote first, so the organization never lacks an owner (the trigger checks).
+        set_role(&mut tx, &org, &to_id, &Role::OWNER).await?;
+        set_role(&mut tx, &org, &from_id, from_becomes).await?;
+        tx.commit().await.map_err(map_sqlx_error)
+    }
+}
+
+impl SqliteStore {
+    /// Changes a member's role in one write transaction (SQLite's one writer serializes it
+    /// with every other membership change): the last-owner rule and, when given, the role the
+    /// caller's decision was made on are checked on what the transaction reads.
+    async fn change_role_checked(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: Option<&Role>,
+        role: &Role,
+    ) -> StoreResult<Membership> {
+        let (org_id, user_id) = (org_id.to_string(), user_id.to_string());
+        let mut tx = self.begin().await?;
+        let current = role_of(&mut tx, &org_id, &user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if let Some(expected) = expected
+            && *expected != current
+        {
+            return Err(StoreError::RoleChanged { current });
+        }
+        if current.is_owner()
+            && !role.is_owner()
+            && !has_other_owner(&mut tx, &org_id, &user_id).await?
+        {
+            return Err(StoreError::LastOwner);
+        }
+        let membership = set_role(&mut tx, &org_id, &user_id, role).await?;
+        tx.commit().await.map_err(map_sqlx_error)?;
+        Ok(membership)
+    }
+
+    /// Removes a member in one write transaction; see [`Self::change_role_checked`].
+    async fn remove_member_checked(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        expected: Option<&Role>,
+    ) -> StoreResult<()> {
+        let (org_id, user_id) = (org_id.to_string(), user_id.to_string());
+        let mut tx = self.begin().await?;
+        let current = role_of(&mut tx, &org_id, &user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if let Some(expected) = expected
+            && *expected != current
+        {
+            return Err(StoreError::RoleChanged { current });
+        }
+        if current.is_owner() && !has_other_owner(&mut tx, &org_id, &user_id).await? {
+            return Err(StoreError::LastOwner);
+        }
+        sqlx::query("DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")
+            .bind(&org_id)
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx_error)?;
+        tx.commit().await.map_err(map_sqlx_error)
+    }
+}

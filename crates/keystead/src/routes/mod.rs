@@ -1,0 +1,726 @@
+//! The library's HTTP surface, framework-free: an [`http::Request`] in, an
+//! [`http::Response`] out.
+//!
+//! Adapters mount [`Auth::handle`] on the paths [`Auth::is_library_path`] accepts (`/auth/…`,
+//! `/orgs…`, `/invitations/…`, `/api/tokens…`, `/.well-known/jwks.json`) and translate types;
+//! everything else — routing, CSRF, the body limit, content types, problem+json errors,
+//! cookies, status codes — happens here, once, for every framework.
+//!
+//! ```no_run
+//! # async fn run(auth: keystead::Auth) {
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//!
+//! let request = http::Request::post("/auth/sign-in")
+//!     .header("content-type", "application/json")
+//!     .body(Full::new(Bytes::from_static(br#"{"email":"a@example.com","password":"hunter22"}"#)))
+//!     .unwrap();
+//! let response = auth.handle(request, "127.0.0.1".parse().unwrap()).await;
+//! // Unknown account: 401 invalid_credentials, as problem+json.
+//! assert_eq!(response.status(), 401);
+//! # }
+//! ```
+//!
+//! Order of checks for every request: route (404 `not_found`, 405 `method_not_allowed` with
+//! `Allow`), fail-closed authentication (503), CSRF (403 `csrf_rejected`), the body limit (413
+//! `payload_too_large`, [`MAX_BODY_BYTES`]), the content type (415), the JSON body (400
+//! `invalid_request`), then the route's own rules.
+
+mod account;
+mod oauth;
+mod orgs;
+mod response;
+mod tokens;
+
+use std::net::IpAddr;
+
+use bytes::{Buf, BufMut, Bytes};
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+
+pub use response::{local_path, percent_encode, problem_response};
+
+use crate::accounts::ClientInfo;
+use crate::auth::{Auth, Authentication, header_str};
+use crate::gate::{GateHeader, RequestHeaders};
+use crate::principal::Principal;
+use crate::{AuthError, ErrorCode};
+
+/// The largest request body the library's routes read: 1 MiB. Larger ones get 413
+/// `payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The paths the library serves under (exactly, or followed by `/`).
+const PREFIXES: &[&str] = &["/auth", "/orgs", "/invitations", "/api/tokens"];
+
+/// One route of the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    SignUp,
+    SignIn,
+    SignOut,
+    Session,
+    Sessions,
+    SessionById,
+    SignOutEverywhere,
+    VerifyEmail,
+    SendVerification,
+    PasswordReset,
+    PasswordResetConfirm,
+    ChangePassword,
+    ActiveOrg,
+    Orgs,
+    Org,
+    OrgMembers,
+    OrgMember,
+    OrgInvitations,
+    OrgInvitation,
+    OrgTransfer,
+    AcceptInvitation,
+    Tokens,
+    TokenById,
+    Jwks,
+    OAuthStart,
+    OAuthCallback,
+    OAuthLink,
+    Accounts,
+    AccountByProvider,
+}
+
+impl Route {
+    /// The route of a path, with the `{id}` segment if it has one.
+    fn find(path: &str) -> Option<(Self, Option<&str>)> {
+        let route = match path {
+            "/auth/sign-up" => Self::SignUp,
+            "/auth/sign-in" => Self::SignIn,
+            "/auth/sign-out" => Self::SignOut,
+            "/auth/session" => Self::Session,
+            "/auth/sessions" => Self::Sessions,
+            "/auth/sign-out-everywhere" => Self::SignOutEverywhere,
+            "/auth/verify-email" => Self::VerifyEmail,
+            "/auth/verify-email/send" => Self::SendVerification,
+            "/auth/password-reset" => Self::PasswordReset,
+            "/auth/password-reset/confirm" => Self::PasswordResetConfirm,
+            "/auth/change-password" => Self::ChangePassword,
+            "/auth/active-org" => Self::ActiveOrg,
+            "/auth/accounts" => Self::Accounts,
+            "/orgs" => Self::Orgs,
+            "/invitations/accept" => Self::AcceptInvitation,
+            "/api/tokens" => Self::Tokens,
+            "/.well-known/jwks.json" => Self::Jwks,
+            _ => {
+                // `/orgs/{org_id}…`: the id holds the rest of the path; the handlers split it.
+                if let Some(rest) = path.strip_prefix("/orgs/") {
+                    return orgs::route(rest).map(|route| (route, Some(rest)));
+                }
+                if let Some(rest) = path.strip_prefix("/auth/oauth/") {
+                    let (provider, route) = match rest.split_once('/') {
+                        None => (rest, Self::OAuthStart),
+                        Some((provider, "callback")) => (provider, Self::OAuthCallback),
+                        Some((provider, "link")) => (provider, Self::OAuthLink),
+                        Some(_) => return None,
+                    };
+                    return (!provider.is_empty()).then_some((route, Some(provider)));
+                }
+                let (route, id) = if let Some(id) = path.strip_prefix("/api/tokens/") {
+                    (Self::TokenById, id)
+                } else if let Some(provider) = path.strip_prefix("/auth/accounts/") {
+                    (Self::AccountByProvider, provider)
+                } else {
+                    (Self::SessionById, path.strip_prefix("/auth/sessions/")?)
+                };
+                if id.is_empty() || id.contains('/') {
+                    return None;
+                }
+                return Some((route, Some(id)));
+            }
+        };
+        Some((route, None))
+    }
+
+    /// The methods the route answers.
+    const fn methods(self) -> &'static [Method] {
+        match self {
+            Self::Session
+            | Self::Sessions
+            | Self::OAuthStart
+            | Self::OAuthCallback
+            | Self::Accounts => &[Method::GET],
+            Self::SessionById | Self::TokenById | Self::AccountByProvider => &[Method::DELETE],
+            Self::Tokens => &[Method::GET, Method::POST],
+            Self::Jwks => &[Method::GET],
+            Self::VerifyEmail => &[Method::GET, Method::POST],
+            Self::Orgs | Self::OrgInvitations => &[Method::GET, Method::POST],
+            Self::Org | Self::OrgInvitation => &[Method::DELETE],
+            Self::OrgMembers => &[Method::GET],
+            Self::OrgMember => &[Method::PATCH, Method::DELETE],
+            _ => &[Method::POST],
+        }
+    }
+
+    /// Sign-in and sign-up: the login-CSRF variant of the origin check.
+    const fn is_login(self) -> bool {
+        matches!(self, Self::SignUp | Self::SignIn)
+    }
+
+    /// Routes that act on the signed-in user rather than on an organization's resources: a
+    /// browser session, never a Bearer token, whatever its scopes (an API token acts within
+    /// its scopes on its organization; no scope names these). The organization list and
+    /// creation act on the user's memberships, a transfer on the caller's own role; leaving an
+    /// organization (`DELETE /orgs/{id}/members/{own id}`) is refused in its handler, as the
+    /// route is shared with removing another member, which `members:manage` allows. The
+    /// routes that use no credential (sign-up, sign-in, mailed links, provider sign-in, the
+    /// JWKS) are not listed. docs/http-contract.md has the table.
+    const fn needs_session(self) -> bool {
+        matches!(
+            self,
+            Self::SignOut
+                | Self::Session
+                | Self::Sessions
+                | Self::SessionById
+                | Self::SignOutEverywhere
+                | Self::SendVerification
+                | Self::ChangePassword
+                | Self::ActiveOrg
+                | Self::Orgs
+                | Self::OrgTransfer
+                | Self::AcceptInvitation
+                | Self::Tokens
+                | Self::TokenById
+                | Self::OAuthLink
+                | Self::Accounts
+                | Self::AccountByProvider
+        )
+    }
+}
+
+/// What a route handler answers: a status, a JSON body, cookies, a redirect.
+#[derive(Debug, Default)]
+struct Reply {
+    status: StatusCode,
+    body: Option<serde_json::Value>,
+    set_cookies: Vec<String>,
+    location: Option<String>,
+}
+
+impl Reply {
+    fn json(status: StatusCode, body: serde_json::Value) -> Self {
+        Self {
+            status,
+            body: Some(body),
+            ..Self::default()
+        }
+    }
+
+    fn empty(status: StatusCode) -> Self {
+        Self {
+            status,
+            ..Self::default()
+        }
+    }
+
+    fn cookie(mut self, set_cookie: String) -> Self {
+        self.set_cookies.push(set_cookie);
+        self
+    }
+}
+
+/// One request as the handlers see it.
+struct Call<'a> {
+    auth: &'a Auth,
+    method: Method,
+    query: Option<String>,
+    body: Bytes,
+    client: ClientInfo,
+    authn: Authentication,
+    id: Option<String>,
+    /// The reference in the OAuth flow cookie, if the request has one.
+    oauth_cookie: Option<String>,
+}
+
+impl Call<'_> {
+    /// The body as `T`; `invalid_request` for malformed JSON or missing fields.
+    fn json<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
+        parse_json_object(&self.body)
+    }
+
+    /// The signed-in principal, or why there is none (401).
+    fn principal(&self) -> Result<&Principal, AuthError> {
+        self.authn.require()
+    }
+
+    /// A query parameter (percent-decoded).
+    fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then(|| response::percent_decode(value))
+        })
+    }
+}
+
+impl Auth {
+    /// Whether `path` belongs to the library's routes (the adapters route these to
+    /// [`Auth::handle`]).
+    #[must_use]
+    pub fn is_library_path(path: &str) -> bool {
+        PREFIXES.iter().any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        }) || path == "/.well-known/jwks.json"
+    }
+
+    /// Whether `method` on `path` (as sent, not decoded) is exactly one of the library's routes:
+    /// a path of its route table with a well-formed id where the route has one, and a method
+    /// the route answers. The gate leaves the CSRF check of these to [`Auth::handle`] (which
+    /// applies the login variant on sign-in and sign-up); every other unsafe request, an app's
+    /// `POST /orgs/export` beside the library's `/orgs/…` included, gets the gate's check.
+    #[must_use]
+    pub fn is_library_route(method: &Method, path: &str) -> bool {
+        if path.contains('%') {
+            return false;
+        }
+        let Some((route, id)) = Route::find(path) else {
+            return false;
+        };
+        let id_ok = match route {
+            Route::Org
+            | Route::OrgMembers
+            | Route::OrgMember
+            | Route::OrgInvitations
+            | Route::OrgInvitation
+            | Route::OrgTransfer => id
+                .and_then(|rest| rest.split('/').next())
+                .is_some_and(|org| org.parse::<crate::OrgId>().is_ok()),
+            Route::TokenById => id.is_some_and(|id| id.parse::<crate::ApiTokenId>().is_ok()),
+            Route::SessionById => id.is_some_and(|id| id.parse::<crate::SessionId>().is_ok()),
+            _ => true,
+        };
+        id_ok && route.methods().contains(method)
+    }
+
+    /// Serves one request to the library's routes. `peer` is the socket's remote address (the
+    /// client address comes from it, or from trusted proxies).
+    ///
+    /// If the request's extensions hold an [`Authentication`] (put there by the adapter's
+    /// layer), it is used; otherwise the request is authenticated here.
+    pub async fn handle<B>(&self, request: Request<B>, peer: IpAddr) -> Response<Bytes>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (mut parts, body) = request.into_parts();
+        let path = parts.uri.path().to_owned();
+        let Some((route, id)) = Route::find(&path) else {
+            return problem_response(&AuthError::new(ErrorCode::NotFound));
+        };
+        if !route.methods().contains(&parts.method) {
+            let mut response = problem_response(&AuthError::new(ErrorCode::MethodNotAllowed));
+            let allow = route
+                .methods()
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(value) = allow.parse() {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            return response;
+        }
+        let authn = match parts.extensions.remove::<Authentication>() {
+            Some(authn) => authn,
+            None => self.authenticate(&parts.headers).await,
+        };
+        if let Some(fatal) = authn.fatal() {
+            return problem_response(fatal);
+        }
+        // A refreshed or cleared session cookie goes out with every answer from here on, also
+        // a refusal: the sliding expiry already moved in the store, and it moves only once per
+        // half-lifetime, so a refusal that dropped it would leave the browser's cookie to die
+        // at the old expiry.
+        let refresh_cookie = authn.set_cookie.clone();
+        if let Err(err) = self.check_csrf(&parts.method, &parts.headers, route.is_login()) {
+            return with_session_cookie(problem_response(&err), refresh_cookie);
+        }
+        if route.needs_session() && authn.bearer {
+            return with_session_cookie(
+                problem_response(
+                    &AuthError::new(ErrorCode::Forbidden)
+                        .with_detail("This route needs a browser session, not an API token."),
+                ),
+                refresh_cookie,
+            );
+        }
+        let body = match read_body(&parts.headers, body).await {
+            Ok(body) => body,
+            Err(err) => return with_session_cookie(problem_response(&err), refresh_cookie),
+        };
+        if parts.method != Method::GET
+            && parts.method != Method::DELETE
+            && wants_json_body(route)
+            && !is_json(&parts.headers)
+        {
+            return with_session_cookie(
+                problem_response(&AuthError::new(ErrorCode::UnsupportedMediaType)),
+                refresh_cookie,
+            );
+        }
+        let call = Call {
+            auth: self,
+            client: self.client_info(peer, &parts.headers),
+            method: parts.method,
+            query: parts.uri.query().map(str::to_owned),
+            body,
+            oauth_cookie: self
+                .cookies()
+                .oauth_token(&crate::auth::cookie_header(&parts.headers))
+                .map(str::to_owned),
+            authn,
+            id: id.map(str::to_owned),
+        };
+        let result = match route {
+            Route::SignUp => account::sign_up(&call).await,
+            Route::SignIn => account::sign_in(&call).await,
+            Route::SignOut => account::sign_out(&call).await,
+            Route::Session => account::session(&call).await,
+            Route::Sessions => account::sessions(&call).await,
+            Route::SessionById => account::end_session(&call).await,
+            Route::SignOutEverywhere => account::sign_out_everywhere(&call).await,
+            Route::VerifyEmail => account::verify_email(&call).await,
+            Route::SendVerification => account::send_verification(&call).await,
+            Route::PasswordReset => account::password_reset(&call),
+            Route::PasswordResetConfirm => account::password_reset_confirm(&call).await,
+            Route::ChangePassword => account::change_password(&call).await,
+            Route::ActiveOrg => orgs::set_active_org(&call).await,
+            Route::Orgs => orgs::orgs(&call).await,
+            Route::Org => orgs::org(&call).await,
+            Route::OrgMembers => orgs::members(&call).await,
+            Route::OrgMember => orgs::member(&call).await,
+            Route::OrgInvitations => orgs::invitations(&call).await,
+            Route::OrgInvitation => orgs::invitation(&call).await,
+            Route::OrgTransfer => orgs::transfer(&call).await,
+            Route::AcceptInvitation => orgs::accept_invitation(&call).await,
+            Route::Tokens => tokens::tokens(&call).await,
+            Route::TokenById => tokens::revoke(&call).await,
+            Route::Jwks => tokens::jwks(&call),
+            Route::OAuthStart => oauth::start(&call).await,
+            Route::OAuthCallback => oauth::callback(&call).await,
+            Route::OAuthLink => oauth::link(&call).await,
+            Route::Accounts => oauth::accounts(&call).await,
+            Route::AccountByProvider => oauth::unlink(&call).await,
+        };
+        let response = match result {
+            Ok(reply) => response::reply_response(reply),
+            Err(err) => problem_response(&err),
+        };
+        let mut response = with_session_cookie(response, refresh_cookie);
+        if route == Route::OAuthCallback
+            && let Ok(value) = http::HeaderValue::from_str(&self.cookies().oauth_removal_cookie())
+        {
+            // Whatever the outcome, this browser's flow is over.
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        response
+    }
+
+    /// The answer for a request that needs a signed-in user and has none: a browser asking
+    /// for a page (`GET`/`HEAD` accepting `text/html`) is sent to `/sign-in?next=<path>` with
+    /// 303; anything else gets the 401 problem (`failure` if a credential was presented and
+    /// failed, else `unauthenticated`).
+    #[must_use]
+    pub fn unauthenticated_response<H: RequestHeaders + ?Sized>(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &H,
+        failure: Option<&AuthError>,
+    ) -> Response<Bytes> {
+        let browser = (*method == Method::GET || *method == Method::HEAD)
+            && headers
+                .first_text(GateHeader::Accept)
+                .flatten()
+                .is_some_and(|a| a.contains("text/html"));
+        if browser {
+            let location = format!("/sign-in?next={}", percent_encode(path_and_query));
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(value) = location.parse() {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            return response;
+        }
+        let err = failure
+            .filter(|e| e.status() == 401)
+            .cloned()
+            .unwrap_or_else(|| AuthError::new(ErrorCode::Unauthenticated));
+        problem_response(&err)
+    }
+}
+
+/// Adds the session cookie that authentication produced (refreshed or cleared), unless the
+/// response already sets its own.
+fn with_session_cookie(
+    mut response: Response<Bytes>,
+    cookie: Option<http::HeaderValue>,
+) -> Response<Bytes> {
+    if let Some(cookie) = cookie
+        && !response.headers().contains_key(header::SET_COOKIE)
+    {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Routes whose unsafe methods take a JSON body.
+const fn wants_json_body(route: Route) -> bool {
+    matches!(
+        route,
+        Route::SignUp
+            | Route::SignIn
+            | Route::VerifyEmail
+            | Route::PasswordReset
+            | Route::PasswordResetConfirm
+            | Route::ChangePassword
+            | Route::ActiveOrg
+            | Route::Orgs
+            | Route::OrgMember
+            | Route::OrgInvitations
+            | Route::OrgTransfer
+            | Route::AcceptInvitation
+            | Route::Tokens
+    )
+}
+
+/// `application/json` or `application/…+json`, parameters allowed.
+fn is_json(headers: &HeaderMap) -> bool {
+    header_str(headers, header::CONTENT_TYPE).is_some_and(|value| {
+        let essence = value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
+}
+
+/// How much of an oversized body is read and dropped before the 413 goes out, and for how
+/// long at most: HTTP/1 servers close a connection whose request body was left unread, and a
+/// client still sending it then gets a reset instead of the answer. Past either bound the
+/// answer goes out at once.
+pub const DRAIN_BYTES: u64 = 4 * MAX_BODY_BYTES as u64;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads at most [`MAX_BODY_BYTES`]; 413 past it (by `Content-Length` before reading, or
+/// while reading a body without one), after draining what the client is still sending (up to
+/// [`DRAIN_BYTES`] and [`DRAIN_TIME`]).
+async fn read_body<B>(headers: &HeaderMap, body: B) -> Result<Bytes, AuthError>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let too_large = || AuthError::new(ErrorCode::PayloadTooLarge);
+    let mut body = std::pin::pin!(body);
+    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > MAX_BODY_BYTES as u64) {
+        if len <= DRAIN_BYTES {
+            drain(body).await;
+        }
+        return Err(too_large());
+    }
+    let mut read = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            let err: Box<dyn std::error::Error + Send + Sync> = err.into();
+            tracing::debug!(error = %err, "could not read the request body");
+            AuthError::new(ErrorCode::InvalidRequest)
+                .with_detail("The request body could not be read.")
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if read.len() + data.remaining() > MAX_BODY_BYTES {
+                drain(body).await;
+                return Err(too_large());
+            }
+            read.put(data);
+        }
+    }
+    Ok(read.freeze())
+}
+
+/// Reads and drops the rest of a body, within [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain<B: Body>(mut body: std::pin::Pin<&mut B>) {
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                let len = data.remaining() as u64;
+                if len >= left {
+                    return;
+                }
+                left -= len;
+            }
+        }
+    })
+    .await;
+}
+
+/// Reads a JSON request body the way the library's routes do, for an app's own JSON routes:
+/// 413 `payload_too_large` past [`MAX_BODY_BYTES`], 415 `unsupported_media_type` unless the
+/// content type is JSON, 400 `invalid_request` for malformed JSON or missing fields.
+///
+/// # Errors
+/// As above.
+pub async fn read_json<T, B>(headers: &HeaderMap, body: B) -> Result<T, AuthError>
+where
+    T: DeserializeOwned,
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !is_json(headers) {
+        return Err(AuthError::new(ErrorCode::UnsupportedMediaType));
+    }
+    let bytes = read_body(headers, body).await?;
+    parse_json_object(&bytes)
+}
+
+/// A JSON object as `T`: `invalid_request` for malformed JSON, missing or mistyped fields,
+/// and for any other JSON value (serde would take an array for a struct, field by position).
+fn parse_json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, AuthError> {
+    let invalid = |detail: &str| AuthError::new(ErrorCode::InvalidRequest).with_detail(detail);
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid("The request body must be a JSON object."));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        invalid(if e.is_data() {
+            "The request body does not have the expected fields."
+        } else {
+            "The request body is not valid JSON."
+        })
+    })
+}
+
+/// Each JSON request body of the contract parsed from `body` as its route parses it (the
+/// numbers range-checked too), named by route: what the parsers' property tests drive.
+#[cfg(test)]
+pub(crate) fn parse_each_body(body: &[u8]) -> Vec<(&'static str, Result<(), AuthError>)> {
+    fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<(), AuthError> {
+        parse_json_object::<T>(body).map(drop)
+    }
+    vec![
+        ("sign-up", parse::<account::SignUpBody>(body)),
+        ("sign-in", parse::<account::SignInBody>(body)),
+        ("verify-email", parse::<account::TokenBody>(body)),
+        ("password-reset", parse::<account::EmailBody>(body)),
+        (
+            "password-reset/confirm",
+            parse::<account::ResetConfirmBody>(body),
+        ),
+        (
+            "change-password",
+            parse::<account::ChangePasswordBody>(body),
+        ),
+        ("orgs", parse::<orgs::CreateOrgBody>(body)),
+        ("active-org", parse::<orgs::ActiveOrgBody>(body)),
+        ("invitations", parse::<orgs::InviteBody>(body)),
+        ("member role", parse::<orgs::RoleBody>(body)),
+        ("transfer", parse::<orgs::TransferBody>(body)),
+        ("invitations/accept", parse::<orgs::TokenBody>(body)),
+        (
+            "api/tokens",
+            parse_json_object::<tokens::NewToken>(body)
+                .and_then(|t| tokens::expires_in_days(t.expires_in_days.as_ref()))
+                .map(drop),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    use http_body::Frame;
+
+    use super::*;
+
+    /// `chunks` chunks of `size` bytes, counting what the reader pulled.
+    struct Counting {
+        chunks: usize,
+        size: usize,
+        pulled: Arc<AtomicUsize>,
+    }
+
+    impl Body for Counting {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.chunks == 0 {
+                return Poll::Ready(None);
+            }
+            self.chunks -= 1;
+            self.pulled.fetch_add(self.size, Ordering::Relaxed);
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'a'; self.size])))))
+        }
+    }
+
+    async fn read(chunks: usize, size: usize, declare: bool) -> (Result<Bytes, AuthError>, usize) {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut headers = HeaderMap::new();
+        if declare {
+            headers.insert(header::CONTENT_LENGTH, (chunks * size).into());
+        }
+        let body = Counting {
+            chunks,
+            size,
+            pulled: pulled.clone(),
+        };
+        let result = read_body(&headers, body).await;
+        (result, pulled.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test]
+    async fn a_body_at_the_limit_is_read() {
+        for declare in [true, false] {
+            let (result, pulled) = read(16, MAX_BODY_BYTES / 16, declare).await;
+            assert_eq!(result.expect("at the limit").len(), MAX_BODY_BYTES);
+            assert_eq!(pulled, MAX_BODY_BYTES);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_413_after_it_was_drained() {
+        // What a client still sending it needs to read the answer rather than a reset.
+        for declare in [true, false] {
+            let (result, pulled) = read(17, MAX_BODY_BYTES / 16, declare).await;
+            assert_eq!(
+                result.expect_err("over the limit").code,
+                ErrorCode::PayloadTooLarge
+            );
+            assert_eq!(pulled, 17 * (MAX_BODY_BYTES / 16), "declared: {declare}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_huge_body_is_not_drained_past_the_bound() {
+        let chunk = MAX_BODY_BYTES / 4;
+        // Declared past the bound: answered before reading any of it.
+        let (result, pulled) = read(64, chunk, true).await;
+        assert_eq!(result.expect_err("huge").code, ErrorCode::PayloadTooLarge);
+        assert_eq!(pulled, 0);
+        // Undeclared: the limit, the chunk that crossed it and at most the bound are read.
+        let (result, pulled) = read(64, chunk, false).await;
+        assert_eq!(result.expect_err("huge").code, ErrorCode::PayloadTooLarge);
+        let most = MAX_BODY_BYTES as u64 + chunk as u64 + DRAIN_BYTES;
+        assert!(pulled as u64 <= most, "{pulled}");
+        assert!(pulled < 64 * chunk);
+    }
+}
