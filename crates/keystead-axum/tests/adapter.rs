@@ -445,9 +445,10 @@ async fn the_rate_limit_keys_on_the_address_the_trusted_proxy_appended() {
     let app = app_with(|builder| {
         builder
             .trusted_proxies(ClientIpPolicy::from_config("127.0.0.1").unwrap())
-            .rate_limits(RateLimitConfig {
-                sign_in_per_address: RateLimit::new(3, time::Duration::minutes(15)),
-                ..RateLimitConfig::default()
+            .rate_limits({
+                let mut limits = RateLimitConfig::default();
+                limits.sign_in_per_address = RateLimit::new(3, time::Duration::minutes(15));
+                limits
             })
     })
     .await;

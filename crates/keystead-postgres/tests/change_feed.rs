@@ -617,10 +617,8 @@ async fn principal_of(cluster: &Cluster) -> keystead::Principal {
 /// before the store's change log would be read (the staleness bound is 10 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_store_brings_its_own_feed_and_tasks() {
-    let tokens = TokenConfig {
-        staleness: time::Duration::seconds(10),
-        ..TokenConfig::default()
-    };
+    let mut tokens = TokenConfig::default();
+    tokens.staleness = time::Duration::seconds(10);
     let cluster = Cluster::start_with(
         &["read:projects"],
         Setup {

@@ -312,10 +312,8 @@ async fn limits_hold_across_store_instances_on_one_file() {
 #[tokio::test]
 async fn settings_change_the_limits_and_housekeeping_sweeps_idle_keys() {
     let f = fixture().await;
-    let config = RateLimitConfig {
-        sign_in_per_email: RateLimit::new(3, Duration::minutes(1)),
-        ..RateLimitConfig::default()
-    };
+    let mut config = RateLimitConfig::default();
+    config.sign_in_per_email = RateLimit::new(3, Duration::minutes(1));
     let limiter = RateLimiter::new(
         Arc::clone(&f.store) as Arc<dyn AuthStore>,
         config,

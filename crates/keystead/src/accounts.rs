@@ -51,6 +51,7 @@ use crate::{
 
 /// Settings of the account flows.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AccountsConfig {
     /// How long an email verification link works (default 24 hours).
     pub verification_ttl: Duration,

@@ -60,6 +60,7 @@ pub const ORG_DELETE: &str = "org:delete";
 
 /// Settings of the organization flows.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OrgsConfig {
     /// How long an invitation may be accepted (default 7 days).
     pub invitation_ttl: Duration,

@@ -118,6 +118,7 @@ pub const DEFAULT_MAX_VERIFY_BCRYPT_COST: u32 = 16;
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
+#[non_exhaustive]
 pub struct PasswordConfig {
     params: Params,
     max_concurrent: usize,

@@ -199,6 +199,7 @@ pub enum PasswordPolicyConfigError {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct PasswordPolicy {
     min_chars: usize,
     max_chars: usize,

@@ -73,6 +73,7 @@ pub use keystead_core::rate_limit::{Admission, MAX_WINDOW, RateDecision, RateLim
 
 /// The limits, one setting each; [`Default`] gives the contract's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimitConfig {
     /// Failed sign-ins per normalized email, known or not. Default: 10 per 15 minutes.
     pub sign_in_per_email: RateLimit,

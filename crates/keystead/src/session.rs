@@ -52,6 +52,7 @@ pub const MAX_USER_AGENT_LEN: usize = 256;
 /// Session lifetimes and cache settings. Every setting has a safe default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub struct SessionConfig {
     lifetime: Duration,
     idle_timeout: Option<Duration>,

@@ -294,10 +294,8 @@ pub async fn oauth_http_takeover_cleanup_is_audited_and_links_need_the_same_user
 /// address: past it, 429 `rate_limited` with `Retry-After`, and nothing is stored; a slot
 /// frees up after the interval.
 pub async fn oauth_http_flow_starts_are_rate_limited_per_address(store: Arc<dyn AuthStore>) {
-    let limits = RateLimitConfig {
-        oauth_start_per_address: RateLimit::new(3, Duration::minutes(15)),
-        ..RateLimitConfig::default()
-    };
+    let mut limits = RateLimitConfig::default();
+    limits.oauth_start_per_address = RateLimit::new(3, Duration::minutes(15));
     let app = app_with_limits(&store, Arc::new(Scripted::default()), limits);
     for _ in 0..3 {
         start(&app, None).await;

@@ -75,6 +75,7 @@ pub enum SmtpConfigError {
 
 /// Where and how [`SmtpMailer`] sends. Built with [`SmtpConfig::builder`].
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SmtpConfig {
     host: String,
     port: u16,

@@ -53,6 +53,7 @@ const MAX_TOKEN_LEN: usize = 4096;
 
 /// Settings of API tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenConfig {
     /// Lifetime when the request names none (default 90 days).
     pub default_ttl: Duration,
