@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Load benchmark of the example apps (docs/benchmarks.md): GET /api/projects with a session
-# cookie and with an API token (Bearer, EdDSA), beside the same work without the auth layer
-# (/bench/projects, sent with and without the same credential header), interleaved.
+# Load benchmark of the example apps' API (docs/benchmarks.md): GET /api/projects with a
+# session cookie and with an API token (Bearer, EdDSA), beside the same work without the auth
+# layer (/bench/projects, sent with and without the same credential header), interleaved.
+# The server is benches/load-target (load-target-axum or load-target-actix): the example apps'
+# /api/projects behind the auth layer and the baseline beside it.
 #
 #   benches/load.sh [axum|actix] [sqlite|postgres]   (default axum sqlite; needs wrk, curl, taskset)
 #
@@ -24,8 +26,8 @@ for tool in wrk curl taskset; do
   command -v "$tool" >/dev/null || { echo "load.sh: $tool is missing (apt-get install wrk curl util-linux)" >&2; exit 1; }
 done
 
-cargo build --release --quiet -p "$APP-saas"
-BIN="$CARGO_TARGET_DIR/release/$APP-saas"
+cargo build --release --quiet -p load-target --bin "load-target-$APP"
+BIN="$CARGO_TARGET_DIR/release/load-target-$APP"
 
 WORK="$(mktemp -d)"
 DB_NAME=""
@@ -51,13 +53,13 @@ case "$STORE" in
 esac
 
 mkfifo "$WORK/out"
-TOKIO_WORKER_THREADS=1 ACTIX_WORKERS=1 AXUM_SAAS_BENCH=1 ACTIX_SAAS_BENCH=1 RUST_LOG=warn BIND=127.0.0.1:0 \
+TOKIO_WORKER_THREADS=1 ACTIX_WORKERS=1 RUST_LOG=warn BIND=127.0.0.1:0 \
   DATABASE_URL="$DATABASE_URL" AUTH_MAIL_DIR="$WORK/mail" AUTH_KEYS="$WORK/keys" \
   taskset -c 0 "$BIN" >"$WORK/out" 2>"$WORK/err" &
 SERVER_PID=$!
 read -r line <"$WORK/out"
 ADDR="${line#listening on }"
-echo "server: $APP-saas at $ADDR (pid $SERVER_PID, store $STORE, core 0, 1 worker)"
+echo "server: load-target-$APP at $ADDR (pid $SERVER_PID, store $STORE, core 0, 1 worker)"
 
 # A user with an organization: GET /api/projects needs read:projects in the active org.
 COOKIE="$(curl -sS -o /dev/null -D - "$ADDR/auth/sign-up" -H 'content-type: application/json' \
@@ -117,9 +119,9 @@ echo "| route | req/s (median of $CYCLES) |"
 echo "|---|---:|"
 echo "| GET /bench/projects (no auth layer, no credential) | $(median "${BARE[@]}") |"
 echo "| GET /bench/projects (no auth layer, the cookie sent) | $(median "${BARE_C[@]}") |"
-echo "| $APP-saas GET /api/projects (session cookie, $STORE) | $(median "${AUTH[@]}") |"
+echo "| load-target-$APP GET /api/projects (session cookie, $STORE) | $(median "${AUTH[@]}") |"
 echo "| GET /bench/projects (no auth layer, the Bearer header sent) | $(median "${BARE_T[@]}") |"
-echo "| $APP-saas GET /api/projects (Bearer sk_live_ EdDSA token, $STORE) | $(median "${BEARER[@]}") |"
+echo "| load-target-$APP GET /api/projects (Bearer sk_live_ EdDSA token, $STORE) | $(median "${BEARER[@]}") |"
 echo "| ratio cookie / bare with the same cookie (of the medians; median of the cycles' ratios) | $(ratio AUTH BARE_C) |"
 echo "| ratio Bearer / bare with the same header | $(ratio BEARER BARE_T) |"
 echo "| ratio cookie / bare without a credential | $(ratio AUTH BARE) |"

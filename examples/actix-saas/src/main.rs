@@ -65,21 +65,13 @@ async fn run() -> Result<(), String> {
         pages: Pages::new(),
         projects: Projects::default(),
     });
-    let bench = std::env::var_os("ACTIX_SAAS_BENCH").is_some();
     let mut server = HttpServer::new(move || {
         let auth = &state.auth;
         App::new()
             .app_data(state.clone())
-            .configure(|config| {
-                if bench {
-                    // The load benchmark's baseline: the same work as GET /api/projects,
-                    // outside the auth middleware, routed the same way (a scope, then its
-                    // first resource). Only mounted when asked for.
-                    config.service(web::scope("/bench").service(page("/projects", bench_projects)));
-                }
-            })
-            // The app sits in one scope with the middleware so that the baseline above can
-            // stay outside it; an app without one writes `App::new().wrap(auth.middleware())`.
+            // The app sits in one scope with the middleware, so that a route mounted beside
+            // the scope stays outside it (as the load benchmark's baseline does in
+            // benches/load-target); an app without one writes `App::new().wrap(auth.middleware())`.
             .service(
                 web::scope("")
                     .wrap(auth.middleware().protect("/dashboard"))
@@ -291,14 +283,6 @@ async fn tokens_page(app: State, principal: Principal) -> Result<HttpResponse, A
 #[require_permission("read:projects")]
 async fn list_projects(app: State, member: OrgMember) -> HttpResponse {
     HttpResponse::Ok().json(app.projects.list(member.org_id))
-}
-
-async fn bench_projects(app: State) -> HttpResponse {
-    static DEMO_ORG: std::sync::OnceLock<keystead::OrgId> = std::sync::OnceLock::new();
-    HttpResponse::Ok().json(
-        app.projects
-            .list(*DEMO_ORG.get_or_init(keystead::OrgId::new)),
-    )
 }
 
 #[derive(Deserialize)]

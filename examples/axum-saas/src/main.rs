@@ -4,10 +4,8 @@
 //! `DATABASE_URL=postgres://…` switches to Postgres. Settings are the contract's environment
 //! variables (see the README).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -77,25 +75,16 @@ async fn run() -> Result<(), String> {
 
 /// The app: its router inside the auth layer, so that the layer runs once per request before
 /// routing (wrapping each route with `Router::layer` works the same, at the cost of a boxed
-/// service per route and request). With `AXUM_SAAS_BENCH`, the load benchmark's baseline
-/// route beside it, outside the layer.
-fn service(app: App) -> BenchSplit<AuthService<Router>> {
+/// service per route and request).
+fn service(app: App) -> AuthService<Router> {
     let layer = app.auth.layer().protect("/dashboard");
-    let bench = std::env::var_os("AXUM_SAAS_BENCH").is_some();
-    let router = router(app, bench);
-    BenchSplit {
-        // The same router, so the same routing work, without the auth layer.
-        bare: bench.then(|| router.clone()),
-        app: layer.layer(router),
-    }
+    layer.layer(router(app))
 }
 
-/// The app's routes; with `bench`, also the load benchmark's baseline `/bench/projects`: the
-/// same work as `GET /api/projects`, without the auth layer (see [`BenchSplit`]). Only
-/// mounted when asked for.
-fn router(app: App, bench: bool) -> Router {
+/// The app's routes.
+fn router(app: App) -> Router {
     let auth = app.auth.clone();
-    let router = Router::new()
+    Router::new()
         .route("/", get(index))
         .route("/sign-in", get(sign_in_page))
         .route("/sign-up", get(sign_up_page))
@@ -108,73 +97,11 @@ fn router(app: App, bench: bool) -> Router {
         .route("/api/projects", get(list_projects))
         .route("/api/deployments", post(create_deployment))
         .route("/api/billing", get(billing))
-        .route("/static/{file}", get(static_file));
-    let router = if bench {
-        router.route("/bench/projects", get(bench_projects))
-    } else {
-        router
-    };
-    router
+        .route("/static/{file}", get(static_file))
         .merge(auth.routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
-}
-
-/// Sends `/bench/projects` (when mounted) to the router without the auth layer, everything
-/// else to the app; both kinds of request pay the same one comparison.
-#[derive(Clone)]
-struct BenchSplit<A> {
-    bare: Option<Router>,
-    app: A,
-}
-
-impl<A> tower::Service<Request> for BenchSplit<A>
-where
-    A: tower::Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Either<<Router as tower::Service<Request>>::Future, A::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.app.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        match &mut self.bare {
-            Some(bare) if request.uri().path() == "/bench/projects" => Either::Left {
-                future: tower::Service::call(bare, request),
-            },
-            _ => Either::Right {
-                future: self.app.call(request),
-            },
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`BenchSplit`].
-    #[project = EitherProj]
-    enum Either<L, R> {
-        Left { #[pin] future: L },
-        Right { #[pin] future: R },
-    }
-}
-
-impl<L, R, T> Future for Either<L, R>
-where
-    L: Future<Output = T>,
-    R: Future<Output = T>,
-{
-    type Output = T;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        match self.project() {
-            EitherProj::Left { future } => future.poll(cx),
-            EitherProj::Right { future } => future.poll(cx),
-        }
-    }
 }
 
 fn problem(err: &AuthError) -> Response {
@@ -321,15 +248,6 @@ async fn tokens_page(
 #[require_permission("read:projects")]
 async fn list_projects(State(app): State<App>, member: OrgMember) -> Response {
     Json(app.projects.list(member.org_id)).into_response()
-}
-
-async fn bench_projects(State(app): State<App>) -> Response {
-    static DEMO_ORG: std::sync::OnceLock<keystead::OrgId> = std::sync::OnceLock::new();
-    Json(
-        app.projects
-            .list(*DEMO_ORG.get_or_init(keystead::OrgId::new)),
-    )
-    .into_response()
 }
 
 #[derive(Deserialize)]
