@@ -5,7 +5,11 @@
 //! talk to, Debian's Chromium and the pinned `playwright-core` that the browser test drives it
 //! with, and the pinned `oidc-provider`, the real OpenID provider of the sign-in-with-a-provider
 //! cases), then runs them. It fails, rather than skipping anything, when a piece of that
-//! set-up cannot be had.
+//! set-up cannot be had. Before the tests it runs `cargo xtask msrv` and `cargo xtask package`
+//! (see `publish.rs`): the declared minimum Rust version and the publishability of the nine
+//! library crates.
+
+mod publish;
 
 use std::env;
 use std::fs;
@@ -45,6 +49,8 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("setup") => setup().map(|_| ()),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
+        Some("package") => publish::package(),
+        Some("msrv") => publish::msrv(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -54,7 +60,11 @@ fn main() -> ExitCode {
                  ARGS go to `cargo test`\n  \
                  setup        only the set-up\n  \
                  fuzz [SECS]  run the parsers' property tests (keystead's fuzz_parsers) for\n               \
-                 SECS seconds in all (default 300) and print how many cases each ran"
+                 SECS seconds in all (default 300) and print how many cases each ran\n  \
+                 package      check that the nine library crates package (licences, readme,\n               \
+                 notices, `cargo package --no-verify`)\n  \
+                 msrv         check the workspace's rust-version against every dependency's\n               \
+                 and the running rustc"
             );
             Err("unknown command".to_owned())
         }
@@ -71,10 +81,13 @@ fn main() -> ExitCode {
 /// Crates that `keystead` must never depend on: it is framework- and database-agnostic.
 const CORE_FORBIDDEN_DEPENDENCIES: &[&str] = &["axum", "actix", "tower", "sqlx", "hyper"];
 
-/// Sets up, checks the core's dependency boundary, then runs `cargo test --workspace`.
+/// Sets up, checks the core's dependency boundary, the MSRV and the packages, then runs
+/// `cargo test --workspace`.
 fn test(extra: &[String]) -> Result<(), String> {
     let database_url = setup()?;
     check_core_boundary()?;
+    publish::msrv()?;
+    publish::package()?;
     step("cargo test --workspace");
     let status = Command::new(cargo())
         .current_dir(workspace_root())
