@@ -39,7 +39,8 @@ fn members(root: &Path) -> Result<Vec<String>, String> {
     let mut dirs = vec![
         "benches/load-target".to_owned(),
         "tests/contract".to_owned(),
-        "tests/readme".to_owned(),
+        "tests/readme/axum".to_owned(),
+        "tests/readme/actix".to_owned(),
         "xtask".to_owned(),
     ];
     for parent in ["crates", "examples"] {
