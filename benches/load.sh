@@ -7,6 +7,10 @@
 #
 #   benches/load.sh [axum|actix] [sqlite|postgres]   (default axum sqlite; needs wrk, curl, taskset)
 #
+# PROFILE=dev runs a debug build (dependencies at opt-level 2), and LOAD_TARGET_BIN=<path> a
+# load-target binary built already (no build): both only to check that the script works,
+# never for numbers.
+#
 # Method (the project's benchmark method, docs/benchmarks.md): release build; server pinned to core 0 with one worker
 # (one tokio worker for axum, one actix worker); wrk pinned to core 1 (-t1 -c32 -d10s); 2 s
 # warm-up; bare, bare with the cookie, cookie, bare with the Bearer header, Bearer, … for
@@ -26,8 +30,14 @@ for tool in wrk curl taskset; do
   command -v "$tool" >/dev/null || { echo "load.sh: $tool is missing (apt-get install wrk curl util-linux)" >&2; exit 1; }
 done
 
-cargo build --release --quiet -p load-target --bin "load-target-$APP"
-BIN="$CARGO_TARGET_DIR/release/load-target-$APP"
+if [[ -n "${LOAD_TARGET_BIN:-}" ]]; then
+  BIN="$LOAD_TARGET_BIN"
+else
+  PROFILE="${PROFILE:-release}"
+  cargo build --profile "$PROFILE" --quiet -p load-target --bin "load-target-$APP"
+  case "$PROFILE" in dev) PROFILE_DIR=debug ;; *) PROFILE_DIR="$PROFILE" ;; esac
+  BIN="$CARGO_TARGET_DIR/$PROFILE_DIR/load-target-$APP"
+fi
 
 WORK="$(mktemp -d)"
 DB_NAME=""
