@@ -34,6 +34,10 @@ async fn projects(Path(id): Path<String>, user: CurrentUser) -> String {
 }
 
 async fn app(persistent: bool) -> TestApp {
+    app_with(persistent, true).await
+}
+
+async fn app_with(persistent: bool, forms: bool) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("auth.db")).await.unwrap();
     let surface = Surface::default()
@@ -41,6 +45,7 @@ async fn app(persistent: bool) -> TestApp {
         .unwrap()
         .with_sign_in_path("/login")
         .unwrap()
+        .with_form_bodies(forms)
         .with_after_sign_in_path("/home")
         .unwrap();
     let auth = Auth::builder(Arc::new(store), AppOrigin::parse(ORIGIN).unwrap())
@@ -284,4 +289,27 @@ async fn session_only_cookies_have_no_max_age() {
     assert!(!cookie.contains("Max-Age"), "{cookie}");
     assert!(!cookie.contains("Expires"), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
+#[tokio::test]
+async fn without_form_bodies_a_form_post_is_415_and_the_document_lists_json_only() {
+    let app = app_with(true, false).await;
+    let (status, headers) = app
+        .form(
+            "/identity/auth/sign-up",
+            "email=json%40example.com&password=a+long+enough+passphrase&next=%2Fhome",
+            ORIGIN,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(headers.get(header::LOCATION).is_none());
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    let doc = serde_json::to_value(app.auth.openapi()).unwrap();
+    let content = &doc["paths"]["/identity/auth/sign-up"]["post"]["requestBody"]["content"];
+    assert!(content.get("application/json").is_some());
+    assert!(content.get("application/x-www-form-urlencoded").is_none());
+    let on = app_with(true, true).await;
+    let doc = serde_json::to_value(on.auth.openapi()).unwrap();
+    let content = &doc["paths"]["/identity/auth/sign-up"]["post"]["requestBody"]["content"];
+    assert!(content.get("application/x-www-form-urlencoded").is_some());
 }

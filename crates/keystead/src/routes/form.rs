@@ -1,5 +1,6 @@
-//! HTML form bodies (`application/x-www-form-urlencoded`) on the routes that take one, so that
-//! plain HTML forms and htmx work without JavaScript.
+//! HTML form bodies (`application/x-www-form-urlencoded`) on the routes that take one, when
+//! [`Surface::with_form_bodies`](super::Surface::with_form_bodies) turns them on, so that plain
+//! HTML forms and htmx work without JavaScript.
 //!
 //! A form post is answered like the same JSON post (status, JSON body, cookies), with one
 //! difference that server-rendered pages need: when the form (or the query string) carries a

@@ -279,7 +279,11 @@ impl Auth {
         let form = match route.body {
             table::BodyKind::None => false,
             _ if is_json(&parts.headers) => false,
-            table::BodyKind::JsonOrForm if form::is_form(&parts.headers) => true,
+            table::BodyKind::JsonOrForm
+                if self.surface().form_bodies() && form::is_form(&parts.headers) =>
+            {
+                true
+            }
             table::BodyKind::Json | table::BodyKind::JsonOrForm => {
                 return with_session_cookie(
                     problem_response(&AuthError::new(ErrorCode::UnsupportedMediaType)),

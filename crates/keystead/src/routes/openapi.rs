@@ -87,6 +87,7 @@ fn answer_response(
 
 fn operation(
     route: &RouteSpec,
+    forms: bool,
     schemas: &mut Vec<(String, RefOr<Schema>)>,
 ) -> utoipa::openapi::path::Operation {
     let mut op = OperationBuilder::new()
@@ -124,7 +125,7 @@ fn operation(
         let mut body = RequestBodyBuilder::new()
             .required(Some(Required::True))
             .content("application/json", Content::new(Some(schema.clone())));
-        if route.body == BodyKind::JsonOrForm {
+        if forms && route.body == BodyKind::JsonOrForm {
             body = body.content(
                 "application/x-www-form-urlencoded",
                 Content::new(Some(schema)),
@@ -173,7 +174,8 @@ impl Auth {
                 continue;
             };
             let path = self.surface().library_path(route.path);
-            let item = PathItem::new(method, operation(route, &mut schemas));
+            let forms = self.surface().form_bodies();
+            let item = PathItem::new(method, operation(route, forms, &mut schemas));
             match items.iter_mut().find(|(p, _)| *p == path) {
                 Some((_, existing)) => existing.merge_operations(item),
                 None => items.push((path, item)),
@@ -232,7 +234,7 @@ mod tests {
     fn every_route_is_one_operation_of_the_document() {
         let mut schemas = Vec::new();
         for route in ROUTES {
-            let op = operation(route, &mut schemas);
+            let op = operation(route, true, &mut schemas);
             assert_eq!(op.operation_id.as_deref(), Some(route.operation_id));
             assert!(op.responses.responses.contains_key("default"));
         }

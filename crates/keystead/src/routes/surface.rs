@@ -21,6 +21,7 @@ pub struct Surface {
     base_path: String,
     sign_in_path: String,
     after_sign_in_path: String,
+    form_bodies: bool,
 }
 
 impl Default for Surface {
@@ -31,6 +32,7 @@ impl Default for Surface {
             base_path: String::new(),
             sign_in_path: "/sign-in".to_owned(),
             after_sign_in_path: "/dashboard".to_owned(),
+            form_bodies: false,
         }
     }
 }
@@ -110,6 +112,23 @@ impl Surface {
     pub fn with_after_sign_in_path(mut self, path: &str) -> Result<Self, SurfaceError> {
         self.after_sign_in_path = plain_path("after-sign-in path", path, false)?;
         Ok(self)
+    }
+
+    /// `true`: the routes a plain HTML form posts to (every body route but `POST
+    /// /api/tokens`) also take `application/x-www-form-urlencoded` bodies with the same fields,
+    /// so plain HTML forms and htmx work without JavaScript; a form with `next` is answered
+    /// with a redirect (see the `routes` module). The CSRF rules are the same. Default `false`:
+    /// JSON only, a form body is 415 `unsupported_media_type`.
+    #[must_use]
+    pub fn with_form_bodies(mut self, on: bool) -> Self {
+        self.form_bodies = on;
+        self
+    }
+
+    /// Whether form routes take HTML form bodies.
+    #[must_use]
+    pub fn form_bodies(&self) -> bool {
+        self.form_bodies
     }
 
     /// The base path (`""` at the root).
