@@ -148,6 +148,16 @@ async fn routes_live_under_the_base_path_only() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, b"projects of 42 for base@example.com");
+    // A route added to the table (one row and its handler) is mounted under the base too.
+    let (status, _, body) = app
+        .send(
+            Request::get("/identity/auth/providers")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, br#"{"providers":[]}"#);
     // The OpenAPI document names the mounted paths.
     let doc = app.auth.openapi();
     assert!(doc.paths.paths.contains_key("/identity/auth/sign-up"));

@@ -3,7 +3,7 @@
 use http::StatusCode;
 
 use super::response::percent_encode;
-use super::schema::{AccountsReply, LinkedAccount, UserView};
+use super::schema::{AccountsReply, LinkedAccount, ProviderView, ProvidersReply, UserView};
 use super::{Call, Reply};
 use crate::oauth::{CallbackParams, FlowFailure, FlowOutcome, StartedFlow};
 use crate::{AuthError, ErrorCode};
@@ -128,6 +128,20 @@ pub(super) async fn callback(call: &Call<'_>) -> Result<Reply, AuthError> {
         Ok(FlowOutcome::Linked { next }) => redirect(StatusCode::FOUND, next),
         Ok(FlowOutcome::Failed { failure, next }) => to_sign_in(call, failure, next.as_deref()),
     })
+}
+
+/// `GET /auth/providers`: the configured providers, in the order they were added.
+pub(super) fn providers(call: &Call<'_>) -> Result<Reply, AuthError> {
+    let providers = call
+        .auth
+        .identity_providers()
+        .iter()
+        .map(|p| ProviderView {
+            id: p.id().to_owned(),
+            name: p.display_name().to_owned(),
+        })
+        .collect();
+    Ok(Reply::json(StatusCode::OK, &ProvidersReply { providers }))
 }
 
 /// `GET /auth/accounts`: the signed-in user's linked providers.

@@ -503,6 +503,21 @@ impl From<&ExternalAccount> for LinkedAccount {
     }
 }
 
+/// A provider one can sign in with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderView {
+    /// Its id in the paths (`/auth/oauth/{id}`).
+    pub(super) id: String,
+    /// Its name for people (`Google`).
+    pub(super) name: String,
+}
+
+/// `GET /auth/providers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProvidersReply {
+    pub(super) providers: Vec<ProviderView>,
+}
+
 /// `GET /auth/accounts`: the user, whether they have a password, and their linked providers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountsReply {

@@ -41,6 +41,7 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("get", "/auth/oauth/{provider}"),
     ("get", "/auth/oauth/{provider}/callback"),
     ("post", "/auth/oauth/{provider}/link"),
+    ("get", "/auth/providers"),
     ("get", "/auth/accounts"),
     ("delete", "/auth/accounts/{provider}"),
     ("get", "/api/projects"),
