@@ -29,6 +29,7 @@ const PYTHON_PACKAGES: &[(&str, &str)] = &[
     ("aiosmtpd", "aiosmtpd"),
     ("jwt", "pyjwt"),
     ("cryptography", "cryptography"),
+    ("schemathesis", "schemathesis"),
 ];
 
 /// The browser that `tests/browser` drives: Debian's `chromium` package.
@@ -374,7 +375,7 @@ fn python_has(module: &str) -> bool {
 /// Installs the Python packages that the interop tests run, if missing.
 fn ensure_python_packages() -> Result<(), String> {
     step(
-        "Python packages for the interop tests (bcrypt, argon2-cffi, aiosmtpd, pyjwt, cryptography)",
+        "Python packages for the interop tests (bcrypt, argon2-cffi, aiosmtpd, pyjwt, cryptography, schemathesis)",
     );
     let missing: Vec<&str> = PYTHON_PACKAGES
         .iter()

@@ -10,23 +10,22 @@ use keystead::Auth;
 
 use crate::{into_axum, missing_connect_info};
 
-/// Every path the core serves goes to [`Auth::handle`]; the core routes, checks and answers.
+/// Every path of the core's route table ([`Auth::route_paths`], under the base path) goes to
+/// [`Auth::handle`]; the core routes, checks and answers (405 with `Allow` for a method the
+/// path does not have). An app's own routes beside them (`/orgs/{id}/projects`) stay the
+/// app's.
 pub(crate) fn router<S>(auth: Auth) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let paths = auth.route_paths();
     let handler = any(move |request: Request| {
         let auth = auth.clone();
         async move { handle(&auth, request).await }
     });
-    Router::new()
-        .route("/auth/{*rest}", handler.clone())
-        .route("/orgs", handler.clone())
-        .route("/orgs/{*rest}", handler.clone())
-        .route("/invitations/{*rest}", handler.clone())
-        .route("/api/tokens", handler.clone())
-        .route("/api/tokens/{*rest}", handler.clone())
-        .route("/.well-known/jwks.json", handler)
+    paths.iter().fold(Router::new(), |router, path| {
+        router.route(path, handler.clone())
+    })
 }
 
 async fn handle(auth: &Auth, request: Request) -> Response {

@@ -35,6 +35,7 @@ use crate::password::{PasswordConfig, PasswordHasher};
 use crate::password_policy::PasswordPolicy;
 use crate::principal::{Credential, Principal};
 use crate::rate_limit::{RateLimitConfig, RateLimiter};
+use crate::routes::Surface;
 use crate::session::{SessionConfig, SessionManager, ValidSession};
 use crate::tokens::{
     ApiTokens, Change, ChangeFeed, Changes, FeedEvent, InProcessFeed, KeyRing, TokenConfig,
@@ -116,6 +117,18 @@ pub struct AuthBuilder {
     tokens: Option<(KeyRing, TokenConfig)>,
     providers: Vec<Arc<dyn IdentityProvider>>,
     maintenance_interval: StdDuration,
+    surface: Surface,
+    cookies: CookiePolicy,
+    trusted_origins: Vec<AppOrigin>,
+}
+
+/// The account flows' links with the library's default verification route under the base
+/// path (an app that set its own path keeps it).
+fn under_base_path(mut accounts: AccountsConfig, surface: &Surface) -> AccountsConfig {
+    if accounts.verify_email_path == AccountsConfig::default().verify_email_path {
+        accounts.verify_email_path = surface.library_path(&accounts.verify_email_path);
+    }
+    accounts
 }
 
 /// How often the background tasks delete what has expired, by default.
@@ -245,6 +258,39 @@ impl AuthBuilder {
         self
     }
 
+    /// Where the library's routes are mounted (a base path) and which pages of the app it
+    /// sends browsers to (sign-in, after sign-in). Default: [`Surface::default`].
+    pub fn surface(mut self, surface: Surface) -> Self {
+        self.surface = surface;
+        self
+    }
+
+    /// Shares the session cookie with the subdomains of `domain` (`Domain=example.com`): for
+    /// an app whose pages and API are on different subdomains. See
+    /// [`CookiePolicy::with_domain`].
+    ///
+    /// # Errors
+    /// When the app's host is not `domain` or under it.
+    pub fn cookie_domain(mut self, domain: &str) -> Result<Self, crate::web::CookieDomainError> {
+        self.cookies = self.cookies.with_domain(&self.origin, domain)?;
+        Ok(self)
+    }
+
+    /// `false`: session cookies end with the browser session ("remember me" off: no
+    /// `Max-Age`); the session still expires in the store as configured. Default `true`.
+    pub fn persistent_session_cookies(mut self, persistent: bool) -> Self {
+        self.cookies = self.cookies.with_persistent_sessions(persistent);
+        self
+    }
+
+    /// Other origins whose pages may send unsafe requests with the session cookie (a
+    /// single-page app on another subdomain), besides the app's origin. The CSRF rule is
+    /// otherwise unchanged; the app answers their CORS preflights itself.
+    pub fn trusted_origins(mut self, origins: impl IntoIterator<Item = AppOrigin>) -> Self {
+        self.trusted_origins.extend(origins);
+        self
+    }
+
     /// The mail texts.
     pub fn templates(mut self, templates: MailTemplates) -> Self {
         self.templates = Some(templates);
@@ -273,7 +319,7 @@ impl AuthBuilder {
         .with_password_hasher(PasswordHasher::new(self.password))
         .with_password_policy(self.policy)
         .with_rate_limiter(rate_limiter)
-        .with_config(self.accounts)
+        .with_config(under_base_path(self.accounts, &self.surface))
         .with_templates(templates.clone());
         let orgs = OrgsState {
             config: self.orgs,
@@ -312,8 +358,9 @@ impl AuthBuilder {
                 maintenance_interval: self.maintenance_interval,
                 tasks: OnceLock::new(),
                 tokens,
-                cookies: CookiePolicy::for_origin(&self.origin),
-                csrf: CsrfPolicy::new(self.origin.clone()),
+                cookies: self.cookies,
+                csrf: CsrfPolicy::new(self.origin.clone())
+                    .with_trusted_origins(self.trusted_origins),
                 store: self.store,
                 origin: self.origin,
                 clock: self.clock,
@@ -324,6 +371,7 @@ impl AuthBuilder {
                 roles: self.roles,
                 client_ip: self.client_ip,
                 providers: self.providers,
+                surface: self.surface,
             }),
         };
         // Inside a runtime the tasks start now; else the first request starts them.
@@ -359,6 +407,7 @@ pub(crate) struct Inner {
     pub(crate) csrf: CsrfPolicy,
     pub(crate) client_ip: ClientIpPolicy,
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
+    pub(crate) surface: Surface,
 }
 
 impl fmt::Debug for Auth {
@@ -373,6 +422,7 @@ impl fmt::Debug for Auth {
 impl Auth {
     /// Starts a builder over `store` for the app served at `origin`.
     pub fn builder(store: Arc<dyn AuthStore>, origin: AppOrigin) -> AuthBuilder {
+        let cookies = CookiePolicy::for_origin(&origin);
         AuthBuilder {
             store,
             origin,
@@ -391,6 +441,9 @@ impl Auth {
             tokens: None,
             providers: Vec::new(),
             maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            surface: Surface::default(),
+            cookies,
+            trusted_origins: Vec::new(),
         }
     }
 
@@ -416,6 +469,12 @@ impl Auth {
     #[must_use]
     pub fn mailer(&self) -> &Arc<dyn Mailer> {
         &self.inner.mailer
+    }
+
+    /// Where the library's routes are and which app pages it sends browsers to.
+    #[must_use]
+    pub fn surface(&self) -> &Surface {
+        &self.inner.surface
     }
 
     /// The session manager.
@@ -619,7 +678,7 @@ impl Auth {
                 }),
             };
         }
-        let cookies = self.inner.cookies;
+        let cookies = &self.inner.cookies;
         let cookie_header = cookie_header(headers);
         let token = match &cookie_header {
             std::borrow::Cow::Borrowed(header) => cookies.session_token(header),
@@ -651,7 +710,7 @@ impl Auth {
         token: &str,
         result: Result<ValidSession, AuthError>,
     ) -> Authentication {
-        let cookies = self.inner.cookies;
+        let cookies = &self.inner.cookies;
         match result {
             Ok(valid) => {
                 let set_cookie = if valid.extended {

@@ -254,7 +254,7 @@ impl Auth {
         let path = memchr::memchr(b'?', path_and_query.as_bytes())
             .map_or(path_and_query, |query| &path_and_query[..query]);
         if !is_safe_method(method.as_str())
-            && !Self::is_library_route(method, path)
+            && !self.is_library_route(method, path)
             && let Err(err) = self.check_csrf(method, headers, false)
         {
             return Err(problem_response(&err));

@@ -25,6 +25,9 @@
 
 pub use keystead_core::{clock, email, error, id, model, rbac, secret, store, time, uuid};
 
+/// The `utoipa` crate, whose `OpenApi` [`Auth::openapi`] answers.
+pub use utoipa;
+
 pub mod accounts;
 pub mod auth;
 pub mod gate;

@@ -267,9 +267,6 @@ impl fmt::Debug for OAuth<'_> {
     }
 }
 
-/// The default place after a sign-in.
-const DEFAULT_NEXT: &str = "/dashboard";
-
 impl<'a> OAuth<'a> {
     pub(crate) const fn new(auth: &'a Auth) -> Self {
         Self { auth }
@@ -281,12 +278,15 @@ impl<'a> OAuth<'a> {
         self.auth.inner.providers.iter().find(|p| p.id() == id)
     }
 
-    /// The redirect URI of a provider: `APP_ORIGIN/auth/oauth/{id}/callback`.
+    /// The redirect URI of a provider: `APP_ORIGIN<base>/auth/oauth/{id}/callback`.
     #[must_use]
     pub fn redirect_uri(&self, provider_id: &str) -> String {
-        self.auth
-            .origin()
-            .join(&format!("/auth/oauth/{provider_id}/callback"))
+        self.auth.origin().join(
+            &self
+                .auth
+                .surface()
+                .library_path(&format!("/auth/oauth/{provider_id}/callback")),
+        )
     }
 
     /// Starts a flow with `provider_id`: to sign in, or to link the provider to `link_user`.
@@ -476,7 +476,10 @@ impl<'a> OAuth<'a> {
                 return Ok(failed(FlowFailure::Failed));
             }
         };
-        let next = flow.next.clone().unwrap_or_else(|| DEFAULT_NEXT.to_owned());
+        let next = flow
+            .next
+            .clone()
+            .unwrap_or_else(|| self.auth.surface().after_sign_in_path().to_owned());
         if let Some(link_user) = flow.link_user_id {
             if signed_in != Some(link_user) {
                 // The session that asked for the link is gone, or another user signed in

@@ -22,6 +22,8 @@ struct AppState {
     auth: Auth,
     pages: Pages,
     projects: Projects,
+    /// The OpenAPI document (the library's routes and the app's API), made once.
+    openapi: String,
 }
 
 type State = web::Data<AppState>;
@@ -61,6 +63,7 @@ async fn run() -> Result<(), String> {
         .unwrap_or_else(|| AppOrigin::http_for(addr));
     let auth = saas_common::build_auth(&config, backend, origin).await?;
     let state = web::Data::new(AppState {
+        openapi: saas_common::openapi_json(&auth),
         auth,
         pages: Pages::new(),
         projects: Projects::default(),
@@ -94,6 +97,7 @@ async fn run() -> Result<(), String> {
                     .service(page("/dashboard/members", members_page))
                     .service(page("/dashboard/tokens", tokens_page))
                     .service(page("/static/{file}", static_file))
+                    .service(page("/openapi.json", openapi))
                     .default_service(web::to(not_found)),
             )
     });
@@ -160,6 +164,12 @@ async fn not_found(app: State, user: Option<CurrentUser>, request: HttpRequest) 
     } else {
         problem(&AuthError::new(ErrorCode::NotFound))
     }
+}
+
+async fn openapi(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
 }
 
 async fn static_file(file: web::Path<String>) -> HttpResponse {

@@ -29,6 +29,8 @@ struct App {
     auth: Auth,
     pages: Arc<Pages>,
     projects: Projects,
+    /// The OpenAPI document (the library's routes and the app's API), made once.
+    openapi: Arc<str>,
 }
 
 #[tokio::main]
@@ -56,6 +58,7 @@ async fn run() -> Result<(), String> {
         .unwrap_or_else(|| AppOrigin::http_for(addr));
     let auth = saas_common::build_auth(&config, backend, origin).await?;
     let app = App {
+        openapi: saas_common::openapi_json(&auth).into(),
         auth,
         pages: Arc::new(Pages::new()),
         projects: Projects::default(),
@@ -98,6 +101,7 @@ fn router(app: App) -> Router {
         .route("/api/deployments", post(create_deployment))
         .route("/api/billing", get(billing))
         .route("/static/{file}", get(static_file))
+        .route("/openapi.json", get(openapi))
         .merge(auth.routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -246,6 +250,14 @@ async fn tokens_page(
 }
 
 #[require_permission("read:projects")]
+async fn openapi(State(app): State<App>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        app.openapi.to_string(),
+    )
+        .into_response()
+}
+
 async fn list_projects(State(app): State<App>, member: OrgMember) -> Response {
     Json(app.projects.list(member.org_id)).into_response()
 }

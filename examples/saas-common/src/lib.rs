@@ -6,6 +6,7 @@
 
 mod domain;
 mod members;
+mod openapi;
 mod pages;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub use domain::{Deployment, Project, Projects};
 pub use members::{accept_invitation_context, members_page_context};
+pub use openapi::openapi_json;
 pub use pages::{Pages, STATIC_FILES, StaticFile};
 
 use keystead::mail::FileMailer;

@@ -1,49 +1,15 @@
 //! `/auth/…`: accounts and sessions.
 
-use http::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use http::StatusCode;
 
-use super::response::{rfc3339, session_json, user_json};
+use super::schema::{
+    ChangePasswordBody, CurrentSession, Done, EmailBody, OrgView, ResetConfirmBody,
+    SessionListItem, SessionView, SignInBody, SignInReply, SignUpBody, TokenBody, UserReply,
+    UserView,
+};
 use super::{Call, Reply};
 use crate::session::CreatedSession;
 use crate::{AuthError, ErrorCode, SecretString, SessionId};
-
-#[derive(Deserialize)]
-pub(super) struct SignUpBody {
-    email: String,
-    password: String,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct SignInBody {
-    email: String,
-    password: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct TokenBody {
-    token: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct EmailBody {
-    email: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct ResetConfirmBody {
-    token: String,
-    password: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct ChangePasswordBody {
-    current_password: String,
-    new_password: String,
-}
 
 /// The `Set-Cookie` that carries a new session's token.
 fn session_cookie(call: &Call<'_>, created: &CreatedSession) -> String {
@@ -84,7 +50,7 @@ pub(super) async fn end_previous_session(call: &Call<'_>) {
 }
 
 pub(super) async fn sign_up(call: &Call<'_>) -> Result<Reply, AuthError> {
-    let body: SignUpBody = call.json()?;
+    let body: SignUpBody = call.body()?;
     let password = SecretString::from(body.password);
     let (user, created) = call
         .auth
@@ -92,14 +58,12 @@ pub(super) async fn sign_up(call: &Call<'_>) -> Result<Reply, AuthError> {
         .sign_up(&body.email, &password, body.name, &call.client)
         .await?;
     end_previous_session(call).await;
-    Ok(
-        Reply::json(StatusCode::CREATED, json!({ "user": user_json(&user) }))
-            .cookie(session_cookie(call, &created)),
-    )
+    Ok(Reply::json(StatusCode::CREATED, &UserReply::new(&user))
+        .cookie(session_cookie(call, &created)))
 }
 
 pub(super) async fn sign_in(call: &Call<'_>) -> Result<Reply, AuthError> {
-    let body: SignInBody = call.json()?;
+    let body: SignInBody = call.body()?;
     let password = SecretString::from(body.password);
     let (user, created) = call
         .auth
@@ -107,11 +71,10 @@ pub(super) async fn sign_in(call: &Call<'_>) -> Result<Reply, AuthError> {
         .sign_in(&body.email, &password, &call.client)
         .await?;
     end_previous_session(call).await;
-    Ok(Reply::json(
-        StatusCode::OK,
-        json!({ "user": user_json(&user), "session": session_json(&created.session) }),
+    Ok(
+        Reply::json(StatusCode::OK, &SignInReply::new(&user, &created.session))
+            .cookie(session_cookie(call, &created)),
     )
-    .cookie(session_cookie(call, &created)))
 }
 
 pub(super) async fn sign_out(call: &Call<'_>) -> Result<Reply, AuthError> {
@@ -127,7 +90,7 @@ pub(super) async fn session(call: &Call<'_>) -> Result<Reply, AuthError> {
         Some((org_id, role)) => {
             let org = call.auth.store().organization(*org_id).await?;
             (
-                org.map(|o| json!({ "id": o.id.to_string(), "name": o.name, "slug": o.slug })),
+                org.as_ref().map(OrgView::from),
                 Some(role.as_str().to_owned()),
             )
         }
@@ -135,20 +98,24 @@ pub(super) async fn session(call: &Call<'_>) -> Result<Reply, AuthError> {
     };
     let session = match &principal.credential {
         crate::principal::Credential::Session { id, expires_at } => {
-            json!({ "id": id.to_string(), "expires_at": rfc3339(*expires_at) })
+            Some(SessionView::new(*id, *expires_at))
         }
-        crate::principal::Credential::ApiToken { .. } => Value::Null,
+        crate::principal::Credential::ApiToken { .. } => None,
     };
-    let permissions: Vec<&str> = principal.permissions().iter().map(|p| p.as_str()).collect();
+    let permissions = principal
+        .permissions()
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
     Ok(Reply::json(
         StatusCode::OK,
-        json!({
-            "user": user_json(&principal.user),
-            "session": session,
-            "org": org,
-            "role": role,
-            "permissions": permissions,
-        }),
+        &CurrentSession {
+            user: UserView::from(&*principal.user),
+            session,
+            org,
+            role,
+            permissions,
+        },
     ))
 }
 
@@ -156,31 +123,18 @@ pub(super) async fn sessions(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     let current = principal.require_session()?;
     let list = call.auth.sessions().list(principal.user.id).await?;
-    let items: Vec<Value> = list
+    let items: Vec<SessionListItem> = list
         .iter()
-        .map(|s| {
-            json!({
-                "id": s.id.to_string(),
-                "created_at": rfc3339(s.created_at),
-                "last_seen_at": rfc3339(s.last_seen_at),
-                "expires_at": rfc3339(s.expires_at),
-                "user_agent": s.user_agent,
-                "current": s.id == current,
-            })
-        })
+        .map(|s| SessionListItem::new(s, current))
         .collect();
-    Ok(Reply::json(StatusCode::OK, Value::Array(items)))
+    Ok(Reply::json(StatusCode::OK, &items))
 }
 
 pub(super) async fn end_session(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     let current = principal.require_session()?;
     let not_found = || AuthError::new(ErrorCode::NotFound);
-    let id: SessionId = call
-        .id
-        .as_deref()
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(not_found)?;
+    let id: SessionId = call.id_param("session_id").ok_or_else(not_found)?;
     // Another user's session is answered like one that does not exist.
     let session = call
         .auth
@@ -211,31 +165,32 @@ pub(super) async fn sign_out_everywhere(call: &Call<'_>) -> Result<Reply, AuthEr
     Ok(Reply::empty(StatusCode::NO_CONTENT).cookie(removal_cookie(call)))
 }
 
+/// `GET /auth/verify-email?token=`: the clicked link; verify, then go to the app.
+pub(super) async fn verify_email_link(call: &Call<'_>) -> Result<Reply, AuthError> {
+    let token = call
+        .query_param("token")
+        .ok_or(AuthError::new(ErrorCode::InvalidLink))?;
+    let user = call
+        .auth
+        .accounts()
+        .verify_email(&token, &call.client)
+        .await?;
+    let reply = Reply::redirect(
+        StatusCode::SEE_OTHER,
+        call.auth.surface().after_sign_in_path().to_owned(),
+    );
+    rotated_if_own_session(call, user.id, reply).await
+}
+
+/// `POST /auth/verify-email {token}`.
 pub(super) async fn verify_email(call: &Call<'_>) -> Result<Reply, AuthError> {
-    if call.method == Method::GET {
-        // The clicked link: verify, then go to the app.
-        let token = call
-            .query_param("token")
-            .ok_or(AuthError::new(ErrorCode::InvalidLink))?;
-        let user = call
-            .auth
-            .accounts()
-            .verify_email(&token, &call.client)
-            .await?;
-        let reply = Reply {
-            status: StatusCode::SEE_OTHER,
-            location: Some("/dashboard".to_owned()),
-            ..Reply::default()
-        };
-        return rotated_if_own_session(call, user.id, reply).await;
-    }
-    let body: TokenBody = call.json()?;
+    let body: TokenBody = call.body()?;
     let user = call
         .auth
         .accounts()
         .verify_email(&body.token, &call.client)
         .await?;
-    let reply = Reply::json(StatusCode::OK, json!({ "user": user_json(&user) }));
+    let reply = Reply::json(StatusCode::OK, &UserReply::new(&user));
     rotated_if_own_session(call, user.id, reply).await
 }
 
@@ -266,7 +221,7 @@ pub(super) async fn send_verification(call: &Call<'_>) -> Result<Reply, AuthErro
 }
 
 pub(super) fn password_reset(call: &Call<'_>) -> Result<Reply, AuthError> {
-    let body: EmailBody = call.json()?;
+    let body: EmailBody = call.body()?;
     // The lookup, the token and the mail run after the answer: its timing cannot tell whether
     // the account exists.
     let accounts = call.auth.accounts().clone();
@@ -278,13 +233,13 @@ pub(super) fn password_reset(call: &Call<'_>) -> Result<Reply, AuthError> {
 }
 
 pub(super) async fn password_reset_confirm(call: &Call<'_>) -> Result<Reply, AuthError> {
-    let body: ResetConfirmBody = call.json()?;
+    let body: ResetConfirmBody = call.body()?;
     let password = SecretString::from(body.password);
     call.auth
         .accounts()
         .confirm_password_reset(&body.token, &password, &call.client)
         .await?;
-    let reply = Reply::json(StatusCode::OK, json!({}));
+    let reply = Reply::json(StatusCode::OK, &Done {});
     // Every session ended, this browser's too if it had one.
     Ok(if call.authn.principal.is_some() {
         reply.cookie(removal_cookie(call))
@@ -296,7 +251,7 @@ pub(super) async fn password_reset_confirm(call: &Call<'_>) -> Result<Reply, Aut
 pub(super) async fn change_password(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     let session_id = principal.require_session()?;
-    let body: ChangePasswordBody = call.json()?;
+    let body: ChangePasswordBody = call.body()?;
     call.auth
         .accounts()
         .change_password(
@@ -309,5 +264,5 @@ pub(super) async fn change_password(call: &Call<'_>) -> Result<Reply, AuthError>
         .await?;
     // The other sessions ended; this one goes on under a new id.
     let cookie = rotate_session(call, session_id).await?;
-    Ok(Reply::json(StatusCode::OK, json!({})).cookie(cookie))
+    Ok(Reply::json(StatusCode::OK, &Done {}).cookie(cookie))
 }

@@ -27,9 +27,14 @@
 //! `invalid_request`), then the route's own rules.
 
 mod account;
+mod form;
 mod oauth;
+mod openapi;
 mod orgs;
 mod response;
+pub mod schema;
+mod surface;
+pub mod table;
 mod tokens;
 
 use std::net::IpAddr;
@@ -41,6 +46,10 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 pub use response::{local_path, percent_encode, problem_response};
+pub use surface::{Surface, SurfaceError};
+pub use table::{Access, RouteSpec};
+
+use table::Found;
 
 use crate::accounts::ClientInfo;
 use crate::auth::{Auth, Authentication, header_str};
@@ -52,164 +61,31 @@ use crate::{AuthError, ErrorCode};
 /// `payload_too_large`.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The paths the library serves under (exactly, or followed by `/`).
-const PREFIXES: &[&str] = &["/auth", "/orgs", "/invitations", "/api/tokens"];
-
-/// One route of the library.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    SignUp,
-    SignIn,
-    SignOut,
-    Session,
-    Sessions,
-    SessionById,
-    SignOutEverywhere,
-    VerifyEmail,
-    SendVerification,
-    PasswordReset,
-    PasswordResetConfirm,
-    ChangePassword,
-    ActiveOrg,
-    Orgs,
-    Org,
-    OrgMembers,
-    OrgMember,
-    OrgInvitations,
-    OrgInvitation,
-    OrgTransfer,
-    AcceptInvitation,
-    Tokens,
-    TokenById,
-    Jwks,
-    OAuthStart,
-    OAuthCallback,
-    OAuthLink,
-    Accounts,
-    AccountByProvider,
-}
-
-impl Route {
-    /// The route of a path, with the `{id}` segment if it has one.
-    fn find(path: &str) -> Option<(Self, Option<&str>)> {
-        let route = match path {
-            "/auth/sign-up" => Self::SignUp,
-            "/auth/sign-in" => Self::SignIn,
-            "/auth/sign-out" => Self::SignOut,
-            "/auth/session" => Self::Session,
-            "/auth/sessions" => Self::Sessions,
-            "/auth/sign-out-everywhere" => Self::SignOutEverywhere,
-            "/auth/verify-email" => Self::VerifyEmail,
-            "/auth/verify-email/send" => Self::SendVerification,
-            "/auth/password-reset" => Self::PasswordReset,
-            "/auth/password-reset/confirm" => Self::PasswordResetConfirm,
-            "/auth/change-password" => Self::ChangePassword,
-            "/auth/active-org" => Self::ActiveOrg,
-            "/auth/accounts" => Self::Accounts,
-            "/orgs" => Self::Orgs,
-            "/invitations/accept" => Self::AcceptInvitation,
-            "/api/tokens" => Self::Tokens,
-            "/.well-known/jwks.json" => Self::Jwks,
-            _ => {
-                // `/orgs/{org_id}…`: the id holds the rest of the path; the handlers split it.
-                if let Some(rest) = path.strip_prefix("/orgs/") {
-                    return orgs::route(rest).map(|route| (route, Some(rest)));
-                }
-                if let Some(rest) = path.strip_prefix("/auth/oauth/") {
-                    let (provider, route) = match rest.split_once('/') {
-                        None => (rest, Self::OAuthStart),
-                        Some((provider, "callback")) => (provider, Self::OAuthCallback),
-                        Some((provider, "link")) => (provider, Self::OAuthLink),
-                        Some(_) => return None,
-                    };
-                    return (!provider.is_empty()).then_some((route, Some(provider)));
-                }
-                let (route, id) = if let Some(id) = path.strip_prefix("/api/tokens/") {
-                    (Self::TokenById, id)
-                } else if let Some(provider) = path.strip_prefix("/auth/accounts/") {
-                    (Self::AccountByProvider, provider)
-                } else {
-                    (Self::SessionById, path.strip_prefix("/auth/sessions/")?)
-                };
-                if id.is_empty() || id.contains('/') {
-                    return None;
-                }
-                return Some((route, Some(id)));
-            }
-        };
-        Some((route, None))
-    }
-
-    /// The methods the route answers.
-    const fn methods(self) -> &'static [Method] {
-        match self {
-            Self::Session
-            | Self::Sessions
-            | Self::OAuthStart
-            | Self::OAuthCallback
-            | Self::Accounts => &[Method::GET],
-            Self::SessionById | Self::TokenById | Self::AccountByProvider => &[Method::DELETE],
-            Self::Tokens => &[Method::GET, Method::POST],
-            Self::Jwks => &[Method::GET],
-            Self::VerifyEmail => &[Method::GET, Method::POST],
-            Self::Orgs | Self::OrgInvitations => &[Method::GET, Method::POST],
-            Self::Org | Self::OrgInvitation => &[Method::DELETE],
-            Self::OrgMembers => &[Method::GET],
-            Self::OrgMember => &[Method::PATCH, Method::DELETE],
-            _ => &[Method::POST],
-        }
-    }
-
-    /// Sign-in and sign-up: the login-CSRF variant of the origin check.
-    const fn is_login(self) -> bool {
-        matches!(self, Self::SignUp | Self::SignIn)
-    }
-
-    /// Routes that act on the signed-in user rather than on an organization's resources: a
-    /// browser session, never a Bearer token, whatever its scopes (an API token acts within
-    /// its scopes on its organization; no scope names these). The organization list and
-    /// creation act on the user's memberships, a transfer on the caller's own role; leaving an
-    /// organization (`DELETE /orgs/{id}/members/{own id}`) is refused in its handler, as the
-    /// route is shared with removing another member, which `members:manage` allows. The
-    /// routes that use no credential (sign-up, sign-in, mailed links, provider sign-in, the
-    /// JWKS) are not listed. docs/http-contract.md has the table.
-    const fn needs_session(self) -> bool {
-        matches!(
-            self,
-            Self::SignOut
-                | Self::Session
-                | Self::Sessions
-                | Self::SessionById
-                | Self::SignOutEverywhere
-                | Self::SendVerification
-                | Self::ChangePassword
-                | Self::ActiveOrg
-                | Self::Orgs
-                | Self::OrgTransfer
-                | Self::AcceptInvitation
-                | Self::Tokens
-                | Self::TokenById
-                | Self::OAuthLink
-                | Self::Accounts
-                | Self::AccountByProvider
-        )
-    }
-}
-
 /// What a route handler answers: a status, a JSON body, cookies, a redirect.
 #[derive(Debug, Default)]
-struct Reply {
+pub(crate) struct Reply {
     status: StatusCode,
-    body: Option<serde_json::Value>,
+    body: Option<Bytes>,
     set_cookies: Vec<String>,
     location: Option<String>,
 }
 
 impl Reply {
-    fn json(status: StatusCode, body: serde_json::Value) -> Self {
+    /// `body` as JSON: one of the reply types of [`schema`], which the OpenAPI document
+    /// describes.
+    fn json<T: serde::Serialize>(status: StatusCode, body: &T) -> Self {
         Self {
             status,
-            body: Some(body),
+            // The reply types serialize infallibly (strings, numbers, booleans, lists).
+            body: serde_json::to_vec(body).ok().map(Bytes::from),
+            ..Self::default()
+        }
+    }
+
+    fn redirect(status: StatusCode, location: String) -> Self {
+        Self {
+            status,
+            location: Some(location),
             ..Self::default()
         }
     }
@@ -228,22 +104,41 @@ impl Reply {
 }
 
 /// One request as the handlers see it.
-struct Call<'a> {
+pub(crate) struct Call<'a> {
     auth: &'a Auth,
-    method: Method,
     query: Option<String>,
     body: Bytes,
+    /// Whether the body is an HTML form rather than JSON.
+    form: bool,
     client: ClientInfo,
     authn: Authentication,
-    id: Option<String>,
+    /// The path's `{name}` segments, as sent.
+    params: Vec<(&'static str, String)>,
     /// The reference in the OAuth flow cookie, if the request has one.
     oauth_cookie: Option<String>,
 }
 
 impl Call<'_> {
-    /// The body as `T`; `invalid_request` for malformed JSON or missing fields.
-    fn json<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
-        parse_json_object(&self.body)
+    /// The body as `T` (JSON, or an HTML form on the routes that take one); `invalid_request`
+    /// for a malformed body or missing fields.
+    fn body<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
+        if self.form {
+            form::parse(&self.body)
+        } else {
+            parse_json_object(&self.body)
+        }
+    }
+
+    /// A `{name}` segment of the path, as sent.
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find_map(|(n, v)| (*n == name).then_some(v.as_str()))
+    }
+
+    /// A `{name}_id` segment of the path parsed as its id type; `None` when malformed.
+    fn id_param<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
+        self.param(name).and_then(|id| id.parse().ok())
     }
 
     /// The signed-in principal, or why there is none (401).
@@ -261,15 +156,43 @@ impl Call<'_> {
     }
 }
 
+/// The path of the provider callback: every answer there ends the browser's flow.
+const OAUTH_CALLBACK: &str = "/auth/oauth/{provider}/callback";
+
 impl Auth {
-    /// Whether `path` belongs to the library's routes (the adapters route these to
-    /// [`Auth::handle`]).
+    /// The library's route table: every route, relative to the base path.
     #[must_use]
-    pub fn is_library_path(path: &str) -> bool {
-        PREFIXES.iter().any(|prefix| {
-            path.strip_prefix(prefix)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        }) || path == "/.well-known/jwks.json"
+    pub fn route_table() -> &'static [RouteSpec] {
+        table::ROUTES
+    }
+
+    /// Every path the library serves, with the base path, each once, in the pattern syntax
+    /// axum and actix-web share (`/orgs/{org_id}/members`): what an adapter mounts. The
+    /// `/auth` namespace is the library's as a whole (an unknown `/auth/…` path is answered
+    /// 404 by the library), so `<base>/auth/{*rest}` comes last.
+    #[must_use]
+    pub fn route_paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = Vec::new();
+        for route in table::ROUTES {
+            let path = self.surface().library_path(route.path);
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+        paths.push(self.surface().library_path("/auth/{*rest}"));
+        paths
+    }
+
+    /// Whether `path` is one of the library's: a path of its route table (with any method),
+    /// or under `<base>/auth/`. The adapters send these to [`Auth::handle`].
+    #[must_use]
+    pub fn is_library_path(&self, path: &str) -> bool {
+        self.surface().relative(path).is_some_and(|relative| {
+            relative.starts_with("/auth/")
+                || table::ROUTES
+                    .iter()
+                    .any(|route| table::matches(route.path, relative))
+        })
     }
 
     /// Whether `method` on `path` (as sent, not decoded) is exactly one of the library's routes:
@@ -278,27 +201,20 @@ impl Auth {
     /// applies the login variant on sign-in and sign-up); every other unsafe request, an app's
     /// `POST /orgs/export` beside the library's `/orgs/…` included, gets the gate's check.
     #[must_use]
-    pub fn is_library_route(method: &Method, path: &str) -> bool {
+    pub fn is_library_route(&self, method: &Method, path: &str) -> bool {
         if path.contains('%') {
             return false;
         }
-        let Some((route, id)) = Route::find(path) else {
+        let Some(relative) = self.surface().relative(path) else {
             return false;
         };
-        let id_ok = match route {
-            Route::Org
-            | Route::OrgMembers
-            | Route::OrgMember
-            | Route::OrgInvitations
-            | Route::OrgInvitation
-            | Route::OrgTransfer => id
-                .and_then(|rest| rest.split('/').next())
-                .is_some_and(|org| org.parse::<crate::OrgId>().is_ok()),
-            Route::TokenById => id.is_some_and(|id| id.parse::<crate::ApiTokenId>().is_ok()),
-            Route::SessionById => id.is_some_and(|id| id.parse::<crate::SessionId>().is_ok()),
-            _ => true,
-        };
-        id_ok && route.methods().contains(method)
+        match table::find(method, relative) {
+            Found::Route(_, params) => params
+                .iter()
+                .filter(|(name, _)| table::is_id_param(name))
+                .all(|(_, value)| value.parse::<uuid::Uuid>().is_ok()),
+            Found::MethodNotAllowed(_) | Found::NoRoute => false,
+        }
     }
 
     /// Serves one request to the library's routes. `peer` is the socket's remote address (the
@@ -313,22 +229,25 @@ impl Auth {
     {
         let (mut parts, body) = request.into_parts();
         let path = parts.uri.path().to_owned();
-        let Some((route, id)) = Route::find(&path) else {
+        let Some(relative) = self.surface().relative(&path) else {
             return problem_response(&AuthError::new(ErrorCode::NotFound));
         };
-        if !route.methods().contains(&parts.method) {
-            let mut response = problem_response(&AuthError::new(ErrorCode::MethodNotAllowed));
-            let allow = route
-                .methods()
-                .iter()
-                .map(Method::as_str)
-                .collect::<Vec<_>>()
-                .join(", ");
-            if let Ok(value) = allow.parse() {
-                response.headers_mut().insert(header::ALLOW, value);
+        let (route, params) = match table::find(&parts.method, relative) {
+            Found::Route(route, params) => (route, params),
+            Found::MethodNotAllowed(methods) => {
+                let mut response = problem_response(&AuthError::new(ErrorCode::MethodNotAllowed));
+                let allow = methods
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Ok(value) = allow.parse() {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
+                return response;
             }
-            return response;
-        }
+            Found::NoRoute => return problem_response(&AuthError::new(ErrorCode::NotFound)),
+        };
         let authn = match parts.extensions.remove::<Authentication>() {
             Some(authn) => authn,
             None => self.authenticate(&parts.headers).await,
@@ -341,10 +260,10 @@ impl Auth {
         // half-lifetime, so a refusal that dropped it would leave the browser's cookie to die
         // at the old expiry.
         let refresh_cookie = authn.set_cookie.clone();
-        if let Err(err) = self.check_csrf(&parts.method, &parts.headers, route.is_login()) {
+        if let Err(err) = self.check_csrf(&parts.method, &parts.headers, route.login_csrf) {
             return with_session_cookie(problem_response(&err), refresh_cookie);
         }
-        if route.needs_session() && authn.bearer {
+        if route.access == Access::Session && authn.bearer {
             return with_session_cookie(
                 problem_response(
                     &AuthError::new(ErrorCode::Forbidden)
@@ -357,76 +276,70 @@ impl Auth {
             Ok(body) => body,
             Err(err) => return with_session_cookie(problem_response(&err), refresh_cookie),
         };
-        if parts.method != Method::GET
-            && parts.method != Method::DELETE
-            && wants_json_body(route)
-            && !is_json(&parts.headers)
-        {
-            return with_session_cookie(
-                problem_response(&AuthError::new(ErrorCode::UnsupportedMediaType)),
-                refresh_cookie,
-            );
-        }
+        let form = match route.body {
+            table::BodyKind::None => false,
+            _ if is_json(&parts.headers) => false,
+            table::BodyKind::JsonOrForm
+                if self.surface().form_bodies() && form::is_form(&parts.headers) =>
+            {
+                true
+            }
+            table::BodyKind::Json | table::BodyKind::JsonOrForm => {
+                return with_session_cookie(
+                    problem_response(&AuthError::new(ErrorCode::UnsupportedMediaType)),
+                    refresh_cookie,
+                );
+            }
+        };
+        let query = parts.uri.query().map(str::to_owned);
+        let next = form.then(|| form::next(&body, query.as_deref())).flatten();
         let call = Call {
             auth: self,
             client: self.client_info(peer, &parts.headers),
-            method: parts.method,
-            query: parts.uri.query().map(str::to_owned),
+            query,
             body,
+            form,
             oauth_cookie: self
                 .cookies()
                 .oauth_token(&crate::auth::cookie_header(&parts.headers))
                 .map(str::to_owned),
             authn,
-            id: id.map(str::to_owned),
+            params: params
+                .iter()
+                .map(|(name, value)| (name, value.to_owned()))
+                .collect(),
         };
-        let result = match route {
-            Route::SignUp => account::sign_up(&call).await,
-            Route::SignIn => account::sign_in(&call).await,
-            Route::SignOut => account::sign_out(&call).await,
-            Route::Session => account::session(&call).await,
-            Route::Sessions => account::sessions(&call).await,
-            Route::SessionById => account::end_session(&call).await,
-            Route::SignOutEverywhere => account::sign_out_everywhere(&call).await,
-            Route::VerifyEmail => account::verify_email(&call).await,
-            Route::SendVerification => account::send_verification(&call).await,
-            Route::PasswordReset => account::password_reset(&call),
-            Route::PasswordResetConfirm => account::password_reset_confirm(&call).await,
-            Route::ChangePassword => account::change_password(&call).await,
-            Route::ActiveOrg => orgs::set_active_org(&call).await,
-            Route::Orgs => orgs::orgs(&call).await,
-            Route::Org => orgs::org(&call).await,
-            Route::OrgMembers => orgs::members(&call).await,
-            Route::OrgMember => orgs::member(&call).await,
-            Route::OrgInvitations => orgs::invitations(&call).await,
-            Route::OrgInvitation => orgs::invitation(&call).await,
-            Route::OrgTransfer => orgs::transfer(&call).await,
-            Route::AcceptInvitation => orgs::accept_invitation(&call).await,
-            Route::Tokens => tokens::tokens(&call).await,
-            Route::TokenById => tokens::revoke(&call).await,
-            Route::Jwks => tokens::jwks(&call),
-            Route::OAuthStart => oauth::start(&call).await,
-            Route::OAuthCallback => oauth::callback(&call).await,
-            Route::OAuthLink => oauth::link(&call).await,
-            Route::Accounts => oauth::accounts(&call).await,
-            Route::AccountByProvider => oauth::unlink(&call).await,
-        };
+        let result = (route.handler)(&call).await;
         let response = match result {
             Ok(reply) => response::reply_response(reply),
             Err(err) => problem_response(&err),
         };
         let mut response = with_session_cookie(response, refresh_cookie);
-        if route == Route::OAuthCallback
+        if route.path == OAUTH_CALLBACK
             && let Ok(value) = http::HeaderValue::from_str(&self.cookies().oauth_removal_cookie())
         {
             // Whatever the outcome, this browser's flow is over.
             response.headers_mut().append(header::SET_COOKIE, value);
         }
+        if let Some(next) = next {
+            let back = self.form_page(&parts.headers);
+            response = form::redirect(response, &next, &back);
+        }
         response
     }
 
+    /// The page a form was posted from: its `Referer` when that is a page of the app's
+    /// origin, else the sign-in page.
+    fn form_page(&self, headers: &HeaderMap) -> String {
+        header_str(headers, header::REFERER)
+            .and_then(|referer| referer.strip_prefix(self.origin().as_str()))
+            .and_then(local_path)
+            .map_or_else(|| self.surface().sign_in_path().to_owned(), str::to_owned)
+    }
+
     /// The answer for a request that needs a signed-in user and has none: a browser asking
-    /// for a page (`GET`/`HEAD` accepting `text/html`) is sent to `/sign-in?next=<path>` with
+    /// for a page (`GET`/`HEAD` accepting `text/html`) is sent to the sign-in page
+    /// ([`Surface::sign_in_path`], `/sign-in?next=<path>` by default) with
     /// 303; anything else gets the 401 problem (`failure` if a credential was presented and
     /// failed, else `unauthenticated`).
     #[must_use]
@@ -443,7 +356,11 @@ impl Auth {
                 .flatten()
                 .is_some_and(|a| a.contains("text/html"));
         if browser {
-            let location = format!("/sign-in?next={}", percent_encode(path_and_query));
+            let location = format!(
+                "{}?next={}",
+                self.surface().sign_in_path(),
+                percent_encode(path_and_query)
+            );
             let mut response = Response::new(Bytes::new());
             *response.status_mut() = StatusCode::SEE_OTHER;
             if let Ok(value) = location.parse() {
@@ -471,26 +388,6 @@ fn with_session_cookie(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
-}
-
-/// Routes whose unsafe methods take a JSON body.
-const fn wants_json_body(route: Route) -> bool {
-    matches!(
-        route,
-        Route::SignUp
-            | Route::SignIn
-            | Route::VerifyEmail
-            | Route::PasswordReset
-            | Route::PasswordResetConfirm
-            | Route::ChangePassword
-            | Route::ActiveOrg
-            | Route::Orgs
-            | Route::OrgMember
-            | Route::OrgInvitations
-            | Route::OrgTransfer
-            | Route::AcceptInvitation
-            | Route::Tokens
-    )
 }
 
 /// `application/json` or `application/…+json`, parameters allowed.
@@ -610,27 +507,24 @@ pub(crate) fn parse_each_body(body: &[u8]) -> Vec<(&'static str, Result<(), Auth
         parse_json_object::<T>(body).map(drop)
     }
     vec![
-        ("sign-up", parse::<account::SignUpBody>(body)),
-        ("sign-in", parse::<account::SignInBody>(body)),
-        ("verify-email", parse::<account::TokenBody>(body)),
-        ("password-reset", parse::<account::EmailBody>(body)),
+        ("sign-up", parse::<schema::SignUpBody>(body)),
+        ("sign-in", parse::<schema::SignInBody>(body)),
+        ("verify-email", parse::<schema::TokenBody>(body)),
+        ("password-reset", parse::<schema::EmailBody>(body)),
         (
             "password-reset/confirm",
-            parse::<account::ResetConfirmBody>(body),
+            parse::<schema::ResetConfirmBody>(body),
         ),
-        (
-            "change-password",
-            parse::<account::ChangePasswordBody>(body),
-        ),
-        ("orgs", parse::<orgs::CreateOrgBody>(body)),
-        ("active-org", parse::<orgs::ActiveOrgBody>(body)),
-        ("invitations", parse::<orgs::InviteBody>(body)),
-        ("member role", parse::<orgs::RoleBody>(body)),
-        ("transfer", parse::<orgs::TransferBody>(body)),
-        ("invitations/accept", parse::<orgs::TokenBody>(body)),
+        ("change-password", parse::<schema::ChangePasswordBody>(body)),
+        ("orgs", parse::<schema::CreateOrgBody>(body)),
+        ("active-org", parse::<schema::ActiveOrgBody>(body)),
+        ("invitations", parse::<schema::InviteBody>(body)),
+        ("member role", parse::<schema::RoleBody>(body)),
+        ("transfer", parse::<schema::TransferBody>(body)),
+        ("invitations/accept", parse::<schema::TokenBody>(body)),
         (
             "api/tokens",
-            parse_json_object::<tokens::NewToken>(body)
+            parse_json_object::<schema::NewTokenBody>(body)
                 .and_then(|t| tokens::expires_in_days(t.expires_in_days.as_ref()))
                 .map(drop),
         ),

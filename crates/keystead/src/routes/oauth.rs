@@ -1,25 +1,25 @@
 //! `/auth/oauth/…` and `/auth/accounts…`: sign-in with a provider, and the user's links.
 
 use http::StatusCode;
-use serde_json::{Value, json};
 
-use super::response::{percent_encode, rfc3339, user_json};
+use super::response::percent_encode;
+use super::schema::{AccountsReply, LinkedAccount, ProviderView, ProvidersReply, UserView};
 use super::{Call, Reply};
 use crate::oauth::{CallbackParams, FlowFailure, FlowOutcome, StartedFlow};
 use crate::{AuthError, ErrorCode};
 
 /// A redirect with `status`.
 fn redirect(status: StatusCode, location: String) -> Reply {
-    Reply {
-        status,
-        location: Some(location),
-        ..Reply::default()
-    }
+    Reply::redirect(status, location)
 }
 
 /// Back to the sign-in page, saying why; `next` is kept.
-fn to_sign_in(failure: FlowFailure, next: Option<&str>) -> Reply {
-    let mut location = format!("/sign-in?error={}", failure.code());
+fn to_sign_in(call: &Call<'_>, failure: FlowFailure, next: Option<&str>) -> Reply {
+    let mut location = format!(
+        "{}?error={}",
+        call.auth.surface().sign_in_path(),
+        failure.code()
+    );
     if let Some(next) = next {
         location.push_str("&next=");
         location.push_str(&percent_encode(next));
@@ -29,8 +29,7 @@ fn to_sign_in(failure: FlowFailure, next: Option<&str>) -> Reply {
 
 /// The provider's id from the path.
 fn provider_id<'c>(call: &'c Call<'_>) -> Result<&'c str, AuthError> {
-    call.id
-        .as_deref()
+    call.param("provider")
         .filter(|id| call.auth.oauth().provider(id).is_some())
         .ok_or(AuthError::new(ErrorCode::NotFound))
 }
@@ -53,7 +52,7 @@ pub(super) async fn start(call: &Call<'_>) -> Result<Reply, AuthError> {
             .await?
         {
             Ok(flow) => to_provider(call, StatusCode::FOUND, &flow),
-            Err(failure) => to_sign_in(failure, None),
+            Err(failure) => to_sign_in(call, failure, None),
         },
     )
 }
@@ -79,7 +78,11 @@ pub(super) async fn link(call: &Call<'_>) -> Result<Reply, AuthError> {
             Ok(flow) => to_provider(call, StatusCode::SEE_OTHER, &flow),
             Err(failure) => redirect(
                 StatusCode::SEE_OTHER,
-                format!("/dashboard?error={}", failure.code()),
+                format!(
+                    "{}?error={}",
+                    call.auth.surface().after_sign_in_path(),
+                    failure.code()
+                ),
             ),
         },
     )
@@ -123,8 +126,22 @@ pub(super) async fn callback(call: &Call<'_>) -> Result<Reply, AuthError> {
                 .cookie(call.auth.cookies().session_cookie(&session.token, max_age))
         }
         Ok(FlowOutcome::Linked { next }) => redirect(StatusCode::FOUND, next),
-        Ok(FlowOutcome::Failed { failure, next }) => to_sign_in(failure, next.as_deref()),
+        Ok(FlowOutcome::Failed { failure, next }) => to_sign_in(call, failure, next.as_deref()),
     })
+}
+
+/// `GET /auth/providers`: the configured providers, in the order they were added.
+pub(super) fn providers(call: &Call<'_>) -> Result<Reply, AuthError> {
+    let providers = call
+        .auth
+        .identity_providers()
+        .iter()
+        .map(|p| ProviderView {
+            id: p.id().to_owned(),
+            name: p.display_name().to_owned(),
+        })
+        .collect();
+    Ok(Reply::json(StatusCode::OK, &ProvidersReply { providers }))
 }
 
 /// `GET /auth/accounts`: the signed-in user's linked providers.
@@ -138,25 +155,13 @@ pub(super) async fn accounts(call: &Call<'_>) -> Result<Reply, AuthError> {
         .password_credential(principal.user.id)
         .await?
         .is_some();
-    let items: Vec<Value> = links
-        .iter()
-        .map(|a| {
-            json!({
-                "provider": a.provider,
-                "email": a.email,
-                "email_verified": a.email_verified,
-                "created_at": rfc3339(a.created_at),
-                "last_used_at": a.last_used_at.map(rfc3339),
-            })
-        })
-        .collect();
     Ok(Reply::json(
         StatusCode::OK,
-        json!({
-            "user": user_json(&principal.user),
-            "has_password": has_password,
-            "accounts": items,
-        }),
+        &AccountsReply {
+            user: UserView::from(&*principal.user),
+            has_password,
+            accounts: links.iter().map(LinkedAccount::from).collect(),
+        },
     ))
 }
 
@@ -165,8 +170,7 @@ pub(super) async fn unlink(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     principal.require_session()?;
     let provider = call
-        .id
-        .as_deref()
+        .param("provider")
         .ok_or(AuthError::new(ErrorCode::NotFound))?;
     call.auth
         .oauth()

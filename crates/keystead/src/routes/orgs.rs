@@ -6,64 +6,15 @@
 //! (not necessarily the active one); a non-member and an unknown or malformed organization id
 //! are answered alike, 403 `forbidden`.
 
-use http::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use http::StatusCode;
 
-use super::response::rfc3339;
-use super::{Call, Reply, Route};
-use crate::orgs::OrgCaller;
-use crate::{
-    AuthError, ErrorCode, Invitation, InvitationId, Member, Membership, OrgId, Role, UserId,
+use super::schema::{
+    AcceptReply, ActiveOrgBody, ActiveOrgReply, CreateOrgBody, InvitationView, InviteBody,
+    MemberView, OrgView, OrgWithRole, RoleBody, TokenBody, TransferBody, TransferReply,
 };
-
-#[derive(Deserialize)]
-pub(super) struct CreateOrgBody {
-    name: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct ActiveOrgBody {
-    org_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct InviteBody {
-    email: String,
-    role: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct RoleBody {
-    role: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct TransferBody {
-    user_id: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct TokenBody {
-    token: String,
-}
-
-/// The route of a path under `/orgs/` (`rest` is what follows that prefix).
-pub(super) fn route(rest: &str) -> Option<Route> {
-    let segments: Vec<&str> = rest.split('/').collect();
-    if segments.iter().any(|s| s.is_empty()) {
-        return None;
-    }
-    Some(match segments.as_slice() {
-        [_] => Route::Org,
-        [_, "members"] => Route::OrgMembers,
-        [_, "members", _] => Route::OrgMember,
-        [_, "invitations"] => Route::OrgInvitations,
-        [_, "invitations", _] => Route::OrgInvitation,
-        [_, "transfer"] => Route::OrgTransfer,
-        _ => return None,
-    })
-}
+use super::{Call, Reply};
+use crate::orgs::OrgCaller;
+use crate::{AuthError, ErrorCode, InvitationId, OrgId, Role, UserId};
 
 /// A role named in a body: `invalid_request` when malformed (an unknown one is the flow's).
 fn parse_role(name: &str) -> Result<Role, AuthError> {
@@ -79,71 +30,20 @@ async fn caller(call: &Call<'_>) -> Result<OrgCaller, AuthError> {
         AuthError::new(ErrorCode::Forbidden)
             .with_detail("You are not a member of that organization.")
     };
-    let org_id: OrgId = call
-        .id
-        .as_deref()
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(not_a_member)?;
+    let org_id: OrgId = call.id_param("org_id").ok_or_else(not_a_member)?;
     call.auth.orgs().caller(principal, org_id).await
 }
 
-/// The id after `/orgs/{org_id}/members/` or `/orgs/{org_id}/invitations/`; `not_found` when
-/// it is not one.
-fn sub_id<T: std::str::FromStr>(call: &Call<'_>) -> Result<T, AuthError> {
-    call.id
-        .as_deref()
-        .and_then(|rest| rest.split('/').nth(2))
-        .and_then(|id| id.parse().ok())
+/// The `{name}` id of the path; `not_found` when it is not one.
+fn sub_id<T: std::str::FromStr>(call: &Call<'_>, name: &str) -> Result<T, AuthError> {
+    call.id_param(name)
         .ok_or(AuthError::new(ErrorCode::NotFound))
 }
 
-/// The contract's member JSON: `{user_id, email, name, role, joined_at}`.
-fn member_json(member: &Member) -> Value {
-    json!({
-        "user_id": member.user.id.to_string(),
-        "email": member.user.email.as_str(),
-        "name": member.user.name,
-        "role": member.membership.role.as_str(),
-        "joined_at": rfc3339(member.membership.joined_at),
-    })
-}
-
-/// The contract's invitation JSON `{id, email, role, expires_at}`, with who invited and when.
-fn invitation_json(invitation: &Invitation, full: bool) -> Value {
-    let mut value = json!({
-        "id": invitation.id.to_string(),
-        "email": invitation.email.as_str(),
-        "role": invitation.role.as_str(),
-        "expires_at": rfc3339(invitation.expires_at),
-    });
-    if full {
-        value["invited_by"] = Value::from(invitation.invited_by.to_string());
-        value["created_at"] = Value::from(rfc3339(invitation.created_at));
-    }
-    value
-}
-
-/// `{org_id, user_id, role}` of a membership without its user record.
-fn membership_json(membership: &Membership) -> Value {
-    json!({
-        "org_id": membership.org_id.to_string(),
-        "user_id": membership.user_id.to_string(),
-        "role": membership.role.as_str(),
-    })
-}
-
-pub(super) async fn orgs(call: &Call<'_>) -> Result<Reply, AuthError> {
-    if call.method == Method::POST {
-        create(call).await
-    } else {
-        list(call).await
-    }
-}
-
-async fn create(call: &Call<'_>) -> Result<Reply, AuthError> {
+/// `POST /orgs {name}`.
+pub(super) async fn create(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
-    let body: CreateOrgBody = call.json()?;
+    let body: CreateOrgBody = call.body()?;
     let (org, membership) = call
         .auth
         .orgs()
@@ -151,38 +51,27 @@ async fn create(call: &Call<'_>) -> Result<Reply, AuthError> {
         .await?;
     Ok(Reply::json(
         StatusCode::CREATED,
-        json!({
-            "id": org.id.to_string(),
-            "name": org.name,
-            "slug": org.slug,
-            "role": membership.role.as_str(),
-        }),
+        &OrgWithRole::new(&org, &membership.role),
     ))
 }
 
-async fn list(call: &Call<'_>) -> Result<Reply, AuthError> {
+/// `GET /orgs`.
+pub(super) async fn list(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     let orgs = call
         .auth
         .store()
         .organizations_for_user(principal.user.id)
         .await?;
-    let items: Vec<Value> = orgs
+    let items: Vec<OrgWithRole> = orgs
         .iter()
-        .map(|o| {
-            json!({
-                "id": o.organization.id.to_string(),
-                "name": o.organization.name,
-                "slug": o.organization.slug,
-                "role": o.role.as_str(),
-            })
-        })
+        .map(|o| OrgWithRole::new(&o.organization, &o.role))
         .collect();
-    Ok(Reply::json(StatusCode::OK, Value::Array(items)))
+    Ok(Reply::json(StatusCode::OK, &items))
 }
 
 /// `DELETE /orgs/{org_id}`: needs `org:delete`.
-pub(super) async fn org(call: &Call<'_>) -> Result<Reply, AuthError> {
+pub(super) async fn delete(call: &Call<'_>) -> Result<Reply, AuthError> {
     let caller = caller(call).await?;
     call.auth.orgs().delete(&caller, &call.client).await?;
     Ok(Reply::empty(StatusCode::NO_CONTENT))
@@ -192,36 +81,38 @@ pub(super) async fn org(call: &Call<'_>) -> Result<Reply, AuthError> {
 pub(super) async fn members(call: &Call<'_>) -> Result<Reply, AuthError> {
     let caller = caller(call).await?;
     let members = call.auth.orgs().members(&caller).await?;
-    Ok(Reply::json(
-        StatusCode::OK,
-        Value::Array(members.iter().map(member_json).collect()),
-    ))
+    let items: Vec<MemberView> = members.iter().map(MemberView::from).collect();
+    Ok(Reply::json(StatusCode::OK, &items))
 }
 
-/// `PATCH` (change the role) and `DELETE` (remove, or leave) `/orgs/{org_id}/members/{user_id}`.
-pub(super) async fn member(call: &Call<'_>) -> Result<Reply, AuthError> {
+/// `DELETE /orgs/{org_id}/members/{user_id}`: remove a member, or leave.
+pub(super) async fn remove_member(call: &Call<'_>) -> Result<Reply, AuthError> {
     let caller = caller(call).await?;
-    let user_id: UserId = sub_id(call)?;
-    if call.method == Method::DELETE {
-        if user_id == caller.user_id() {
-            // Leaving acts on the user, not on the organization's resources: a browser
-            // session, never an API token (no scope names it).
-            caller.principal.require_session()?;
-        }
-        call.auth
-            .orgs()
-            .remove_member(&caller, user_id, &call.client)
-            .await?;
-        return Ok(Reply::empty(StatusCode::NO_CONTENT));
+    let user_id: UserId = sub_id(call, "user_id")?;
+    if user_id == caller.user_id() {
+        // Leaving acts on the user, not on the organization's resources: a browser
+        // session, never an API token (no scope names it).
+        caller.principal.require_session()?;
     }
-    let body: RoleBody = call.json()?;
+    call.auth
+        .orgs()
+        .remove_member(&caller, user_id, &call.client)
+        .await?;
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
+}
+
+/// `PATCH /orgs/{org_id}/members/{user_id} {role}`: change a member's role.
+pub(super) async fn change_role(call: &Call<'_>) -> Result<Reply, AuthError> {
+    let caller = caller(call).await?;
+    let user_id: UserId = sub_id(call, "user_id")?;
+    let body: RoleBody = call.body()?;
     let role = parse_role(&body.role)?;
     let member = call
         .auth
         .orgs()
         .change_role(&caller, user_id, &role, &call.client)
         .await?;
-    let reply = Reply::json(StatusCode::OK, member_json(&member));
+    let reply = Reply::json(StatusCode::OK, &MemberView::from(&member));
     if user_id == caller.user_id() {
         // The caller changed their own role: a privilege change of this session.
         return rotated(call, reply).await;
@@ -242,17 +133,21 @@ async fn rotated(call: &Call<'_>, reply: Reply) -> Result<Reply, AuthError> {
     })
 }
 
-/// `GET` (pending) and `POST` (invite) `/orgs/{org_id}/invitations`.
-pub(super) async fn invitations(call: &Call<'_>) -> Result<Reply, AuthError> {
+/// `GET /orgs/{org_id}/invitations`: the pending ones.
+pub(super) async fn pending_invitations(call: &Call<'_>) -> Result<Reply, AuthError> {
     let caller = caller(call).await?;
-    if call.method == Method::GET {
-        let pending = call.auth.orgs().pending_invitations(&caller).await?;
-        return Ok(Reply::json(
-            StatusCode::OK,
-            Value::Array(pending.iter().map(|i| invitation_json(i, true)).collect()),
-        ));
-    }
-    let body: InviteBody = call.json()?;
+    let pending = call.auth.orgs().pending_invitations(&caller).await?;
+    let items: Vec<InvitationView> = pending
+        .iter()
+        .map(|i| InvitationView::new(i, true))
+        .collect();
+    Ok(Reply::json(StatusCode::OK, &items))
+}
+
+/// `POST /orgs/{org_id}/invitations {email, role}`.
+pub(super) async fn invite(call: &Call<'_>) -> Result<Reply, AuthError> {
+    let caller = caller(call).await?;
+    let body: InviteBody = call.body()?;
     let role = parse_role(&body.role)?;
     let invitation = call
         .auth
@@ -261,14 +156,14 @@ pub(super) async fn invitations(call: &Call<'_>) -> Result<Reply, AuthError> {
         .await?;
     Ok(Reply::json(
         StatusCode::CREATED,
-        invitation_json(&invitation, false),
+        &InvitationView::new(&invitation, false),
     ))
 }
 
 /// `DELETE /orgs/{org_id}/invitations/{id}`: revokes a pending invitation.
-pub(super) async fn invitation(call: &Call<'_>) -> Result<Reply, AuthError> {
+pub(super) async fn revoke_invitation(call: &Call<'_>) -> Result<Reply, AuthError> {
     let caller = caller(call).await?;
-    let id: InvitationId = sub_id(call)?;
+    let id: InvitationId = sub_id(call, "invitation_id")?;
     call.auth
         .orgs()
         .revoke_invitation(&caller, id, &call.client)
@@ -279,7 +174,7 @@ pub(super) async fn invitation(call: &Call<'_>) -> Result<Reply, AuthError> {
 /// `POST /orgs/{org_id}/transfer {user_id}`: an owner hands ownership to another member.
 pub(super) async fn transfer(call: &Call<'_>) -> Result<Reply, AuthError> {
     let caller = caller(call).await?;
-    let body: TransferBody = call.json()?;
+    let body: TransferBody = call.body()?;
     let to: UserId = body
         .user_id
         .parse()
@@ -294,7 +189,10 @@ pub(super) async fn transfer(call: &Call<'_>) -> Result<Reply, AuthError> {
         call,
         Reply::json(
             StatusCode::OK,
-            json!({ "from": membership_json(&from), "to": membership_json(&to) }),
+            &TransferReply {
+                from: (&from).into(),
+                to: (&to).into(),
+            },
         ),
     )
     .await
@@ -305,7 +203,7 @@ pub(super) async fn transfer(call: &Call<'_>) -> Result<Reply, AuthError> {
 pub(super) async fn accept_invitation(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     let session_id = principal.require_session()?;
-    let body: TokenBody = call.json()?;
+    let body: TokenBody = call.body()?;
     let membership = call
         .auth
         .orgs()
@@ -319,10 +217,7 @@ pub(super) async fn accept_invitation(call: &Call<'_>) -> Result<Reply, AuthErro
     // A new membership that becomes the active organization: a privilege change.
     rotated(
         call,
-        Reply::json(
-            StatusCode::OK,
-            json!({ "org_id": membership.org_id.to_string(), "role": membership.role.as_str() }),
-        ),
+        Reply::json(StatusCode::OK, &AcceptReply::from(&membership)),
     )
     .await
 }
@@ -330,7 +225,7 @@ pub(super) async fn accept_invitation(call: &Call<'_>) -> Result<Reply, AuthErro
 pub(super) async fn set_active_org(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     let session_id = principal.require_session()?;
-    let body: ActiveOrgBody = call.json()?;
+    let body: ActiveOrgBody = call.body()?;
     let Some(org_id) = body.org_id else {
         call.auth
             .sessions()
@@ -340,7 +235,11 @@ pub(super) async fn set_active_org(call: &Call<'_>) -> Result<Reply, AuthError> 
             call,
             Reply::json(
                 StatusCode::OK,
-                json!({ "org": null, "role": null, "permissions": [] }),
+                &ActiveOrgReply {
+                    org: None,
+                    role: None,
+                    permissions: Vec::new(),
+                },
             ),
         )
         .await;
@@ -367,22 +266,22 @@ pub(super) async fn set_active_org(call: &Call<'_>) -> Result<Reply, AuthError> 
         .sessions()
         .set_active_org(session_id, Some(org_id))
         .await?;
-    let permissions: Vec<&str> = call
+    let permissions = call
         .auth
         .roles()
         .permissions(&membership.role)
         .iter()
-        .map(|p| p.as_str())
+        .map(|p| p.as_str().to_owned())
         .collect();
     rotated(
         call,
         Reply::json(
             StatusCode::OK,
-            json!({
-                "org": { "id": org.id.to_string(), "name": org.name, "slug": org.slug },
-                "role": membership.role.as_str(),
-                "permissions": permissions,
-            }),
+            &ActiveOrgReply {
+                org: Some(OrgView::from(&org)),
+                role: Some(membership.role.as_str().to_owned()),
+                permissions,
+            },
         ),
     )
     .await
@@ -391,38 +290,6 @@ pub(super) async fn set_active_org(call: &Call<'_>) -> Result<Reply, AuthError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn org_paths_route_by_their_segments() {
-        let id = OrgId::new().to_string();
-        let user = UserId::new().to_string();
-        assert_eq!(route(&id), Some(Route::Org));
-        assert_eq!(route(&format!("{id}/members")), Some(Route::OrgMembers));
-        assert_eq!(
-            route(&format!("{id}/members/{user}")),
-            Some(Route::OrgMember)
-        );
-        assert_eq!(
-            route(&format!("{id}/invitations")),
-            Some(Route::OrgInvitations)
-        );
-        assert_eq!(
-            route(&format!("{id}/invitations/{user}")),
-            Some(Route::OrgInvitation)
-        );
-        assert_eq!(route(&format!("{id}/transfer")), Some(Route::OrgTransfer));
-        for bad in [
-            "",
-            "/",
-            &format!("{id}/"),
-            &format!("{id}/members/"),
-            &format!("{id}//members"),
-            &format!("{id}/members/{user}/x"),
-            &format!("{id}/billing"),
-        ] {
-            assert_eq!(route(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn malformed_roles_are_invalid_requests() {

@@ -2,12 +2,10 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Reply;
-use crate::{AuthError, ErrorCode, Session, User};
+use super::schema::Problem;
+use crate::{AuthError, ErrorCode};
 
 /// The `application/problem+json` (RFC 9457) response for an error: `type`, `title`,
 /// `status`, the stable `code`, and `detail` when there is a client-safe one (never for
@@ -16,23 +14,19 @@ use crate::{AuthError, ErrorCode, Session, User};
 #[must_use]
 pub fn problem_response(err: &AuthError) -> Response<Bytes> {
     let code = err.code;
-    let mut body = json!({
-        "type": format!("urn:authkit:error:{}", code.as_str()),
-        "title": code.title(),
-        "status": code.status(),
-        "code": code.as_str(),
-    });
-    if let Some(detail) = err
-        .detail
-        .as_deref()
-        .filter(|_| code != ErrorCode::Internal)
-    {
-        body["detail"] = Value::from(detail);
-    }
-    if let Some(scope) = &err.required_scope {
-        body["scope"] = Value::from(scope.as_str());
-    }
-    let mut response = Response::new(Bytes::from(body.to_string()));
+    let body = Problem {
+        kind: format!("urn:authkit:error:{}", code.as_str()),
+        title: code.title().to_owned(),
+        status: code.status(),
+        code: code.as_str().to_owned(),
+        detail: err
+            .detail
+            .as_deref()
+            .filter(|_| code != ErrorCode::Internal)
+            .map(str::to_owned),
+        scope: err.required_scope.as_ref().map(|s| s.as_str().to_owned()),
+    };
+    let mut response = Response::new(Bytes::from(serde_json::to_vec(&body).unwrap_or_default()));
     *response.status_mut() =
         StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
@@ -60,9 +54,7 @@ pub fn problem_response(err: &AuthError) -> Response<Bytes> {
 }
 
 pub(super) fn reply_response(reply: Reply) -> Response<Bytes> {
-    let body = reply
-        .body
-        .map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+    let body = reply.body.unwrap_or_default();
     let has_body = !body.is_empty();
     let mut response = Response::new(body);
     *response.status_mut() = reply.status;
@@ -85,30 +77,6 @@ pub(super) fn reply_response(reply: Reply) -> Response<Bytes> {
         headers.insert(header::LOCATION, value);
     }
     response
-}
-
-/// RFC 3339 in UTC.
-pub(super) fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
-}
-
-/// The contract's user JSON: `{id, email, name, email_verified, created_at}`.
-pub(super) fn user_json(user: &User) -> Value {
-    json!({
-        "id": user.id.to_string(),
-        "email": user.email.as_str(),
-        "name": user.name,
-        "email_verified": user.email_verified_at.is_some(),
-        "created_at": rfc3339(user.created_at),
-    })
-}
-
-/// The contract's session JSON: `{id, expires_at}`.
-pub(super) fn session_json(session: &Session) -> Value {
-    json!({
-        "id": session.id.to_string(),
-        "expires_at": rfc3339(session.expires_at),
-    })
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters: for a path carried in a
@@ -170,6 +138,8 @@ pub fn local_path(next: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]

@@ -1,27 +1,12 @@
 //! `/api/tokens` and `/.well-known/jwks.json`.
 
-use http::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use http::StatusCode;
+use serde_json::Value;
 
-use super::response::rfc3339;
+use super::schema::{Jwks, NewTokenBody, NewTokenReply, TokenView};
 use super::{Call, Reply};
 use crate::tokens::ApiTokens;
-use crate::{ApiTokenId, ApiTokenRecord, AuthError, ErrorCode};
-
-#[derive(Deserialize)]
-pub(super) struct NewToken {
-    name: String,
-    scopes: Vec<String>,
-    /// As sent: absent is `None`, `null` is `Some(Value::Null)` (refused, as any non-integer).
-    #[serde(default, deserialize_with = "present")]
-    pub(super) expires_in_days: Option<Value>,
-}
-
-/// A field that is present, whatever its JSON value (`null` included).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
+use crate::{ApiTokenId, AuthError, ErrorCode, OrgId, Principal};
 
 /// The largest `expires_in_days` read as a number at all: far above any configured maximum,
 /// small enough that no arithmetic on it overflows. The configured maximum is checked next.
@@ -52,64 +37,53 @@ fn enabled<'a>(call: &'a Call<'_>) -> Result<&'a ApiTokens, AuthError> {
         .ok_or(AuthError::new(ErrorCode::NotFound))
 }
 
-fn record_json(record: &ApiTokenRecord) -> Value {
-    json!({
-        "id": record.id.to_string(),
-        "name": record.name,
-        "scopes": record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "created_by": record.created_by.to_string(),
-        "created_at": rfc3339(record.created_at),
-        "expires_at": rfc3339(record.expires_at),
-        "last_used_at": record.last_used_at.map(rfc3339),
-        "revoked_at": record.revoked_at.map(rfc3339),
-    })
-}
-
-pub(super) async fn tokens(call: &Call<'_>) -> Result<Reply, AuthError> {
-    let tokens = enabled(call)?;
+/// The caller of a token route and its active organization (403 without one).
+fn caller<'c>(call: &'c Call<'_>) -> Result<(&'c Principal, OrgId), AuthError> {
     let principal = call.principal()?;
     principal.require_session()?;
     let org_id = principal.org_id().ok_or_else(|| {
         AuthError::new(ErrorCode::Forbidden).with_detail("No active organization.")
     })?;
-    if call.method == Method::POST {
-        principal.require("tokens:create")?;
-        // Per user, before anything is read or made: 429 past the limit.
-        let limiter = call.auth.accounts().rate_limiter();
-        limiter.hit_token_create(principal.user.id).await?;
-        let body: NewToken = call.json()?;
-        let expires_in_days = expires_in_days(body.expires_in_days.as_ref())?;
-        let (record, token) = tokens
-            .issue(
-                principal,
-                call.auth.roles(),
-                &body.name,
-                &body.scopes,
-                expires_in_days,
-            )
-            .await?;
-        return Ok(Reply::json(
-            StatusCode::CREATED,
-            json!({
-                "id": record.id.to_string(),
-                "name": record.name,
-                "token": token.expose(),
-                "scopes": record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-                "expires_at": rfc3339(record.expires_at),
-            }),
-        ));
-    }
-    // Listing: everyone in the org sees their own tokens; `tokens:manage` sees all.
+    Ok((principal, org_id))
+}
+
+/// `POST /api/tokens {name, scopes, expires_in_days?}`: needs `tokens:create`.
+pub(super) async fn create(call: &Call<'_>) -> Result<Reply, AuthError> {
+    let tokens = enabled(call)?;
+    let (principal, _) = caller(call)?;
+    principal.require("tokens:create")?;
+    // Per user, before anything is read or made: 429 past the limit.
+    let limiter = call.auth.accounts().rate_limiter();
+    limiter.hit_token_create(principal.user.id).await?;
+    let body: NewTokenBody = call.body()?;
+    let expires_in_days = expires_in_days(body.expires_in_days.as_ref())?;
+    let (record, token) = tokens
+        .issue(
+            principal,
+            call.auth.roles(),
+            &body.name,
+            &body.scopes,
+            expires_in_days,
+        )
+        .await?;
+    Ok(Reply::json(
+        StatusCode::CREATED,
+        &NewTokenReply::new(&record, token.expose().to_owned()),
+    ))
+}
+
+/// `GET /api/tokens`: everyone in the org sees their own tokens; `tokens:manage` sees all.
+pub(super) async fn list(call: &Call<'_>) -> Result<Reply, AuthError> {
+    enabled(call)?;
+    let (principal, org_id) = caller(call)?;
     let only = if principal.has("tokens:manage") {
         None
     } else {
         Some(principal.user.id)
     };
     let records = call.auth.store().api_tokens_for_org(org_id, only).await?;
-    Ok(Reply::json(
-        StatusCode::OK,
-        Value::Array(records.iter().map(record_json).collect()),
-    ))
+    let items: Vec<TokenView> = records.iter().map(TokenView::from).collect();
+    Ok(Reply::json(StatusCode::OK, &items))
 }
 
 pub(super) async fn revoke(call: &Call<'_>) -> Result<Reply, AuthError> {
@@ -117,11 +91,7 @@ pub(super) async fn revoke(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     principal.require_session()?;
     let not_found = || AuthError::new(ErrorCode::NotFound);
-    let id: ApiTokenId = call
-        .id
-        .as_deref()
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(not_found)?;
+    let id: ApiTokenId = call.id_param("token_id").ok_or_else(not_found)?;
     // A token of another organization than the active one is answered as unknown.
     let record = call
         .auth
@@ -139,11 +109,20 @@ pub(super) async fn revoke(call: &Call<'_>) -> Result<Reply, AuthError> {
 
 pub(super) fn jwks(call: &Call<'_>) -> Result<Reply, AuthError> {
     let tokens = enabled(call)?;
-    Ok(Reply::json(StatusCode::OK, tokens.keys().jwks()))
+    let keys = match tokens.keys().jwks() {
+        Value::Object(mut set) => match set.remove("keys") {
+            Some(Value::Array(keys)) => keys,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    Ok(Reply::json(StatusCode::OK, &Jwks { keys }))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -176,12 +155,12 @@ mod tests {
 
     #[test]
     fn a_token_body_keeps_null_apart_from_absent() {
-        let absent: NewToken = serde_json::from_str(r#"{"name":"a","scopes":[]}"#).unwrap();
+        let absent: NewTokenBody = serde_json::from_str(r#"{"name":"a","scopes":[]}"#).unwrap();
         assert_eq!(absent.expires_in_days, None);
-        let null: NewToken =
+        let null: NewTokenBody =
             serde_json::from_str(r#"{"name":"a","scopes":[],"expires_in_days":null}"#).unwrap();
         assert_eq!(null.expires_in_days, Some(Value::Null));
-        let huge: NewToken = serde_json::from_str(
+        let huge: NewTokenBody = serde_json::from_str(
             r#"{"name":"a","scopes":[],"expires_in_days":18446744073709551616}"#,
         )
         .unwrap();

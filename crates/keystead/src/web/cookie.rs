@@ -79,15 +79,40 @@ pub fn is_plausible_token(value: &str) -> bool {
 }
 
 /// The cookies of one origin: their names and attributes. Built once from `APP_ORIGIN`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookiePolicy {
     secure: bool,
     session: &'static str,
     oauth: &'static str,
+    /// The session cookie's `Domain`, when it is shared with subdomains.
+    domain: Option<String>,
+    /// `false`: session cookies without `Max-Age` (they end with the browser session).
+    persistent: bool,
 }
 
+/// A cookie domain the app's origin cannot set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieDomainError {
+    domain: String,
+    host: String,
+}
+
+impl std::fmt::Display for CookieDomainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cookie domain {:?} is neither the app's host {:?} nor a parent domain of it \
+             (browsers would drop the cookie)",
+            self.domain, self.host
+        )
+    }
+}
+
+impl std::error::Error for CookieDomainError {}
+
 impl CookiePolicy {
-    /// The policy for an origin: `Secure` and `__Host-` names when it is https.
+    /// The policy for an origin: `Secure` and `__Host-` names when it is https; no `Domain`
+    /// (the cookie goes to this host only); persistent session cookies (`Max-Age`).
     #[must_use]
     pub const fn for_origin(origin: &AppOrigin) -> Self {
         if origin.is_https() {
@@ -95,14 +120,74 @@ impl CookiePolicy {
                 secure: true,
                 session: "__Host-authkit_session",
                 oauth: "__Host-authkit_oauth",
+                domain: None,
+                persistent: true,
             }
         } else {
             Self {
                 secure: false,
                 session: SESSION_COOKIE_NAME,
                 oauth: OAUTH_COOKIE_NAME,
+                domain: None,
+                persistent: true,
             }
         }
+    }
+
+    /// Shares the session cookie with the subdomains of `domain` (`Domain=example.com`), for
+    /// an app whose pages and API are on different subdomains. `domain` must be the origin's
+    /// host or a parent domain of it (not an IP address). On https the session cookie is then
+    /// `__Secure-` prefixed instead of `__Host-` (which forbids `Domain`); the provider
+    /// sign-in flow's cookie stays host-only.
+    ///
+    /// # Errors
+    /// When the origin's host is not `domain` or under it.
+    pub fn with_domain(
+        mut self,
+        origin: &AppOrigin,
+        domain: &str,
+    ) -> Result<Self, CookieDomainError> {
+        let domain = domain.trim_start_matches('.').to_ascii_lowercase();
+        let host = origin.host().to_ascii_lowercase();
+        let under = host == domain
+            || host
+                .strip_suffix(domain.as_str())
+                .is_some_and(|rest| rest.ends_with('.'));
+        let is_name = !domain.is_empty()
+            && domain.parse::<std::net::IpAddr>().is_err()
+            && !domain.starts_with('[')
+            && domain.contains('.')
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !under || !is_name {
+            return Err(CookieDomainError { domain, host });
+        }
+        if self.secure {
+            self.session = "__Secure-authkit_session";
+        }
+        self.domain = Some(domain);
+        Ok(self)
+    }
+
+    /// `false`: session cookies carry no `Max-Age`, so the browser drops them when it closes
+    /// ("remember me" off); the session still ends at its expiry in the store. Default `true`.
+    #[must_use]
+    pub fn with_persistent_sessions(mut self, persistent: bool) -> Self {
+        self.persistent = persistent;
+        self
+    }
+
+    /// The session cookie's `Domain`, if it is shared with subdomains.
+    #[must_use]
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// Whether session cookies outlive the browser session (`Max-Age`).
+    #[must_use]
+    pub const fn persistent_sessions(&self) -> bool {
+        self.persistent
     }
 
     /// Whether cookies are `Secure` (and `__Host-` prefixed).
@@ -126,26 +211,28 @@ impl CookiePolicy {
     /// A `Set-Cookie` value that stores the session token for `max_age` (negative counts as 0).
     #[must_use]
     pub fn session_cookie(&self, token: &SecretString, max_age: Duration) -> String {
-        self.set_cookie(
-            self.session,
-            token.expose(),
-            max_age.max(Duration::ZERO),
-            None,
-        )
+        self.session_cookie_value(token.expose(), max_age)
     }
 
     /// Like [`session_cookie`](Self::session_cookie), for a token read back from a request
     /// (to send it again with a fresh `Max-Age` after the sliding expiry moved).
     #[must_use]
     pub fn session_cookie_value(&self, token: &str, max_age: Duration) -> String {
-        self.set_cookie(self.session, token, max_age.max(Duration::ZERO), None)
+        let max_age = self.persistent.then(|| max_age.max(Duration::ZERO));
+        self.build(self.session, token, max_age, None, self.domain.as_deref())
     }
 
     /// A `Set-Cookie` value that clears the session cookie (sign-out), with the same name and
     /// attributes as [`session_cookie`](Self::session_cookie).
     #[must_use]
     pub fn removal_cookie(&self) -> String {
-        self.removal(self.session)
+        self.build(
+            self.session,
+            "",
+            Some(Duration::ZERO),
+            Some(OffsetDateTime::UNIX_EPOCH),
+            self.domain.as_deref(),
+        )
     }
 
     /// The session token in a `Cookie` request header, if there is exactly one plausible one.
@@ -187,6 +274,7 @@ impl CookiePolicy {
         self.set_cookie(name, "", Duration::ZERO, Some(OffsetDateTime::UNIX_EPOCH))
     }
 
+    /// A host-only cookie (the provider flow's).
     fn set_cookie(
         &self,
         name: &str,
@@ -194,14 +282,32 @@ impl CookiePolicy {
         max_age: Duration,
         expires: Option<OffsetDateTime>,
     ) -> String {
+        self.build(name, value, Some(max_age), expires, None)
+    }
+
+    /// The one place a `Set-Cookie` value is made: `HttpOnly`, `SameSite=Lax`, `Path=/`,
+    /// `Secure` on https; `Max-Age`, `Expires` and `Domain` when given.
+    fn build(
+        &self,
+        name: &str,
+        value: &str,
+        max_age: Option<Duration>,
+        expires: Option<OffsetDateTime>,
+        domain: Option<&str>,
+    ) -> String {
         let mut builder = Cookie::build((name, value))
             .http_only(true)
             .same_site(SameSite::Lax)
             .secure(self.secure)
-            .path("/")
-            .max_age(max_age);
+            .path("/");
+        if let Some(max_age) = max_age {
+            builder = builder.max_age(max_age);
+        }
         if let Some(at) = expires {
             builder = builder.expires(Expiration::DateTime(at));
+        }
+        if let Some(domain) = domain {
+            builder = builder.domain(domain.to_owned());
         }
         // `encoded` percent-encodes anything that could end the value early (`;`, white space);
         // tokens are base64url and come out unchanged.
@@ -279,6 +385,59 @@ mod tests {
 
     const T1: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO-_";
     const T2: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+
+    #[test]
+    fn a_shared_domain_must_cover_the_host_and_drops_the_host_prefix() {
+        let origin = AppOrigin::parse("https://app.example.com").unwrap();
+        let shared = CookiePolicy::for_origin(&origin)
+            .with_domain(&origin, ".Example.com")
+            .unwrap();
+        assert_eq!(shared.session_cookie_name(), "__Secure-authkit_session");
+        // The provider flow's cookie stays host-only.
+        assert_eq!(shared.oauth_cookie_name(), "__Host-authkit_oauth");
+        let set = shared.session_cookie_value(T1, Duration::hours(1));
+        assert!(set.contains("Domain=example.com"), "{set}");
+        assert!(set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+        assert!(shared.removal_cookie().contains("Domain=example.com"));
+        assert!(!shared.oauth_removal_cookie().contains("Domain"));
+        for bad in [
+            "evil.com",
+            "ample.com",
+            "com",
+            "pp.example.com",
+            "other.app.example.com",
+            "",
+            "127.0.0.1",
+        ] {
+            assert!(
+                CookiePolicy::for_origin(&origin)
+                    .with_domain(&origin, bad)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        let local = AppOrigin::parse("http://127.0.0.1:3000").unwrap();
+        assert!(
+            CookiePolicy::for_origin(&local)
+                .with_domain(&local, "127.0.0.1")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn session_only_cookies_carry_no_max_age_but_removals_do() {
+        let policy = policy("http://localhost:3000").with_persistent_sessions(false);
+        let set = policy.session_cookie_value(T1, Duration::days(30));
+        assert!(!set.contains("Max-Age"), "{set}");
+        assert!(!set.contains("Expires"), "{set}");
+        assert!(policy.removal_cookie().contains("Max-Age=0"));
+        let persistent = self::policy("http://localhost:3000");
+        assert!(
+            persistent
+                .session_cookie_value(T1, Duration::days(30))
+                .contains("Max-Age=2592000")
+        );
+    }
 
     #[test]
     fn names_follow_the_scheme() {

@@ -112,13 +112,41 @@ pub fn is_safe_method(method: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsrfPolicy {
     origin: AppOrigin,
+    /// Other origins whose pages may post (a SPA on another subdomain).
+    trusted: Vec<AppOrigin>,
 }
 
 impl CsrfPolicy {
     /// A policy that accepts requests from `origin` (the configured `APP_ORIGIN`).
     #[must_use]
     pub const fn new(origin: AppOrigin) -> Self {
-        Self { origin }
+        Self {
+            origin,
+            trusted: Vec::new(),
+        }
+    }
+
+    /// Also accepts requests from `origins` (by `Origin` or `Referer`), such as a single-page
+    /// app served from another subdomain. `Sec-Fetch-Site: same-origin` alone still only
+    /// vouches for the app's own origin. The app answers their CORS preflights itself.
+    #[must_use]
+    pub fn with_trusted_origins(mut self, origins: impl IntoIterator<Item = AppOrigin>) -> Self {
+        for origin in origins {
+            if origin != self.origin && !self.trusted.contains(&origin) {
+                self.trusted.push(origin);
+            }
+        }
+        self
+    }
+
+    /// The other origins requests may come from.
+    #[must_use]
+    pub fn trusted_origins(&self) -> &[AppOrigin] {
+        &self.trusted
+    }
+
+    fn accepts(&self, origin: &AppOrigin) -> bool {
+        *origin == self.origin || self.trusted.contains(origin)
     }
 
     /// The origin requests must come from.
@@ -147,7 +175,7 @@ impl CsrfPolicy {
             return Ok(());
         }
         if let Some(origin) = request.origin {
-            return if AppOrigin::parse(origin).is_ok_and(|o| o == self.origin) {
+            return if AppOrigin::parse(origin).is_ok_and(|o| self.accepts(&o)) {
                 Ok(())
             } else {
                 Err(CsrfRejection::OriginMismatch)
@@ -155,7 +183,7 @@ impl CsrfPolicy {
         }
         let referer = request.referer.map(str::trim);
         let fetch_site = request.sec_fetch_site.map(str::trim);
-        if referer.is_some_and(|r| AppOrigin::of_url(r).is_ok_and(|o| o == self.origin)) {
+        if referer.is_some_and(|r| AppOrigin::of_url(r).is_ok_and(|o| self.accepts(&o))) {
             return Ok(());
         }
         if fetch_site == Some("same-origin") {
@@ -216,6 +244,40 @@ mod tests {
                 "{m}"
             );
         }
+    }
+
+    #[test]
+    fn a_trusted_origin_is_accepted_and_its_lookalikes_are_not() {
+        let spa = AppOrigin::parse("https://spa.example.com").unwrap();
+        let policy = policy().with_trusted_origins([spa]);
+        let from = |origin| CsrfRequest {
+            origin: Some(origin),
+            ..cookie_post()
+        };
+        assert_eq!(policy.evaluate(&from("https://spa.example.com")), Ok(()));
+        assert_eq!(policy.evaluate(&from("http://localhost:3000")), Ok(()));
+        for evil in [
+            "http://spa.example.com",
+            "https://spa.example.com.evil.test",
+            "https://evil-spa.example.com",
+            "https://spa.example.com:8443",
+        ] {
+            assert_eq!(
+                policy.evaluate(&from(evil)),
+                Err(CsrfRejection::OriginMismatch),
+                "{evil}"
+            );
+        }
+        let by_referer = CsrfRequest {
+            referer: Some("https://spa.example.com/settings"),
+            ..cookie_post()
+        };
+        assert_eq!(policy.evaluate(&by_referer), Ok(()));
+        // Without the setting, the same origin is refused.
+        assert_eq!(
+            self::policy().evaluate(&from("https://spa.example.com")),
+            Err(CsrfRejection::OriginMismatch)
+        );
     }
 
     #[test]

@@ -35,6 +35,6 @@ pub mod csrf;
 pub mod origin;
 
 pub use client_ip::{CidrError, ClientIpPolicy, ForwardedHeader, IpCidr};
-pub use cookie::{CookiePolicy, is_plausible_token};
+pub use cookie::{CookieDomainError, CookiePolicy, is_plausible_token};
 pub use csrf::{CsrfPolicy, CsrfRejection, CsrfRequest, is_safe_method};
 pub use origin::{AppOrigin, OriginError};

@@ -12,6 +12,7 @@ mod csrf;
 mod email;
 mod limits;
 mod oauth;
+mod openapi;
 mod orgs;
 mod pages;
 mod passwords;
@@ -26,6 +27,7 @@ pub use csrf::*;
 pub use email::*;
 pub use limits::*;
 pub use oauth::*;
+pub use openapi::*;
 pub use orgs::*;
 pub use pages::*;
 pub use passwords::*;
@@ -39,6 +41,9 @@ pub use tokens::*;
 macro_rules! __case_list {
     ($callback:ident ! ( $($args:tt)* )) => {
         $crate::$callback! { ($($args)*) [
+            // The OpenAPI document, and schemathesis driving the app from it.
+            openapi_document_names_every_route_of_the_contract,
+            schemathesis_finds_no_server_error_or_schema_violation,
             // Accounts: sign-up, sign-in, sign-out, the current session.
             sign_up_creates_the_user_and_sets_a_session_cookie,
             sign_up_sends_a_verification_mail,

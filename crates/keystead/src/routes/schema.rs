@@ -1,0 +1,547 @@
+//! The request and reply bodies of the library's routes, as types: what the handlers parse and
+//! answer, and what the OpenAPI document describes (one definition for both).
+//!
+//! Times are RFC 3339 in UTC; ids are UUIDs in their hyphenated form.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+use crate::{
+    ApiTokenRecord, ExternalAccount, Invitation, Member, Membership, Organization, Session, User,
+};
+
+/// RFC 3339 in UTC.
+pub(super) fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+// ---- request bodies ------------------------------------------------------------------------
+
+/// `POST /auth/sign-up`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignUpBody {
+    /// The address; normalized (trimmed, lower-cased domain) before use.
+    pub(super) email: String,
+    /// At least 8 characters, not a common password.
+    pub(super) password: String,
+    /// A display name.
+    #[serde(default)]
+    pub(super) name: Option<String>,
+}
+
+/// `POST /auth/sign-in`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignInBody {
+    /// The address.
+    pub(super) email: String,
+    /// The password.
+    pub(super) password: String,
+}
+
+/// A body that carries a mailed token (`POST /auth/verify-email`, `POST /invitations/accept`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenBody {
+    /// The token from the link.
+    pub(super) token: String,
+}
+
+/// `POST /auth/password-reset`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmailBody {
+    /// The address to send the link to, if it has an account.
+    pub(super) email: String,
+}
+
+/// `POST /auth/password-reset/confirm`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetConfirmBody {
+    /// The token from the link.
+    pub(super) token: String,
+    /// The new password.
+    pub(super) password: String,
+}
+
+/// `POST /auth/change-password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordBody {
+    /// The password now.
+    pub(super) current_password: String,
+    /// The new password.
+    pub(super) new_password: String,
+}
+
+/// `POST /orgs`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateOrgBody {
+    /// The organization's name.
+    pub(super) name: String,
+}
+
+/// `POST /auth/active-org`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ActiveOrgBody {
+    /// An organization of the user's, or `null` for none.
+    #[serde(default)]
+    #[schema(format = Uuid)]
+    pub(super) org_id: Option<String>,
+}
+
+/// `POST /orgs/{org_id}/invitations`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InviteBody {
+    /// Who is invited.
+    pub(super) email: String,
+    /// The role they get: `owner`, `admin`, `member` or a role of the app's.
+    pub(super) role: String,
+}
+
+/// `PATCH /orgs/{org_id}/members/{user_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoleBody {
+    /// The new role.
+    pub(super) role: String,
+}
+
+/// `POST /orgs/{org_id}/transfer`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TransferBody {
+    /// The member who becomes the owner.
+    #[schema(format = Uuid)]
+    pub(super) user_id: String,
+}
+
+/// `POST /api/tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewTokenBody {
+    /// A name for people (`CI deploys`).
+    pub(super) name: String,
+    /// The permissions the token carries (`read:projects`); never more than the owner's role.
+    pub(super) scopes: Vec<String>,
+    /// Days until it expires (the configured default when absent).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100_000)]
+    pub(super) expires_in_days: Option<Value>,
+}
+
+/// A field that is present, whatever its JSON value (`null` included): `null` is refused as
+/// any other non-integer, absent means the default.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+// ---- replies ------------------------------------------------------------------------------
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    #[schema(format = Uuid)]
+    id: String,
+    email: String,
+    name: Option<String>,
+    email_verified: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            email: user.email.as_str().to_owned(),
+            name: user.name.clone(),
+            email_verified: user.email_verified_at.is_some(),
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+/// A session: its id and when it expires.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    #[schema(format = Uuid)]
+    id: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+impl SessionView {
+    pub(super) fn new(id: crate::SessionId, expires_at: OffsetDateTime) -> Self {
+        Self {
+            id: id.to_string(),
+            expires_at: rfc3339(expires_at),
+        }
+    }
+}
+
+impl From<&Session> for SessionView {
+    fn from(session: &Session) -> Self {
+        Self::new(session.id, session.expires_at)
+    }
+}
+
+/// `{user}`: sign-up, a verified address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserReply {
+    user: UserView,
+}
+
+impl UserReply {
+    pub(super) fn new(user: &User) -> Self {
+        Self { user: user.into() }
+    }
+}
+
+/// `{user, session}`: sign-in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInReply {
+    user: UserView,
+    session: SessionView,
+}
+
+impl SignInReply {
+    pub(super) fn new(user: &User, session: &Session) -> Self {
+        Self {
+            user: user.into(),
+            session: session.into(),
+        }
+    }
+}
+
+/// An organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgView {
+    #[schema(format = Uuid)]
+    id: String,
+    name: String,
+    slug: String,
+}
+
+impl From<&Organization> for OrgView {
+    fn from(org: &Organization) -> Self {
+        Self {
+            id: org.id.to_string(),
+            name: org.name.clone(),
+            slug: org.slug.clone(),
+        }
+    }
+}
+
+/// `GET /auth/session`: who is calling, with what.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentSession {
+    pub(super) user: UserView,
+    /// `null` for an API token.
+    pub(super) session: Option<SessionView>,
+    /// The active organization (a token's organization), if any.
+    pub(super) org: Option<OrgView>,
+    /// The role there.
+    pub(super) role: Option<String>,
+    /// What the role (or the token's scopes) grants there.
+    pub(super) permissions: Vec<String>,
+}
+
+/// One of the user's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionListItem {
+    #[schema(format = Uuid)]
+    id: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    last_seen_at: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+    user_agent: Option<String>,
+    /// Whether it is the session of this request.
+    current: bool,
+}
+
+impl SessionListItem {
+    pub(super) fn new(session: &Session, current: crate::SessionId) -> Self {
+        Self {
+            id: session.id.to_string(),
+            created_at: rfc3339(session.created_at),
+            last_seen_at: rfc3339(session.last_seen_at),
+            expires_at: rfc3339(session.expires_at),
+            user_agent: session.user_agent.clone(),
+            current: session.id == current,
+        }
+    }
+}
+
+/// `{}`: done, nothing to tell.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {}
+
+/// `POST /auth/active-org`: the session's organization now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActiveOrgReply {
+    pub(super) org: Option<OrgView>,
+    pub(super) role: Option<String>,
+    pub(super) permissions: Vec<String>,
+}
+
+/// An organization of the user's and their role there.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgWithRole {
+    #[schema(format = Uuid)]
+    id: String,
+    name: String,
+    slug: String,
+    role: String,
+}
+
+impl OrgWithRole {
+    pub(super) fn new(org: &Organization, role: &crate::Role) -> Self {
+        Self {
+            id: org.id.to_string(),
+            name: org.name.clone(),
+            slug: org.slug.clone(),
+            role: role.as_str().to_owned(),
+        }
+    }
+}
+
+/// A member of an organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    #[schema(format = Uuid)]
+    user_id: String,
+    email: String,
+    name: Option<String>,
+    role: String,
+    #[schema(format = DateTime)]
+    joined_at: String,
+}
+
+impl From<&Member> for MemberView {
+    fn from(member: &Member) -> Self {
+        Self {
+            user_id: member.user.id.to_string(),
+            email: member.user.email.as_str().to_owned(),
+            name: member.user.name.clone(),
+            role: member.membership.role.as_str().to_owned(),
+            joined_at: rfc3339(member.membership.joined_at),
+        }
+    }
+}
+
+/// An invitation; the list of pending ones also says who invited and when.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    #[schema(format = Uuid)]
+    id: String,
+    email: String,
+    role: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    invited_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+}
+
+impl InvitationView {
+    pub(super) fn new(invitation: &Invitation, full: bool) -> Self {
+        Self {
+            id: invitation.id.to_string(),
+            email: invitation.email.as_str().to_owned(),
+            role: invitation.role.as_str().to_owned(),
+            expires_at: rfc3339(invitation.expires_at),
+            invited_by: full.then(|| invitation.invited_by.to_string()),
+            created_at: full.then(|| rfc3339(invitation.created_at)),
+        }
+    }
+}
+
+/// A membership without its user record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipView {
+    #[schema(format = Uuid)]
+    org_id: String,
+    #[schema(format = Uuid)]
+    user_id: String,
+    role: String,
+}
+
+impl From<&Membership> for MembershipView {
+    fn from(membership: &Membership) -> Self {
+        Self {
+            org_id: membership.org_id.to_string(),
+            user_id: membership.user_id.to_string(),
+            role: membership.role.as_str().to_owned(),
+        }
+    }
+}
+
+/// `POST /orgs/{org_id}/transfer`: both memberships after the transfer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferReply {
+    pub(super) from: MembershipView,
+    pub(super) to: MembershipView,
+}
+
+/// `POST /invitations/accept`: the organization joined (now the active one) and the role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptReply {
+    #[schema(format = Uuid)]
+    org_id: String,
+    role: String,
+}
+
+impl From<&Membership> for AcceptReply {
+    fn from(membership: &Membership) -> Self {
+        Self {
+            org_id: membership.org_id.to_string(),
+            role: membership.role.as_str().to_owned(),
+        }
+    }
+}
+
+/// `POST /api/tokens`: the new token, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewTokenReply {
+    #[schema(format = Uuid)]
+    id: String,
+    name: String,
+    /// `sk_live_…`: store it now, it is never shown again.
+    token: String,
+    scopes: Vec<String>,
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+impl NewTokenReply {
+    pub(super) fn new(record: &ApiTokenRecord, token: String) -> Self {
+        Self {
+            id: record.id.to_string(),
+            name: record.name.clone(),
+            token,
+            scopes: record
+                .scopes
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            expires_at: rfc3339(record.expires_at),
+        }
+    }
+}
+
+/// An API token's record (never the token).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    #[schema(format = Uuid)]
+    id: String,
+    name: String,
+    scopes: Vec<String>,
+    #[schema(format = Uuid)]
+    created_by: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    #[schema(format = DateTime)]
+    revoked_at: Option<String>,
+}
+
+impl From<&ApiTokenRecord> for TokenView {
+    fn from(record: &ApiTokenRecord) -> Self {
+        Self {
+            id: record.id.to_string(),
+            name: record.name.clone(),
+            scopes: record
+                .scopes
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            created_by: record.created_by.to_string(),
+            created_at: rfc3339(record.created_at),
+            expires_at: rfc3339(record.expires_at),
+            last_used_at: record.last_used_at.map(rfc3339),
+            revoked_at: record.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// The public keys that verify API tokens (RFC 7517).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Jwks {
+    /// Ed25519 keys (`kty` `OKP`, `crv` `Ed25519`, `alg` `EdDSA`); HS256 keys are never
+    /// published.
+    #[schema(value_type = Vec<Object>)]
+    pub(super) keys: Vec<Value>,
+}
+
+/// A provider identity linked to the user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkedAccount {
+    provider: String,
+    email: Option<String>,
+    email_verified: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+}
+
+impl From<&ExternalAccount> for LinkedAccount {
+    fn from(account: &ExternalAccount) -> Self {
+        Self {
+            provider: account.provider.clone(),
+            email: account.email.clone(),
+            email_verified: account.email_verified,
+            created_at: rfc3339(account.created_at),
+            last_used_at: account.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+/// A provider one can sign in with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderView {
+    /// Its id in the paths (`/auth/oauth/{id}`).
+    pub(super) id: String,
+    /// Its name for people (`Google`).
+    pub(super) name: String,
+}
+
+/// `GET /auth/providers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProvidersReply {
+    pub(super) providers: Vec<ProviderView>,
+}
+
+/// `GET /auth/accounts`: the user, whether they have a password, and their linked providers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountsReply {
+    pub(super) user: UserView,
+    pub(super) has_password: bool,
+    pub(super) accounts: Vec<LinkedAccount>,
+}
+
+/// An error (RFC 9457 problem details), `application/problem+json`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `urn:authkit:error:<code>`.
+    #[serde(rename = "type")]
+    pub(super) kind: String,
+    /// A short human title of the code.
+    pub(super) title: String,
+    /// The HTTP status.
+    pub(super) status: u16,
+    /// The stable error code (`invalid_credentials`, `rate_limited`, …).
+    pub(super) code: String,
+    /// More, when there is a client-safe detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) detail: Option<String>,
+    /// The scope an `insufficient_scope` refusal needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) scope: Option<String>,
+}

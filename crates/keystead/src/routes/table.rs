@@ -1,0 +1,621 @@
+//! The route table: every route of the library as one row of data.
+//!
+//! Dispatch ([`Auth::handle`](crate::Auth::handle)), the adapters' mounting
+//! ([`Auth::route_paths`](crate::Auth::route_paths)), the gate's CSRF exemption
+//! ([`Auth::is_library_route`](crate::Auth::is_library_route)), the session-only rule and
+//! the OpenAPI document ([`Auth::openapi`](crate::Auth::openapi)) all read this table. Adding
+//! a route is one row here and its handler; nothing else lists routes.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use http::Method;
+use utoipa::openapi::{Ref, RefOr, Schema};
+
+use super::schema::{
+    AcceptReply, AccountsReply, ActiveOrgBody, ActiveOrgReply, ChangePasswordBody, CreateOrgBody,
+    CurrentSession, Done, EmailBody, InvitationView, InviteBody, Jwks, MemberView, NewTokenBody,
+    NewTokenReply, OrgWithRole, ResetConfirmBody, RoleBody, SessionListItem, SignInBody,
+    SignInReply, SignUpBody, TokenBody, TokenView, TransferBody, TransferReply, UserReply,
+};
+use super::{Call, Reply, account, oauth, orgs, tokens};
+use crate::AuthError;
+
+/// What a handler returns.
+pub(super) type Handled<'c> = Pin<Box<dyn Future<Output = Result<Reply, AuthError>> + Send + 'c>>;
+/// A route's handler.
+pub(super) type Handler = for<'c> fn(&'c Call<'c>) -> Handled<'c>;
+/// Registers a type's schema (and the schemas it refers to) and answers a reference to it.
+pub(crate) type SchemaFn = fn(&mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema>;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Access {
+    /// No credential needed: sign-up, sign-in, mailed links, provider sign-in, the JWKS.
+    Public,
+    /// A signed-in caller: a browser session, or an API token within its scopes.
+    Principal,
+    /// A browser session only; an API token gets 403 `forbidden`, whatever its scopes. The
+    /// routes that act on the signed-in user rather than on an organization's resources.
+    Session,
+}
+
+/// What a route's request body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    /// No body is read.
+    None,
+    /// JSON only (`application/json`).
+    Json,
+    /// JSON, or an HTML form (`application/x-www-form-urlencoded`) with the same fields.
+    JsonOrForm,
+}
+
+/// A documented query parameter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Query {
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) required: bool,
+}
+
+/// A documented answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) description: &'static str,
+    /// The JSON body's schema; `None` for an empty body.
+    pub(crate) schema: Option<SchemaFn>,
+    /// Whether it sets or clears the session cookie.
+    pub(crate) sets_cookie: bool,
+    /// Whether it is a redirect (`Location`).
+    pub(crate) redirect: bool,
+}
+
+/// One route: a method on a path pattern (`{name}` matches one non-empty segment).
+pub struct RouteSpec {
+    pub(crate) method: Method,
+    pub(crate) path: &'static str,
+    pub(crate) operation_id: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) tag: &'static str,
+    pub(crate) access: Access,
+    /// Sign-in and sign-up: the login-CSRF variant of the origin check.
+    pub(crate) login_csrf: bool,
+    pub(crate) body: BodyKind,
+    pub(crate) body_schema: Option<SchemaFn>,
+    pub(crate) query: &'static [Query],
+    pub(crate) answers: &'static [Answer],
+    pub(crate) handler: Handler,
+}
+
+impl std::fmt::Debug for RouteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSpec")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("operation_id", &self.operation_id)
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteSpec {
+    /// The method.
+    #[must_use]
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path pattern, relative to the base path (`/orgs/{org_id}/members`).
+    #[must_use]
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+
+    /// The OpenAPI `operationId`.
+    #[must_use]
+    pub fn operation_id(&self) -> &'static str {
+        self.operation_id
+    }
+
+    /// Who may call it.
+    #[must_use]
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Whether its CSRF check is the login variant (sign-in, sign-up).
+    #[must_use]
+    pub fn login_csrf(&self) -> bool {
+        self.login_csrf
+    }
+
+    /// Whether it takes an HTML form body as well as JSON.
+    #[must_use]
+    pub fn accepts_form(&self) -> bool {
+        self.body == BodyKind::JsonOrForm
+    }
+
+    /// The values of the path's `{name}` segments in `path` (relative to the base path), or
+    /// `None` when `path` is not this pattern.
+    pub(crate) fn match_path<'p>(&self, path: &'p str) -> Option<Params<'p>> {
+        match_pattern(self.path, path)
+    }
+}
+
+/// The values of a matched path's `{name}` segments.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Params<'p> {
+    values: Vec<(&'static str, &'p str)>,
+}
+
+impl<'p> Params<'p> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, name: &str) -> Option<&'p str> {
+        self.values
+            .iter()
+            .find_map(|(n, v)| (*n == name).then_some(*v))
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, &'p str)> + '_ {
+        self.values.iter().copied()
+    }
+}
+
+/// Whether `path` is `pattern` (as [`match_pattern`], without collecting the values).
+pub(crate) fn matches(pattern: &str, path: &str) -> bool {
+    let (Some(mut segments), Some(expected)) = (
+        path.strip_prefix('/').map(|p| p.split('/')),
+        pattern.strip_prefix('/').map(|p| p.split('/')),
+    ) else {
+        return false;
+    };
+    for expected in expected {
+        let Some(segment) = segments.next() else {
+            return false;
+        };
+        let ok = if expected.starts_with('{') {
+            !segment.is_empty()
+        } else {
+            segment == expected
+        };
+        if !ok {
+            return false;
+        }
+    }
+    segments.next().is_none()
+}
+
+/// `path` against `pattern`: static segments equal, each `{name}` one non-empty segment.
+fn match_pattern<'p>(pattern: &'static str, path: &'p str) -> Option<Params<'p>> {
+    let mut values = Vec::new();
+    let mut segments = path.strip_prefix('/')?.split('/');
+    for expected in pattern.strip_prefix('/')?.split('/') {
+        let segment = segments.next()?;
+        if let Some(name) = expected.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
+            if segment.is_empty() {
+                return None;
+            }
+            values.push((name, segment));
+        } else if segment != expected {
+            return None;
+        }
+    }
+    segments.next().is_none().then_some(Params { values })
+}
+
+/// Whether a path parameter is an id (a UUID); the others (`provider`) are names.
+pub(crate) fn is_id_param(name: &str) -> bool {
+    name.ends_with("_id")
+}
+
+/// The schema function of `T`.
+const fn schema<T: utoipa::ToSchema>() -> SchemaFn {
+    fn register<T: utoipa::ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
+        out.push((T::name().into_owned(), T::schema()));
+        T::schemas(out);
+        RefOr::Ref(Ref::from_schema_name(T::name()))
+    }
+    register::<T>
+}
+
+/// The schema function of an array of `T`.
+const fn array<T: utoipa::ToSchema>() -> SchemaFn {
+    fn register<T: utoipa::ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
+        out.push((T::name().into_owned(), T::schema()));
+        T::schemas(out);
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(RefOr::Ref(Ref::from_schema_name(T::name())))
+            .into()
+    }
+    register::<T>
+}
+
+const fn ok(description: &'static str, schema: SchemaFn) -> Answer {
+    Answer {
+        status: 200,
+        description,
+        schema: Some(schema),
+        sets_cookie: false,
+        redirect: false,
+    }
+}
+
+const fn created(description: &'static str, schema: SchemaFn) -> Answer {
+    Answer {
+        status: 201,
+        ..ok(description, schema)
+    }
+}
+
+const fn empty(status: u16, description: &'static str) -> Answer {
+    Answer {
+        status,
+        description,
+        schema: None,
+        sets_cookie: false,
+        redirect: false,
+    }
+}
+
+const fn redirect(status: u16, description: &'static str) -> Answer {
+    Answer {
+        redirect: true,
+        ..empty(status, description)
+    }
+}
+
+const fn with_cookie(answer: Answer) -> Answer {
+    Answer {
+        sets_cookie: true,
+        ..answer
+    }
+}
+
+const NEXT: Query = Query {
+    name: "next",
+    description: "A path of the app to go to afterwards (only local paths are followed).",
+    required: false,
+};
+
+/// Wraps an async handler as a [`Handler`].
+macro_rules! handler {
+    ($f:path) => {{
+        fn handle<'c>(call: &'c Call<'c>) -> Handled<'c> {
+            Box::pin($f(call))
+        }
+        handle
+    }};
+    (sync $f:path) => {{
+        fn handle<'c>(call: &'c Call<'c>) -> Handled<'c> {
+            Box::pin(std::future::ready($f(call)))
+        }
+        handle
+    }};
+}
+
+/// One row of the table.
+macro_rules! route {
+    (@login) => { false };
+    (@login $login:literal) => { $login };
+    (@schema) => { None };
+    (@schema $schema:expr) => { Some($schema) };
+    ($method:ident $path:literal, $op:literal, $tag:literal, $summary:literal,
+     access: $access:ident, $(login: $login:literal,)? body: $body:ident $(($schema:expr))?,
+     query: [$($q:expr),*], answers: [$($a:expr),* $(,)?], handler: $handler:expr $(,)?) => {
+        RouteSpec {
+            method: Method::$method,
+            path: $path,
+            operation_id: $op,
+            summary: $summary,
+            tag: $tag,
+            access: Access::$access,
+            login_csrf: route!(@login $($login)?),
+            body: BodyKind::$body,
+            body_schema: route!(@schema $($schema)?),
+            query: &[$($q),*],
+            answers: &[$($a),*],
+            handler: $handler,
+        }
+    };
+}
+
+/// Every route of the library, relative to the base path.
+pub(crate) static ROUTES: &[RouteSpec] = &[
+    // ---- accounts and sessions ----
+    route!(POST "/auth/sign-up", "signUp", "accounts", "Create an account and sign in",
+        access: Public, login: true, body: JsonOrForm(schema::<SignUpBody>()), query: [],
+        answers: [with_cookie(created("The account, signed in.", schema::<UserReply>()))],
+        handler: handler!(account::sign_up)),
+    route!(POST "/auth/sign-in", "signIn", "accounts", "Sign in with email and password",
+        access: Public, login: true, body: JsonOrForm(schema::<SignInBody>()), query: [],
+        answers: [with_cookie(ok("Signed in.", schema::<SignInReply>()))],
+        handler: handler!(account::sign_in)),
+    route!(POST "/auth/sign-out", "signOut", "accounts", "End this session",
+        access: Session, body: None, query: [],
+        answers: [with_cookie(empty(204, "Signed out; the cookie is cleared."))],
+        handler: handler!(account::sign_out)),
+    route!(GET "/auth/session", "getSession", "accounts",
+        "The caller: user, session, active organization, role and permissions",
+        access: Session, body: None, query: [],
+        answers: [ok("The caller.", schema::<CurrentSession>())],
+        handler: handler!(account::session)),
+    route!(GET "/auth/sessions", "listSessions", "accounts", "The user's sessions",
+        access: Session, body: None, query: [],
+        answers: [ok("Every live session of the user.", array::<SessionListItem>())],
+        handler: handler!(account::sessions)),
+    route!(DELETE "/auth/sessions/{session_id}", "endSession", "accounts",
+        "End one of the user's sessions",
+        access: Session, body: None, query: [],
+        answers: [empty(204, "Ended (the cookie is cleared when it was this one).")],
+        handler: handler!(account::end_session)),
+    route!(POST "/auth/sign-out-everywhere", "signOutEverywhere", "accounts",
+        "End every session of the user",
+        access: Session, body: None, query: [],
+        answers: [with_cookie(empty(204, "Every session ended; the cookie is cleared."))],
+        handler: handler!(account::sign_out_everywhere)),
+    route!(GET "/auth/verify-email", "verifyEmailLink", "accounts",
+        "The mailed verification link: verify, then go to the app",
+        access: Public, body: None,
+        query: [Query { name: "token", description: "The token from the mail.", required: true }],
+        answers: [redirect(303, "Verified; to the page after sign-in.")],
+        handler: handler!(account::verify_email_link)),
+    route!(POST "/auth/verify-email", "verifyEmail", "accounts", "Verify an address with its token",
+        access: Public, body: JsonOrForm(schema::<TokenBody>()), query: [],
+        answers: [ok("Verified.", schema::<UserReply>())],
+        handler: handler!(account::verify_email)),
+    route!(POST "/auth/verify-email/send", "sendVerification", "accounts",
+        "Mail a new verification link",
+        access: Session, body: None, query: [],
+        answers: [empty(202, "Sent, unless the address is verified or the mail limit holds it.")],
+        handler: handler!(account::send_verification)),
+    route!(POST "/auth/password-reset", "requestPasswordReset", "accounts",
+        "Mail a password-reset link (answered alike whether the account exists)",
+        access: Public, body: JsonOrForm(schema::<EmailBody>()), query: [],
+        answers: [empty(202, "Accepted.")],
+        handler: handler!(sync account::password_reset)),
+    route!(POST "/auth/password-reset/confirm", "confirmPasswordReset", "accounts",
+        "Set a new password with a reset token; every session ends",
+        access: Public, body: JsonOrForm(schema::<ResetConfirmBody>()), query: [],
+        answers: [ok("The password is set.", schema::<Done>())],
+        handler: handler!(account::password_reset_confirm)),
+    route!(POST "/auth/change-password", "changePassword", "accounts",
+        "Change the password; the other sessions end",
+        access: Session, body: JsonOrForm(schema::<ChangePasswordBody>()), query: [],
+        answers: [with_cookie(ok("Changed; this session goes on under a new id.", schema::<Done>()))],
+        handler: handler!(account::change_password)),
+    route!(POST "/auth/active-org", "setActiveOrg", "organizations",
+        "Choose the session's active organization (or none)",
+        access: Session, body: JsonOrForm(schema::<ActiveOrgBody>()), query: [],
+        answers: [with_cookie(ok("The active organization now.", schema::<ActiveOrgReply>()))],
+        handler: handler!(orgs::set_active_org)),
+    // ---- organizations ----
+    route!(GET "/orgs", "listOrgs", "organizations", "The user's organizations and roles",
+        access: Session, body: None, query: [],
+        answers: [ok("The organizations.", array::<OrgWithRole>())],
+        handler: handler!(orgs::list)),
+    route!(POST "/orgs", "createOrg", "organizations", "Create an organization, owned by the user",
+        access: Session, body: JsonOrForm(schema::<CreateOrgBody>()), query: [],
+        answers: [created("The organization.", schema::<OrgWithRole>())],
+        handler: handler!(orgs::create)),
+    route!(DELETE "/orgs/{org_id}", "deleteOrg", "organizations", "Delete an organization (org:delete)",
+        access: Principal, body: None, query: [],
+        answers: [empty(204, "Deleted.")],
+        handler: handler!(orgs::delete)),
+    route!(GET "/orgs/{org_id}/members", "listMembers", "organizations", "The members",
+        access: Principal, body: None, query: [],
+        answers: [ok("The members.", array::<MemberView>())],
+        handler: handler!(orgs::members)),
+    route!(PATCH "/orgs/{org_id}/members/{user_id}", "changeRole", "organizations",
+        "Change a member's role (members:manage; the last owner stays)",
+        access: Principal, body: JsonOrForm(schema::<RoleBody>()), query: [],
+        answers: [ok("The member now.", schema::<MemberView>())],
+        handler: handler!(orgs::change_role)),
+    route!(DELETE "/orgs/{org_id}/members/{user_id}", "removeMember", "organizations",
+        "Remove a member, or leave (own id, a browser session only)",
+        access: Principal, body: None, query: [],
+        answers: [empty(204, "Removed.")],
+        handler: handler!(orgs::remove_member)),
+    route!(GET "/orgs/{org_id}/invitations", "listInvitations", "organizations",
+        "Pending invitations",
+        access: Principal, body: None, query: [],
+        answers: [ok("Pending invitations.", array::<InvitationView>())],
+        handler: handler!(orgs::pending_invitations)),
+    route!(POST "/orgs/{org_id}/invitations", "invite", "organizations",
+        "Invite someone by email (members:invite)",
+        access: Principal, body: JsonOrForm(schema::<InviteBody>()), query: [],
+        answers: [created("The invitation (the link is mailed).", schema::<InvitationView>())],
+        handler: handler!(orgs::invite)),
+    route!(DELETE "/orgs/{org_id}/invitations/{invitation_id}", "revokeInvitation",
+        "organizations", "Revoke a pending invitation",
+        access: Principal, body: None, query: [],
+        answers: [empty(204, "Revoked.")],
+        handler: handler!(orgs::revoke_invitation)),
+    route!(POST "/orgs/{org_id}/transfer", "transferOwnership", "organizations",
+        "Hand ownership to another member",
+        access: Session, body: JsonOrForm(schema::<TransferBody>()), query: [],
+        answers: [with_cookie(ok("Both memberships after the transfer.", schema::<TransferReply>()))],
+        handler: handler!(orgs::transfer)),
+    route!(POST "/invitations/accept", "acceptInvitation", "organizations",
+        "Accept an invitation; its organization becomes the active one",
+        access: Session, body: JsonOrForm(schema::<TokenBody>()), query: [],
+        answers: [with_cookie(ok("Joined.", schema::<AcceptReply>()))],
+        handler: handler!(orgs::accept_invitation)),
+    // ---- API tokens ----
+    route!(GET "/api/tokens", "listTokens", "api-tokens",
+        "The active organization's tokens (own ones; all with tokens:manage)",
+        access: Session, body: None, query: [],
+        answers: [ok("The tokens' records.", array::<TokenView>())],
+        handler: handler!(tokens::list)),
+    route!(POST "/api/tokens", "createToken", "api-tokens",
+        "Create an API token in the active organization (tokens:create)",
+        access: Session, body: Json(schema::<NewTokenBody>()), query: [],
+        answers: [created("The token, shown once.", schema::<NewTokenReply>())],
+        handler: handler!(tokens::create)),
+    route!(DELETE "/api/tokens/{token_id}", "revokeToken", "api-tokens",
+        "Revoke a token, at once on every instance",
+        access: Session, body: None, query: [],
+        answers: [empty(204, "Revoked.")],
+        handler: handler!(tokens::revoke)),
+    route!(GET "/.well-known/jwks.json", "jwks", "api-tokens",
+        "The public keys that verify API tokens",
+        access: Public, body: None, query: [],
+        answers: [ok("The key set.", schema::<Jwks>())],
+        handler: handler!(sync tokens::jwks)),
+    // ---- providers ----
+    route!(GET "/auth/oauth/{provider}", "startProviderSignIn", "providers",
+        "Sign in with a provider: to the provider",
+        access: Public, body: None, query: [NEXT],
+        answers: [redirect(302, "To the provider (or back to the sign-in page, saying why).")],
+        handler: handler!(oauth::start)),
+    route!(GET "/auth/oauth/{provider}/callback", "providerCallback", "providers",
+        "The provider sends the browser back here",
+        access: Public, body: None,
+        query: [
+            Query { name: "state", description: "The flow's state.", required: false },
+            Query { name: "code", description: "The authorization code.", required: false },
+            Query { name: "error", description: "The provider's error.", required: false }
+        ],
+        answers: [with_cookie(redirect(302, "Signed in or linked; to the page asked for."))],
+        handler: handler!(oauth::callback)),
+    route!(POST "/auth/oauth/{provider}/link", "linkProvider", "providers",
+        "Link a provider to the signed-in user: to the provider",
+        access: Session, body: None, query: [NEXT],
+        answers: [redirect(303, "To the provider.")],
+        handler: handler!(oauth::link)),
+    route!(GET "/auth/providers", "listProviders", "providers",
+        "The providers a user can sign in with (for the sign-in page's buttons)",
+        access: Public, body: None, query: [],
+        answers: [ok("The configured providers.", schema::<ProvidersReply>())],
+        handler: handler!(sync oauth::providers)),
+    route!(GET "/auth/accounts", "listLinkedAccounts", "providers",
+        "The user's linked providers",
+        access: Session, body: None, query: [],
+        answers: [ok("The links.", schema::<AccountsReply>())],
+        handler: handler!(oauth::accounts)),
+    route!(DELETE "/auth/accounts/{provider}", "unlinkProvider", "providers",
+        "Unlink a provider, unless it is the last way to sign in",
+        access: Session, body: None, query: [],
+        answers: [empty(204, "Unlinked.")],
+        handler: handler!(oauth::unlink)),
+];
+
+/// A route's row for `method` on `path` (relative to the base path), with its parameters; or,
+/// when the path is a route's but not with `method`, the methods it has.
+pub(crate) enum Found<'p> {
+    Route(&'static RouteSpec, Params<'p>),
+    MethodNotAllowed(Vec<&'static Method>),
+    NoRoute,
+}
+
+/// Finds the route of `method` on `path`.
+pub(crate) fn find<'p>(method: &Method, path: &'p str) -> Found<'p> {
+    let mut allowed = Vec::new();
+    for route in ROUTES {
+        if let Some(params) = route.match_path(path) {
+            if route.method == *method {
+                return Found::Route(route, params);
+            }
+            if !allowed.contains(&&route.method) {
+                allowed.push(&route.method);
+            }
+        }
+    }
+    if allowed.is_empty() {
+        Found::NoRoute
+    } else {
+        Found::MethodNotAllowed(allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        let route = ROUTES
+            .iter()
+            .find(|r| r.path == "/orgs/{org_id}/members/{user_id}")
+            .expect("a row");
+        let params = route.match_path("/orgs/a/members/b").expect("a match");
+        assert_eq!(params.get("org_id"), Some("a"));
+        assert_eq!(params.get("user_id"), Some("b"));
+        assert!(matches(route.path, "/orgs/a/members/b"));
+        for bad in [
+            "/orgs/a/members/",
+            "/orgs//members/b",
+            "/orgs/a/members/b/c",
+            "/orgs/a/members",
+            "orgs/a/members/b",
+            "/orgs/a/Members/b",
+        ] {
+            assert!(route.match_path(bad).is_none(), "{bad}");
+            assert!(!matches(route.path, bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_table_has_one_row_per_method_and_path_and_unique_operation_ids() {
+        let mut seen = HashSet::new();
+        let mut ids = HashSet::new();
+        for route in ROUTES {
+            assert!(
+                seen.insert((route.method.clone(), route.path)),
+                "{route:?} twice"
+            );
+            assert!(
+                ids.insert(route.operation_id),
+                "{route:?}: operationId twice"
+            );
+            assert!(route.path.starts_with('/') && !route.path.ends_with('/'));
+            let unsafe_method = !matches!(route.method, Method::GET | Method::HEAD);
+            assert!(
+                route.body == BodyKind::None || unsafe_method,
+                "{route:?}: a GET with a body"
+            );
+            assert_eq!(
+                route.body == BodyKind::None,
+                route.body_schema.is_none(),
+                "{route:?}: a body needs its schema"
+            );
+        }
+    }
+
+    #[test]
+    fn no_concrete_path_matches_two_rows_of_one_method() {
+        // Replace each `{name}` by a value and check that only its own row of that method
+        // matches: the order of the table never decides.
+        for route in ROUTES {
+            let concrete = route
+                .path
+                .split('/')
+                .map(|s| if s.starts_with('{') { "x" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            let matching: Vec<_> = ROUTES
+                .iter()
+                .filter(|r| r.method == route.method && r.match_path(&concrete).is_some())
+                .map(|r| r.path)
+                .collect();
+            assert_eq!(matching, [route.path], "{concrete}");
+        }
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_is_405_with_its_methods() {
+        let Found::MethodNotAllowed(methods) = find(&Method::PUT, "/orgs/a/members/b") else {
+            panic!("405 expected");
+        };
+        assert_eq!(methods, [&Method::PATCH, &Method::DELETE]);
+        assert!(matches!(find(&Method::GET, "/auth/nope"), Found::NoRoute));
+        assert!(matches!(
+            find(&Method::GET, "/auth/oauth/google"),
+            Found::Route(r, p) if r.operation_id == "startProviderSignIn" && p.get("provider") == Some("google")
+        ));
+    }
+}
