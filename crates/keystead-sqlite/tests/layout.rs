@@ -88,6 +88,23 @@ async fn names(pool: &SqlitePool, kind: &str) -> Vec<String> {
     .expect("names")
 }
 
+/// `sql` with `prefix` taken off the names it starts (not off `oauth_flows` for `auth_`).
+fn without_prefix(sql: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find(prefix) {
+        let starts_a_name = !rest[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        out.push_str(&rest[..at]);
+        out.push_str(if starts_a_name { "P_" } else { prefix });
+        rest = &rest[at + prefix.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Every table, index and trigger of `prefix`, as SQLite keeps their statements (quotes and
 /// the prefix taken out): two layouts made the same way describe the same.
 async fn layout_of(pool: &SqlitePool, prefix: &str) -> Vec<String> {
@@ -100,7 +117,7 @@ async fn layout_of(pool: &SqlitePool, prefix: &str) -> Vec<String> {
     .expect("layout");
     let mut layout: Vec<String> = statements
         .into_iter()
-        .map(|sql| sql.replace('"', "").replace(prefix, "P_"))
+        .map(|sql| without_prefix(&sql.replace('"', ""), prefix))
         .collect();
     layout.sort();
     layout
@@ -265,7 +282,8 @@ async fn fill_old_layout(pool: &SqlitePool) -> (String, String) {
     let user = Uuid::now_v7().to_string();
     let org = Uuid::now_v7().to_string();
     let at = 1_700_000_000_000_000_i64;
-    let later = i64::MAX / 2;
+    let later = i64::try_from((now() + time::Duration::days(1)).unix_timestamp_nanos() / 1_000)
+        .expect("in range");
     sqlx::query("INSERT INTO users (id, email, created_at) VALUES (?1, 'old@example.com', ?2)")
         .bind(&user)
         .bind(at)
