@@ -8,7 +8,7 @@
 --
 -- Times are `timestamptz` (microsecond precision), ids are UUID v7 made by the application.
 
-CREATE TABLE users (
+CREATE TABLE {t}users (
     id                uuid        PRIMARY KEY,
     email             text        NOT NULL,
     name              text,
@@ -19,18 +19,18 @@ CREATE TABLE users (
 
 -- The application normalizes emails to lower case; this index makes case-insensitive
 -- uniqueness a guarantee of the schema, even for rows written by other tools.
-CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email));
+CREATE UNIQUE INDEX users_email_lower_key ON {t}users (lower(email));
 
-CREATE TABLE password_credentials (
-    user_id    uuid        PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+CREATE TABLE {t}password_credentials (
+    user_id    uuid        PRIMARY KEY REFERENCES {t}users (id) ON DELETE CASCADE,
     hash       text        NOT NULL,
     updated_at timestamptz NOT NULL,
     CONSTRAINT password_credentials_hash_check CHECK (hash <> '')
 );
 
-CREATE TABLE external_accounts (
+CREATE TABLE {t}external_accounts (
     id             uuid        PRIMARY KEY,
-    user_id        uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id        uuid        NOT NULL REFERENCES {t}users (id) ON DELETE CASCADE,
     provider       text        NOT NULL,
     issuer         text        NOT NULL,
     subject        text        NOT NULL,
@@ -41,9 +41,9 @@ CREATE TABLE external_accounts (
     CONSTRAINT external_accounts_issuer_subject_key UNIQUE (issuer, subject)
 );
 
-CREATE INDEX external_accounts_user_id_idx ON external_accounts (user_id, created_at);
+CREATE INDEX external_accounts_user_id_idx ON {t}external_accounts (user_id, created_at);
 
-CREATE TABLE organizations (
+CREATE TABLE {t}organizations (
     id         uuid        PRIMARY KEY,
     name       text        NOT NULL,
     slug       text        NOT NULL,
@@ -52,9 +52,9 @@ CREATE TABLE organizations (
     CONSTRAINT organizations_slug_check CHECK (slug <> '')
 );
 
-CREATE TABLE memberships (
-    org_id    uuid        NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
-    user_id   uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+CREATE TABLE {t}memberships (
+    org_id    uuid        NOT NULL REFERENCES {t}organizations (id) ON DELETE CASCADE,
+    user_id   uuid        NOT NULL REFERENCES {t}users (id) ON DELETE CASCADE,
     role      text        NOT NULL,
     joined_at timestamptz NOT NULL,
     CONSTRAINT memberships_pkey PRIMARY KEY (org_id, user_id),
@@ -63,18 +63,18 @@ CREATE TABLE memberships (
 
 -- The user's organizations; and (partial) the owners of an organization, counted by the
 -- last-owner rule.
-CREATE INDEX memberships_user_id_idx ON memberships (user_id, joined_at);
-CREATE INDEX memberships_owners_idx ON memberships (org_id) WHERE role = 'owner';
+CREATE INDEX memberships_user_id_idx ON {t}memberships (user_id, joined_at);
+CREATE INDEX memberships_owners_idx ON {t}memberships (org_id) WHERE role = 'owner';
 
-CREATE TABLE sessions (
+CREATE TABLE {t}sessions (
     id                  uuid        PRIMARY KEY,
     token_hash          bytea       NOT NULL,
-    user_id             uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id             uuid        NOT NULL REFERENCES {t}users (id) ON DELETE CASCADE,
     created_at          timestamptz NOT NULL,
     last_seen_at        timestamptz NOT NULL,
     expires_at          timestamptz NOT NULL,
     absolute_expires_at timestamptz NOT NULL,
-    active_org_id       uuid        REFERENCES organizations (id) ON DELETE SET NULL,
+    active_org_id       uuid        REFERENCES {t}organizations (id) ON DELETE SET NULL,
     user_agent          text,
     ip                  text,
     CONSTRAINT sessions_token_hash_key UNIQUE (token_hash),
@@ -82,24 +82,24 @@ CREATE TABLE sessions (
 );
 
 -- Session by token hash is served by sessions_token_hash_key.
-CREATE INDEX sessions_user_id_idx ON sessions (user_id, created_at DESC);
-CREATE INDEX sessions_active_org_id_idx ON sessions (active_org_id) WHERE active_org_id IS NOT NULL;
-CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
-CREATE INDEX sessions_absolute_expires_at_idx ON sessions (absolute_expires_at);
+CREATE INDEX sessions_user_id_idx ON {t}sessions (user_id, created_at DESC);
+CREATE INDEX sessions_active_org_id_idx ON {t}sessions (active_org_id) WHERE active_org_id IS NOT NULL;
+CREATE INDEX sessions_expires_at_idx ON {t}sessions (expires_at);
+CREATE INDEX sessions_absolute_expires_at_idx ON {t}sessions (absolute_expires_at);
 
-CREATE TABLE invitations (
+CREATE TABLE {t}invitations (
     id          uuid        PRIMARY KEY,
-    org_id      uuid        NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    org_id      uuid        NOT NULL REFERENCES {t}organizations (id) ON DELETE CASCADE,
     email       text        NOT NULL,
     role        text        NOT NULL,
     token_hash  bytea       NOT NULL,
     -- An invitation made by a user who is deleted goes with them (it can no longer be
     -- attributed, so it must not be accepted).
-    invited_by  uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    invited_by  uuid        NOT NULL REFERENCES {t}users (id) ON DELETE CASCADE,
     created_at  timestamptz NOT NULL,
     expires_at  timestamptz NOT NULL,
     accepted_at timestamptz,
-    accepted_by uuid        REFERENCES users (id) ON DELETE SET NULL,
+    accepted_by uuid        REFERENCES {t}users (id) ON DELETE SET NULL,
     revoked_at  timestamptz,
     CONSTRAINT invitations_token_hash_key UNIQUE (token_hash),
     CONSTRAINT invitations_token_hash_check CHECK (octet_length(token_hash) = 32),
@@ -108,14 +108,14 @@ CREATE TABLE invitations (
 );
 
 -- Invitation by token hash is served by invitations_token_hash_key.
-CREATE INDEX invitations_org_id_idx ON invitations (org_id, created_at DESC);
-CREATE INDEX invitations_invited_by_idx ON invitations (invited_by);
-CREATE INDEX invitations_accepted_by_idx ON invitations (accepted_by) WHERE accepted_by IS NOT NULL;
+CREATE INDEX invitations_org_id_idx ON {t}invitations (org_id, created_at DESC);
+CREATE INDEX invitations_invited_by_idx ON {t}invitations (invited_by);
+CREATE INDEX invitations_accepted_by_idx ON {t}invitations (accepted_by) WHERE accepted_by IS NOT NULL;
 
-CREATE TABLE one_time_tokens (
+CREATE TABLE {t}one_time_tokens (
     id         uuid        PRIMARY KEY,
     purpose    text        NOT NULL,
-    user_id    uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    user_id    uuid        NOT NULL REFERENCES {t}users (id) ON DELETE CASCADE,
     token_hash bytea       NOT NULL,
     email      text,
     created_at timestamptz NOT NULL,
@@ -128,14 +128,14 @@ CREATE TABLE one_time_tokens (
 );
 
 -- One-time token by hash is served by one_time_tokens_token_hash_key.
-CREATE INDEX one_time_tokens_user_id_purpose_idx ON one_time_tokens (user_id, purpose);
-CREATE INDEX one_time_tokens_expires_at_idx ON one_time_tokens (expires_at);
+CREATE INDEX one_time_tokens_user_id_purpose_idx ON {t}one_time_tokens (user_id, purpose);
+CREATE INDEX one_time_tokens_expires_at_idx ON {t}one_time_tokens (expires_at);
 
-CREATE TABLE api_tokens (
+CREATE TABLE {t}api_tokens (
     id           uuid        PRIMARY KEY,
     name         text        NOT NULL,
-    user_id      uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    org_id       uuid        NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    user_id      uuid        NOT NULL REFERENCES {t}users (id) ON DELETE CASCADE,
+    org_id       uuid        NOT NULL REFERENCES {t}organizations (id) ON DELETE CASCADE,
     scopes       text[]      NOT NULL DEFAULT '{}',
     -- Who created the token: a record of history, like an audit actor. No foreign key, so that
     -- deleting the creator neither deletes another member's token record (and with it the
@@ -148,25 +148,25 @@ CREATE TABLE api_tokens (
     CONSTRAINT api_tokens_scopes_check CHECK (array_position(scopes, NULL) IS NULL)
 );
 
-CREATE INDEX api_tokens_org_id_idx ON api_tokens (org_id, created_at DESC);
-CREATE INDEX api_tokens_user_id_idx ON api_tokens (user_id);
+CREATE INDEX api_tokens_org_id_idx ON {t}api_tokens (org_id, created_at DESC);
+CREATE INDEX api_tokens_user_id_idx ON {t}api_tokens (user_id);
 -- The revocation list: revoked tokens not yet expired.
-CREATE INDEX api_tokens_revoked_idx ON api_tokens (expires_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX api_tokens_revoked_idx ON {t}api_tokens (expires_at) WHERE revoked_at IS NOT NULL;
 
-CREATE TABLE audit_events (
+CREATE TABLE {t}audit_events (
     id         uuid        PRIMARY KEY,
     at         timestamptz NOT NULL,
     kind       text        NOT NULL,
-    actor_id   uuid        REFERENCES users (id) ON DELETE SET NULL,
-    user_id    uuid        REFERENCES users (id) ON DELETE SET NULL,
-    org_id     uuid        REFERENCES organizations (id) ON DELETE SET NULL,
+    actor_id   uuid        REFERENCES {t}users (id) ON DELETE SET NULL,
+    user_id    uuid        REFERENCES {t}users (id) ON DELETE SET NULL,
+    org_id     uuid        REFERENCES {t}organizations (id) ON DELETE SET NULL,
     ip         text,
     user_agent text,
     data       jsonb       NOT NULL DEFAULT '{}'::jsonb,
     CONSTRAINT audit_events_kind_check CHECK (kind <> '')
 );
 
-CREATE INDEX audit_events_at_idx ON audit_events (at DESC, id DESC);
-CREATE INDEX audit_events_user_id_idx ON audit_events (user_id, at DESC) WHERE user_id IS NOT NULL;
-CREATE INDEX audit_events_actor_id_idx ON audit_events (actor_id, at DESC) WHERE actor_id IS NOT NULL;
-CREATE INDEX audit_events_org_id_idx ON audit_events (org_id, at DESC) WHERE org_id IS NOT NULL;
+CREATE INDEX audit_events_at_idx ON {t}audit_events (at DESC, id DESC);
+CREATE INDEX audit_events_user_id_idx ON {t}audit_events (user_id, at DESC) WHERE user_id IS NOT NULL;
+CREATE INDEX audit_events_actor_id_idx ON {t}audit_events (actor_id, at DESC) WHERE actor_id IS NOT NULL;
+CREATE INDEX audit_events_org_id_idx ON {t}audit_events (org_id, at DESC) WHERE org_id IS NOT NULL;

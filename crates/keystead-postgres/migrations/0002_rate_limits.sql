@@ -2,10 +2,10 @@
 -- arrival time (GCRA). Keys are SHA-256 hashes made by the application, so no email or client
 -- address is stored. A row with tat <= now is idle (the same as no row) and may be swept.
 
-CREATE TABLE rate_limits (
+CREATE TABLE {t}rate_limits (
     key bytea       PRIMARY KEY,
     tat timestamptz NOT NULL,
     CONSTRAINT rate_limits_key_check CHECK (octet_length(key) = 32)
 );
 
-CREATE INDEX rate_limits_tat_idx ON rate_limits (tat);
+CREATE INDEX rate_limits_tat_idx ON {t}rate_limits (tat);

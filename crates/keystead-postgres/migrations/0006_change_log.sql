@@ -4,17 +4,17 @@
 --
 -- The version row is updated in the transaction that appends an entry: its row lock makes
 -- versions follow commit order without gaps (a sequence would not).
-CREATE TABLE change_version (
+CREATE TABLE {t}change_version (
     id      smallint PRIMARY KEY CHECK (id = 1),
     version bigint   NOT NULL CHECK (version >= 0)
 );
 
-INSERT INTO change_version (id, version) VALUES (1, 0);
+INSERT INTO {t}change_version (id, version) VALUES (1, 0);
 
-CREATE TABLE change_log (
+CREATE TABLE {t}change_log (
     version bigint      PRIMARY KEY CHECK (version > 0),
     payload text        NOT NULL CHECK (payload <> ''),
     at      timestamptz NOT NULL
 );
 
-CREATE INDEX change_log_at_idx ON change_log (at);
+CREATE INDEX change_log_at_idx ON {t}change_log (at);

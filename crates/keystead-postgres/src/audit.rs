@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use keystead_core::{AuditEvent, AuditQuery, AuditStore, OrgId, StoreError, StoreResult, UserId};
 
 use crate::PostgresStore;
-use crate::error::map_sqlx;
+use crate::error::map_sqlx_error;
 use crate::rows::{self, audit_event_columns};
 
 /// Most events one query returns.
@@ -15,13 +15,12 @@ impl PostgresStore {
         // The references are foreign keys that deletion clears (ON DELETE SET NULL). An event
         // about a user or organization that is already gone (recorded after the deletion) is
         // kept the same way: with the reference cleared, instead of refusing to log it.
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, actor_id, user_id, org_id, ip, user_agent, data) \
+        sqlx::query(self.sql("INSERT INTO {t}audit_events (id, at, kind, actor_id, user_id, org_id, ip, user_agent, data) \
              VALUES ($1, $2, $3, \
-                     (SELECT id FROM users WHERE id = $4), \
-                     (SELECT id FROM users WHERE id = $5), \
-                     (SELECT id FROM organizations WHERE id = $6), \
-                     $7, $8, $9::jsonb)",
+                     (SELECT id FROM {t}users WHERE id = $4), \
+                     (SELECT id FROM {t}users WHERE id = $5), \
+                     (SELECT id FROM {t}organizations WHERE id = $6), \
+                     $7, $8, $9::jsonb)"),
         )
         .bind(event.id.into_uuid())
         .bind(event.at)
@@ -34,7 +33,7 @@ impl PostgresStore {
         .bind(data)
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(())
     }
 }
@@ -53,24 +52,24 @@ impl AuditStore for PostgresStore {
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         let limit = i64::from(query.limit.min(MAX_LIMIT));
-        let found = sqlx::query(concat!(
+        let found = sqlx::query(self.sql(concat!(
             "SELECT ",
             audit_event_columns!(),
-            " FROM audit_events \
+            " FROM {t}audit_events \
              WHERE ($1::uuid IS NULL OR user_id = $1 OR actor_id = $1) \
                AND ($2::uuid IS NULL OR org_id = $2) \
                AND ($3::uuid IS NULL \
-                    OR (at, id) < (SELECT b.at, b.id FROM audit_events b WHERE b.id = $3)) \
+                    OR (at, id) < (SELECT b.at, b.id FROM {t}audit_events b WHERE b.id = $3)) \
              ORDER BY at DESC, id DESC \
              LIMIT $4"
-        ))
+        )))
         .bind(query.user_id.map(UserId::into_uuid))
         .bind(query.org_id.map(OrgId::into_uuid))
         .bind(query.before.map(keystead_core::AuditEventId::into_uuid))
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         rows::all(&found, rows::audit_event)
     }
 }

@@ -23,7 +23,7 @@ const MAX_RETRIES: u32 = 4;
 ///   cannot serve us (classes `08`, `53`, `57P0x`) → [`StoreError::Unavailable`];
 /// - anything else → [`StoreError::Backend`] (the sqlx error is kept as the source, for logs;
 ///   it never reaches a client).
-pub(crate) fn map_sqlx(err: sqlx::Error) -> StoreError {
+pub(crate) fn map_sqlx_error(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) => {
             let code = db.code();
@@ -44,14 +44,6 @@ pub(crate) fn map_sqlx(err: sqlx::Error) -> StoreError {
         | sqlx::Error::WorkerCrashed => StoreError::unavailable(err),
         sqlx::Error::RowNotFound => StoreError::NotFound,
         _ => StoreError::backend(err),
-    }
-}
-
-/// Converts a migration error.
-pub(crate) fn map_migrate(err: sqlx::migrate::MigrateError) -> StoreError {
-    match err {
-        sqlx::migrate::MigrateError::Execute(e) => map_sqlx(e),
-        other => StoreError::backend(other),
     }
 }
 
@@ -149,20 +141,20 @@ mod tests {
     #[test]
     fn connection_problems_are_unavailable() {
         assert!(matches!(
-            map_sqlx(sqlx::Error::PoolTimedOut),
+            map_sqlx_error(sqlx::Error::PoolTimedOut),
             StoreError::Unavailable(_)
         ));
         assert!(matches!(
-            map_sqlx(sqlx::Error::PoolClosed),
+            map_sqlx_error(sqlx::Error::PoolClosed),
             StoreError::Unavailable(_)
         ));
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert!(matches!(
-            map_sqlx(sqlx::Error::Io(io)),
+            map_sqlx_error(sqlx::Error::Io(io)),
             StoreError::Unavailable(_)
         ));
         assert!(matches!(
-            map_sqlx(sqlx::Error::Protocol("garbage".to_owned())),
+            map_sqlx_error(sqlx::Error::Protocol("garbage".to_owned())),
             StoreError::Backend(_)
         ));
         assert!(is_unavailable_sqlstate("08006"));
@@ -176,6 +168,6 @@ mod tests {
     fn only_backend_errors_of_a_lost_race_are_retried() {
         assert!(!is_retryable(&StoreError::NotFound));
         assert!(!is_retryable(&StoreError::corrupt("bad row")));
-        assert!(!is_retryable(&map_sqlx(sqlx::Error::PoolTimedOut)));
+        assert!(!is_retryable(&map_sqlx_error(sqlx::Error::PoolTimedOut)));
     }
 }

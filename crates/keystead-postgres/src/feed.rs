@@ -14,12 +14,22 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions
 use tokio::sync::broadcast;
 
 use crate::error;
+use crate::sql::Schema;
 
-/// The channel changes are published on: the payload is the JSON of a [`Change`].
-pub const CHANGE_CHANNEL: &str = "authkit_changes";
+/// The channel the changes of the stores in `schema` are published on
+/// (`keystead_changes.<schema>`): the payload is the JSON of a [`Change`]. Stores in other
+/// schemas of the database publish and listen on channels of their own.
+#[must_use]
+pub fn change_channel(schema: &Schema) -> String {
+    format!("keystead_changes.{schema}")
+}
 
-/// The channel of the feed's liveness pings (empty payloads), kept apart from the changes.
-pub const PING_CHANNEL: &str = "authkit_changes_ping";
+/// The channel of the feed's liveness pings (empty payloads) in `schema`
+/// (`keystead_ping.<schema>`), kept apart from the changes.
+#[must_use]
+pub fn ping_channel(schema: &Schema) -> String {
+    format!("keystead_ping.{schema}")
+}
 
 /// The first wait before connecting again after a failed attempt; it doubles up to
 /// [`ChangeFeedOptions::max_backoff`].
@@ -40,6 +50,11 @@ pub struct ChangeFeedOptions {
     /// The `application_name` of the feed's own connections, to tell them apart in
     /// `pg_stat_activity` (default `authkit-change-feed`).
     pub application_name: String,
+    /// The schema of the store whose changes the feed carries (default
+    /// [`DEFAULT_SCHEMA`](crate::DEFAULT_SCHEMA)): it publishes and listens on that schema's
+    /// channels ([`change_channel`], [`ping_channel`]). The store's default feed has the
+    /// store's schema.
+    pub schema: Schema,
 }
 
 impl Default for ChangeFeedOptions {
@@ -48,6 +63,7 @@ impl Default for ChangeFeedOptions {
             ping_interval: Duration::from_millis(250),
             max_backoff: Duration::from_secs(2),
             application_name: "authkit-change-feed".to_owned(),
+            schema: Schema::default(),
         }
     }
 }
@@ -67,6 +83,13 @@ impl ChangeFeedOptions {
         self
     }
 
+    /// Sets [`ChangeFeedOptions::schema`].
+    #[must_use]
+    pub fn with_schema(mut self, schema: Schema) -> Self {
+        self.schema = schema;
+        self
+    }
+
     /// Sets [`ChangeFeedOptions::application_name`].
     #[must_use]
     pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
@@ -78,8 +101,8 @@ impl ChangeFeedOptions {
 /// The change feed of several app instances on one Postgres database.
 ///
 /// Every instance starts one on its pool and passes it to `AuthBuilder::change_feed`.
-/// [`publish`](ChangeFeed::publish) runs `SELECT pg_notify('authkit_changes', <JSON>)` on the
-/// pool; a task of the feed `LISTEN`s on a connection of its own (not one of the pool's) and
+/// [`publish`](ChangeFeed::publish) runs `SELECT pg_notify('keystead_changes.<schema>', <JSON>)`
+/// on the pool; a task of the feed `LISTEN`s on a connection of its own (not one of the pool's) and
 /// delivers each change to the subscribers of this instance, the publisher's included.
 ///
 /// ## Health
@@ -92,7 +115,7 @@ impl ChangeFeedOptions {
 ///   dropped and the revocation list reloaded) and is healthy again;
 /// - a connection that died silently (no reset ever arrives) is caught by pings: every
 ///   [`ChangeFeedOptions::ping_interval`] the feed sends an empty notification on
-///   [`PING_CHANNEL`] (from a second connection of its own, so that a busy app pool does not
+///   [`ping_channel`] (from a second connection of its own, so that a busy app pool does not
 ///   delay it). Any notification received (ping or change, from any instance) proves the
 ///   listening connection alive; after two intervals without one the feed is unhealthy, after
 ///   four it drops the connection and makes a new one (with a `Resync`).
@@ -148,7 +171,9 @@ impl PostgresChangeFeed {
         let connect = (*pool.connect_options())
             .clone()
             .application_name(&options.application_name);
-        let listener = listen(&connect).await.map_err(error::map_sqlx)?;
+        let listener = listen(&connect, &options.schema)
+            .await
+            .map_err(error::map_sqlx_error)?;
         let ping_pool = ping_pool(&connect, &options);
         let silence_limit = options.ping_interval * 2;
         let state = Arc::new(State {
@@ -156,6 +181,8 @@ impl PostgresChangeFeed {
             connected: AtomicBool::new(true),
             last_alive_ms: AtomicI64::new(now_ms()),
             silence_limit_ms: i64::try_from(silence_limit.as_millis()).unwrap_or(i64::MAX),
+            change_channel: change_channel(&options.schema),
+            ping_channel: ping_channel(&options.schema),
         });
         let task = tokio::spawn(run(
             state.clone(),
@@ -188,6 +215,8 @@ impl PostgresChangeFeed {
             last_alive_ms: AtomicI64::new(now_ms()),
             silence_limit_ms: i64::try_from((options.ping_interval * 2).as_millis())
                 .unwrap_or(i64::MAX),
+            change_channel: change_channel(&options.schema),
+            ping_channel: ping_channel(&options.schema),
         });
         let task = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -218,11 +247,11 @@ impl ChangeFeed for PostgresChangeFeed {
             AuthError::new(ErrorCode::Internal)
         })?;
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANGE_CHANNEL)
+            .bind(&self.state.change_channel)
             .bind(payload)
             .execute(&self.pool)
             .await
-            .map_err(error::map_sqlx)?;
+            .map_err(error::map_sqlx_error)?;
         Ok(())
     }
 
@@ -249,6 +278,10 @@ struct State {
     last_alive_ms: AtomicI64,
     /// Silence longer than this makes the feed unhealthy.
     silence_limit_ms: i64,
+    /// The channel of the changes ([`change_channel`]).
+    change_channel: String,
+    /// The channel of the pings ([`ping_channel`]).
+    ping_channel: String,
 }
 
 impl State {
@@ -259,7 +292,7 @@ impl State {
 
     fn received(&self, notification: &PgNotification) {
         self.last_alive_ms.store(now_ms(), Ordering::Release);
-        if notification.channel() != CHANGE_CHANNEL {
+        if notification.channel() != self.change_channel {
             return;
         }
         match serde_json::from_str::<Change>(notification.payload()) {
@@ -302,7 +335,7 @@ fn ping_pool(connect: &PgConnectOptions, options: &ChangeFeedOptions) -> PgPool 
 }
 
 /// A listener on the feed's channels, on a pool of its own.
-async fn listen(connect: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+async fn listen(connect: &PgConnectOptions, schema: &Schema) -> Result<PgListener, sqlx::Error> {
     // Two slots: a dead connection being closed must not block the next one.
     let pool = PgPoolOptions::new()
         .max_connections(2)
@@ -313,7 +346,12 @@ async fn listen(connect: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
         .connect_lazy_with(connect.clone());
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.ignore_pool_close_event(true);
-    listener.listen_all([CHANGE_CHANNEL, PING_CHANNEL]).await?;
+    listener
+        .listen_all([
+            change_channel(schema).as_str(),
+            ping_channel(schema).as_str(),
+        ])
+        .await?;
     Ok(listener)
 }
 
@@ -331,7 +369,7 @@ async fn run(
         loop {
             ticker.tick().await;
             let ping = sqlx::query("SELECT pg_notify($1, '')")
-                .bind(PING_CHANNEL)
+                .bind(&state.ping_channel)
                 .execute(&ping_pool);
             match tokio::time::timeout(options.ping_interval * 2, ping).await {
                 Ok(Ok(_)) => {}
@@ -347,7 +385,7 @@ async fn run(
         loop {
             let mut listener = match next.take() {
                 Some(listener) => listener,
-                None => match listen(&connect).await {
+                None => match listen(&connect, &options.schema).await {
                     Ok(listener) => {
                         backoff = INITIAL_BACKOFF;
                         state.recovered();

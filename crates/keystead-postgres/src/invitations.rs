@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::PostgresStore;
-use crate::error::{map_sqlx, retrying};
+use crate::error::{map_sqlx_error, retrying};
 use crate::rows::{self, invitation_columns, membership_columns};
 
 impl PostgresStore {
@@ -20,41 +20,41 @@ impl PostgresStore {
         user_id: UserId,
         now: OffsetDateTime,
     ) -> StoreResult<Membership> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
         // The claim: of concurrent accepts, the first UPDATE takes the row lock; the others
         // wait, re-check the WHERE against the accepted row and match nothing. If the winner
         // rolls back (say, a membership conflict), the next one gets it.
-        let claimed = sqlx::query(
-            "UPDATE invitations SET accepted_at = $3, accepted_by = $2 \
+        let claimed = sqlx::query(self.sql(
+            "UPDATE {t}invitations SET accepted_at = $3, accepted_by = $2 \
              WHERE token_hash = $1 AND accepted_at IS NULL AND revoked_at IS NULL \
                AND expires_at > $3 \
              RETURNING org_id, role",
-        )
+        ))
         .bind(&hash.as_bytes()[..])
         .bind(user_id.into_uuid())
         .bind(now)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .ok_or(StoreError::NotFound)?;
-        let org_id: Uuid = claimed.try_get("org_id").map_err(map_sqlx)?;
-        let role: String = claimed.try_get("role").map_err(map_sqlx)?;
+        let org_id: Uuid = claimed.try_get("org_id").map_err(map_sqlx_error)?;
+        let role: String = claimed.try_get("role").map_err(map_sqlx_error)?;
         // A member already: Conflict::Membership, and the rollback (dropping `tx`) leaves the
         // invitation pending.
-        let row = sqlx::query(concat!(
-            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
+        let row = sqlx::query(self.sql(concat!(
+            "INSERT INTO {t}memberships (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
              RETURNING ",
             membership_columns!()
-        ))
+        )))
         .bind(org_id)
         .bind(user_id.into_uuid())
         .bind(role)
         .bind(now)
         .fetch_one(&mut *tx)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         let membership = rows::membership(&row)?;
-        tx.commit().await.map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx_error)?;
         Ok(membership)
     }
 }
@@ -62,10 +62,9 @@ impl PostgresStore {
 #[async_trait]
 impl InvitationStore for PostgresStore {
     async fn create_invitation(&self, invitation: &Invitation) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, created_at, \
+        sqlx::query(self.sql("INSERT INTO {t}invitations (id, org_id, email, role, token_hash, invited_by, created_at, \
              expires_at, accepted_at, accepted_by, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
         )
         .bind(invitation.id.into_uuid())
         .bind(invitation.org_id.into_uuid())
@@ -80,35 +79,35 @@ impl InvitationStore for PostgresStore {
         .bind(invitation.revoked_at)
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(())
     }
 
     async fn invitation(&self, id: InvitationId) -> StoreResult<Option<Invitation>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             invitation_columns!(),
-            " FROM invitations WHERE id = $1"
-        ))
+            " FROM {t}invitations WHERE id = $1"
+        )))
         .bind(id.into_uuid())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::invitation)
         .transpose()
     }
 
     async fn invitation_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Invitation>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             invitation_columns!(),
-            " FROM invitations WHERE token_hash = $1"
-        ))
+            " FROM {t}invitations WHERE token_hash = $1"
+        )))
         .bind(&hash.as_bytes()[..])
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::invitation)
         .transpose()
@@ -119,18 +118,18 @@ impl InvitationStore for PostgresStore {
         org_id: OrgId,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Invitation>> {
-        let found = sqlx::query(concat!(
+        let found = sqlx::query(self.sql(concat!(
             "SELECT ",
             invitation_columns!(),
-            " FROM invitations \
+            " FROM {t}invitations \
              WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
              ORDER BY created_at DESC, id DESC"
-        ))
+        )))
         .bind(org_id.into_uuid())
         .bind(now)
         .fetch_all(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         rows::all(&found, rows::invitation)
     }
 
@@ -140,17 +139,17 @@ impl InvitationStore for PostgresStore {
         id: InvitationId,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE invitations SET revoked_at = $3 \
+        let done = sqlx::query(self.sql(
+            "UPDATE {t}invitations SET revoked_at = $3 \
              WHERE id = $2 AND org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL \
                AND expires_at > $3",
-        )
+        ))
         .bind(org_id.into_uuid())
         .bind(id.into_uuid())
         .bind(at)
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -14,51 +14,59 @@ use keystead_core::{
 use sqlx::PgConnection;
 
 use crate::PostgresStore;
-use crate::error::{map_sqlx, retrying};
+use crate::error::{map_sqlx_error, retrying};
 use crate::rows::{self, membership_columns, organization_columns, user_columns_u};
+use crate::sql::Tables;
 use crate::users::ensure_other_owners;
 
 /// Locks the organization row; [`StoreError::NotFound`] when there is none.
-async fn lock_org(conn: &mut PgConnection, org_id: OrgId) -> StoreResult<()> {
-    sqlx::query("SELECT id FROM organizations WHERE id = $1 FOR UPDATE")
+async fn lock_org(tables: &Tables, conn: &mut PgConnection, org_id: OrgId) -> StoreResult<()> {
+    sqlx::query(tables.sql("SELECT id FROM {t}organizations WHERE id = $1 FOR UPDATE"))
         .bind(org_id.into_uuid())
         .fetch_optional(conn)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .map(|_| ())
         .ok_or(StoreError::NotFound)
 }
 
 /// The member's role; [`StoreError::NotFound`] for a non-member.
-async fn role_of(conn: &mut PgConnection, org_id: OrgId, user_id: UserId) -> StoreResult<Role> {
-    let role: Option<String> =
-        sqlx::query_scalar("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id.into_uuid())
-            .bind(user_id.into_uuid())
-            .fetch_optional(conn)
-            .await
-            .map_err(map_sqlx)?;
+async fn role_of(
+    tables: &Tables,
+    conn: &mut PgConnection,
+    org_id: OrgId,
+    user_id: UserId,
+) -> StoreResult<Role> {
+    let role: Option<String> = sqlx::query_scalar(
+        tables.sql("SELECT role FROM {t}memberships WHERE org_id = $1 AND user_id = $2"),
+    )
+    .bind(org_id.into_uuid())
+    .bind(user_id.into_uuid())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx_error)?;
     let role = role.ok_or(StoreError::NotFound)?;
     Role::new(role).map_err(|_| StoreError::corrupt("invalid role name in memberships.role"))
 }
 
 /// Sets a member's role and returns the membership.
 async fn set_role(
+    tables: &Tables,
     conn: &mut PgConnection,
     org_id: OrgId,
     user_id: UserId,
     role: &Role,
 ) -> StoreResult<Membership> {
-    sqlx::query(concat!(
-        "UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2 RETURNING ",
+    sqlx::query(tables.sql(concat!(
+        "UPDATE {t}memberships SET role = $3 WHERE org_id = $1 AND user_id = $2 RETURNING ",
         membership_columns!()
-    ))
+    )))
     .bind(org_id.into_uuid())
     .bind(user_id.into_uuid())
     .bind(role.as_str())
     .fetch_optional(conn)
     .await
-    .map_err(map_sqlx)?
+    .map_err(map_sqlx_error)?
     .as_ref()
     .map_or(Err(StoreError::NotFound), rows::membership)
 }
@@ -69,31 +77,31 @@ impl PostgresStore {
         org: &Organization,
         owner: UserId,
     ) -> StoreResult<Membership> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        sqlx::query(
-            "INSERT INTO organizations (id, name, slug, created_at) VALUES ($1, $2, $3, $4)",
-        )
+        let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
+        sqlx::query(self.sql(
+            "INSERT INTO {t}organizations (id, name, slug, created_at) VALUES ($1, $2, $3, $4)",
+        ))
         .bind(org.id.into_uuid())
         .bind(org.name.as_str())
         .bind(org.slug.as_str())
         .bind(org.created_at)
         .execute(&mut *tx)
         .await
-        .map_err(map_sqlx)?;
-        let row = sqlx::query(concat!(
-            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
+        .map_err(map_sqlx_error)?;
+        let row = sqlx::query(self.sql(concat!(
+            "INSERT INTO {t}memberships (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
              RETURNING ",
             membership_columns!()
-        ))
+        )))
         .bind(org.id.into_uuid())
         .bind(owner.into_uuid())
         .bind(Role::OWNER.as_str())
         .bind(org.created_at)
         .fetch_one(&mut *tx)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         let membership = rows::membership(&row)?;
-        tx.commit().await.map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx_error)?;
         Ok(membership)
     }
 
@@ -104,19 +112,19 @@ impl PostgresStore {
         expected: Option<&Role>,
         role: &Role,
     ) -> StoreResult<Membership> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        lock_org(&mut tx, org_id).await?;
-        let current = role_of(&mut tx, org_id, user_id).await?;
+        let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
+        lock_org(&self.tables, &mut tx, org_id).await?;
+        let current = role_of(&self.tables, &mut tx, org_id, user_id).await?;
         if let Some(expected) = expected
             && *expected != current
         {
             return Err(StoreError::RoleChanged { current });
         }
         if current.is_owner() && !role.is_owner() {
-            ensure_other_owners(&mut tx, &[org_id.into_uuid()], user_id).await?;
+            ensure_other_owners(&self.tables, &mut tx, &[org_id.into_uuid()], user_id).await?;
         }
-        let membership = set_role(&mut tx, org_id, user_id, role).await?;
-        tx.commit().await.map_err(map_sqlx)?;
+        let membership = set_role(&self.tables, &mut tx, org_id, user_id, role).await?;
+        tx.commit().await.map_err(map_sqlx_error)?;
         Ok(membership)
     }
 
@@ -126,24 +134,24 @@ impl PostgresStore {
         user_id: UserId,
         expected: Option<&Role>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        lock_org(&mut tx, org_id).await?;
-        let current = role_of(&mut tx, org_id, user_id).await?;
+        let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
+        lock_org(&self.tables, &mut tx, org_id).await?;
+        let current = role_of(&self.tables, &mut tx, org_id, user_id).await?;
         if let Some(expected) = expected
             && *expected != current
         {
             return Err(StoreError::RoleChanged { current });
         }
         if current.is_owner() {
-            ensure_other_owners(&mut tx, &[org_id.into_uuid()], user_id).await?;
+            ensure_other_owners(&self.tables, &mut tx, &[org_id.into_uuid()], user_id).await?;
         }
-        sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+        sqlx::query(self.sql("DELETE FROM {t}memberships WHERE org_id = $1 AND user_id = $2"))
             .bind(org_id.into_uuid())
             .bind(user_id.into_uuid())
             .execute(&mut *tx)
             .await
-            .map_err(map_sqlx)?;
-        tx.commit().await.map_err(map_sqlx)
+            .map_err(map_sqlx_error)?;
+        tx.commit().await.map_err(map_sqlx_error)
     }
 
     async fn transfer_ownership_once(
@@ -153,29 +161,29 @@ impl PostgresStore {
         to: UserId,
         from_becomes: &Role,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        lock_org(&mut tx, org_id).await?;
-        let from_role = role_of(&mut tx, org_id, from).await?;
-        role_of(&mut tx, org_id, to).await?;
+        let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
+        lock_org(&self.tables, &mut tx, org_id).await?;
+        let from_role = role_of(&self.tables, &mut tx, org_id, from).await?;
+        role_of(&self.tables, &mut tx, org_id, to).await?;
         if !from_role.is_owner() {
             return Err(StoreError::LastOwner);
         }
-        set_role(&mut tx, org_id, to, &Role::OWNER).await?;
+        set_role(&self.tables, &mut tx, org_id, to, &Role::OWNER).await?;
         if from != to {
-            set_role(&mut tx, org_id, from, from_becomes).await?;
+            set_role(&self.tables, &mut tx, org_id, from, from_becomes).await?;
         }
         // Whatever the arguments, the organization leaves this transaction with an owner.
-        let has_owner: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM memberships WHERE org_id = $1 AND role = 'owner')",
-        )
+        let has_owner: bool = sqlx::query_scalar(self.sql(
+            "SELECT EXISTS (SELECT 1 FROM {t}memberships WHERE org_id = $1 AND role = 'owner')",
+        ))
         .bind(org_id.into_uuid())
         .fetch_one(&mut *tx)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         if !has_owner {
             return Err(StoreError::LastOwner);
         }
-        tx.commit().await.map_err(map_sqlx)
+        tx.commit().await.map_err(map_sqlx_error)
     }
 }
 
@@ -190,45 +198,45 @@ impl OrganizationStore for PostgresStore {
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             organization_columns!(),
-            " FROM organizations WHERE id = $1"
-        ))
+            " FROM {t}organizations WHERE id = $1"
+        )))
         .bind(id.into_uuid())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::organization)
         .transpose()
     }
 
     async fn organization_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             organization_columns!(),
-            " FROM organizations WHERE slug = $1"
-        ))
+            " FROM {t}organizations WHERE slug = $1"
+        )))
         .bind(slug)
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::organization)
         .transpose()
     }
 
     async fn rename_organization(&self, id: OrgId, name: &str) -> StoreResult<Organization> {
-        sqlx::query(concat!(
-            "UPDATE organizations SET name = $2 WHERE id = $1 RETURNING ",
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}organizations SET name = $2 WHERE id = $1 RETURNING ",
             organization_columns!()
-        ))
+        )))
         .bind(id.into_uuid())
         .bind(name)
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map_or(Err(StoreError::NotFound), rows::organization)
     }
@@ -236,11 +244,11 @@ impl OrganizationStore for PostgresStore {
     async fn delete_organization(&self, id: OrgId) -> StoreResult<()> {
         // Memberships, invitations and API tokens go by cascade; sessions lose it as their
         // active organization (ON DELETE SET NULL).
-        let done = sqlx::query("DELETE FROM organizations WHERE id = $1")
+        let done = sqlx::query(self.sql("DELETE FROM {t}organizations WHERE id = $1"))
             .bind(id.into_uuid())
             .execute(&self.pool)
             .await
-            .map_err(map_sqlx)?;
+            .map_err(map_sqlx_error)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -248,15 +256,14 @@ impl OrganizationStore for PostgresStore {
     }
 
     async fn organizations_for_user(&self, user_id: UserId) -> StoreResult<Vec<UserOrganization>> {
-        let found = sqlx::query(
-            "SELECT o.id, o.name, o.slug, o.created_at, m.role AS m_role, m.joined_at AS m_joined_at \
-             FROM memberships m JOIN organizations o ON o.id = m.org_id \
-             WHERE m.user_id = $1 ORDER BY m.joined_at, m.org_id",
+        let found = sqlx::query(self.sql("SELECT o.id, o.name, o.slug, o.created_at, m.role AS m_role, m.joined_at AS m_joined_at \
+             FROM {t}memberships m JOIN {t}organizations o ON o.id = m.org_id \
+             WHERE m.user_id = $1 ORDER BY m.joined_at, m.org_id"),
         )
         .bind(user_id.into_uuid())
         .fetch_all(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         rows::all(&found, |row| {
             let (role, joined_at) = rows::role_and_joined_at(row)?;
             Ok(UserOrganization {
@@ -268,33 +275,33 @@ impl OrganizationStore for PostgresStore {
     }
 
     async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             membership_columns!(),
-            " FROM memberships WHERE org_id = $1 AND user_id = $2"
-        ))
+            " FROM {t}memberships WHERE org_id = $1 AND user_id = $2"
+        )))
         .bind(org_id.into_uuid())
         .bind(user_id.into_uuid())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::membership)
         .transpose()
     }
 
     async fn members(&self, org_id: OrgId) -> StoreResult<Vec<Member>> {
-        let found = sqlx::query(concat!(
+        let found = sqlx::query(self.sql(concat!(
             "SELECT ",
             user_columns_u!(),
             ", m.role AS m_role, m.joined_at AS m_joined_at \
-             FROM memberships m JOIN users u ON u.id = m.user_id \
+             FROM {t}memberships m JOIN {t}users u ON u.id = m.user_id \
              WHERE m.org_id = $1 ORDER BY m.joined_at, m.user_id"
-        ))
+        )))
         .bind(org_id.into_uuid())
         .fetch_all(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         rows::all(&found, |row| {
             let user = rows::user(row)?;
             let (role, joined_at) = rows::role_and_joined_at(row)?;
@@ -313,16 +320,16 @@ impl OrganizationStore for PostgresStore {
     async fn add_member(&self, membership: &Membership) -> StoreResult<()> {
         // Adding can only add owners, never take one away: no organization lock needed. An
         // unknown organization or user fails a foreign key: NotFound.
-        sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
-        )
+        sqlx::query(self.sql(
+            "INSERT INTO {t}memberships (org_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+        ))
         .bind(membership.org_id.into_uuid())
         .bind(membership.user_id.into_uuid())
         .bind(membership.role.as_str())
         .bind(membership.joined_at)
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(())
     }
 

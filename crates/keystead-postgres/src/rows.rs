@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::map_sqlx;
+use crate::error::map_sqlx_error;
 
 /// The columns [`user`] reads, in `SELECT` order.
 macro_rules! user_columns {
@@ -96,7 +96,7 @@ fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
 {
-    row.try_get(column).map_err(map_sqlx)
+    row.try_get(column).map_err(map_sqlx_error)
 }
 
 fn time(row: &PgRow, column: &str) -> Result<OffsetDateTime, StoreError> {

@@ -9,16 +9,16 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::PostgresStore;
-use crate::error::{map_sqlx, retrying};
+use crate::error::{map_sqlx_error, retrying};
 use crate::rows::{self, api_token_columns, one_time_token_columns};
 
 #[async_trait]
 impl OneTimeTokenStore for PostgresStore {
     async fn create_one_time_token(&self, token: &OneTimeToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO one_time_tokens (id, purpose, user_id, token_hash, email, created_at, \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}one_time_tokens (id, purpose, user_id, token_hash, email, created_at, \
              expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
+        ))
         .bind(token.id.into_uuid())
         .bind(token.purpose.as_str())
         .bind(token.user_id.into_uuid())
@@ -29,7 +29,7 @@ impl OneTimeTokenStore for PostgresStore {
         .bind(token.used_at)
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(())
     }
 
@@ -41,18 +41,18 @@ impl OneTimeTokenStore for PostgresStore {
     ) -> StoreResult<Option<OneTimeToken>> {
         // One statement claims it: of concurrent calls, the first takes the row lock and the
         // others, re-checking the WHERE against the used row, match nothing.
-        sqlx::query(concat!(
-            "UPDATE one_time_tokens SET used_at = $3 \
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}one_time_tokens SET used_at = $3 \
              WHERE token_hash = $2 AND purpose = $1 AND used_at IS NULL AND expires_at > $3 \
              RETURNING ",
             one_time_token_columns!()
-        ))
+        )))
         .bind(purpose.as_str())
         .bind(&hash.as_bytes()[..])
         .bind(now)
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::one_time_token)
         .transpose()
@@ -64,24 +64,24 @@ impl OneTimeTokenStore for PostgresStore {
         purpose: TokenPurpose,
     ) -> StoreResult<u64> {
         // Outstanding tokens: the unused ones. Used ones are history, removed by the sweep.
-        let done = sqlx::query(
-            "DELETE FROM one_time_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+        let done = sqlx::query(self.sql("DELETE FROM {t}one_time_tokens WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL"),
         )
         .bind(user_id.into_uuid())
         .bind(purpose.as_str())
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(done.rows_affected())
     }
 
     async fn delete_expired_one_time_tokens(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done =
-            sqlx::query("DELETE FROM one_time_tokens WHERE expires_at <= $1 OR used_at <= $1")
-                .bind(now)
-                .execute(&self.pool)
-                .await
-                .map_err(map_sqlx)?;
+        let done = sqlx::query(
+            self.sql("DELETE FROM {t}one_time_tokens WHERE expires_at <= $1 OR used_at <= $1"),
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?;
         Ok(done.rows_affected())
     }
 }
@@ -92,17 +92,16 @@ impl PostgresStore {
         ids: &[Uuid],
         times: &[OffsetDateTime],
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE api_tokens AS a SET last_used_at = v.at \
+        sqlx::query(self.sql("UPDATE {t}api_tokens AS a SET last_used_at = v.at \
              FROM (SELECT id, max(at) AS at FROM unnest($1::uuid[], $2::timestamptz[]) AS t(id, at) \
                    GROUP BY id) AS v \
-             WHERE a.id = v.id AND (a.last_used_at IS NULL OR v.at > a.last_used_at)",
+             WHERE a.id = v.id AND (a.last_used_at IS NULL OR v.at > a.last_used_at)"),
         )
         .bind(ids)
         .bind(times)
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(())
     }
 }
@@ -115,9 +114,8 @@ impl ApiTokenStore for PostgresStore {
             .iter()
             .map(keystead_core::Permission::as_str)
             .collect();
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, user_id, org_id, scopes, created_by, created_at, \
-             expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        sqlx::query(self.sql("INSERT INTO {t}api_tokens (id, name, user_id, org_id, scopes, created_by, created_at, \
+             expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
         )
         .bind(record.id.into_uuid())
         .bind(record.name.as_str())
@@ -131,20 +129,20 @@ impl ApiTokenStore for PostgresStore {
         .bind(record.revoked_at)
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(())
     }
 
     async fn api_token(&self, id: ApiTokenId) -> StoreResult<Option<ApiTokenRecord>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             api_token_columns!(),
-            " FROM api_tokens WHERE id = $1"
-        ))
+            " FROM {t}api_tokens WHERE id = $1"
+        )))
         .bind(id.into_uuid())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::api_token)
         .transpose()
@@ -155,17 +153,17 @@ impl ApiTokenStore for PostgresStore {
         org_id: OrgId,
         user_id: Option<UserId>,
     ) -> StoreResult<Vec<ApiTokenRecord>> {
-        let found = sqlx::query(concat!(
+        let found = sqlx::query(self.sql(concat!(
             "SELECT ",
             api_token_columns!(),
-            " FROM api_tokens WHERE org_id = $1 AND ($2::uuid IS NULL OR user_id = $2) \
+            " FROM {t}api_tokens WHERE org_id = $1 AND ($2::uuid IS NULL OR user_id = $2) \
              ORDER BY created_at DESC, id DESC"
-        ))
+        )))
         .bind(org_id.into_uuid())
         .bind(user_id.map(UserId::into_uuid))
         .fetch_all(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         rows::all(&found, rows::api_token)
     }
 
@@ -174,15 +172,15 @@ impl ApiTokenStore for PostgresStore {
         id: ApiTokenId,
         at: OffsetDateTime,
     ) -> StoreResult<ApiTokenRecord> {
-        sqlx::query(concat!(
-            "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ",
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ",
             api_token_columns!()
-        ))
+        )))
         .bind(id.into_uuid())
         .bind(at)
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map_or(Err(StoreError::NotFound), rows::api_token)
     }
@@ -193,16 +191,16 @@ impl ApiTokenStore for PostgresStore {
         user_id: UserId,
         at: OffsetDateTime,
     ) -> StoreResult<Vec<ApiTokenId>> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE api_tokens SET revoked_at = $3 \
+        let ids: Vec<Uuid> = sqlx::query_scalar(self.sql(
+            "UPDATE {t}api_tokens SET revoked_at = $3 \
              WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id",
-        )
+        ))
         .bind(org_id.into_uuid())
         .bind(user_id.into_uuid())
         .bind(at)
         .fetch_all(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(ids.into_iter().map(ApiTokenId::from_uuid).collect())
     }
 
@@ -216,13 +214,12 @@ impl ApiTokenStore for PostgresStore {
     }
 
     async fn revoked_api_token_ids(&self, now: OffsetDateTime) -> StoreResult<Vec<ApiTokenId>> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM api_tokens WHERE revoked_at IS NOT NULL AND expires_at > $1 ORDER BY id",
+        let ids: Vec<Uuid> = sqlx::query_scalar(self.sql("SELECT id FROM {t}api_tokens WHERE revoked_at IS NOT NULL AND expires_at > $1 ORDER BY id"),
         )
         .bind(now)
         .fetch_all(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(ids.into_iter().map(ApiTokenId::from_uuid).collect())
     }
 }

@@ -10,18 +10,19 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::PostgresStore;
-use crate::error::{map_sqlx, retrying};
+use crate::error::{map_sqlx_error, retrying};
 use crate::rows::{self, user_columns};
+use crate::sql::Tables;
 
 impl PostgresStore {
     async fn create_user_once(&self, new: &NewUser) -> StoreResult<User> {
         let user = &new.user;
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        let row = sqlx::query(concat!(
-            "INSERT INTO users (id, email, name, email_verified_at, created_at) \
+        let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
+        let row = sqlx::query(self.sql(concat!(
+            "INSERT INTO {t}users (id, email, name, email_verified_at, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING ",
             user_columns!()
-        ))
+        )))
         .bind(user.id.into_uuid())
         .bind(user.email.as_str())
         .bind(user.name.as_deref())
@@ -29,20 +30,19 @@ impl PostgresStore {
         .bind(user.created_at)
         .fetch_one(&mut *tx)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         let created = rows::user(&row)?;
         if let Some(hash) = &new.password_hash {
-            sqlx::query(
-                "INSERT INTO password_credentials (user_id, hash, updated_at) VALUES ($1, $2, $3)",
+            sqlx::query(self.sql("INSERT INTO {t}password_credentials (user_id, hash, updated_at) VALUES ($1, $2, $3)"),
             )
             .bind(user.id.into_uuid())
             .bind(hash.expose())
             .bind(user.created_at)
             .execute(&mut *tx)
             .await
-            .map_err(map_sqlx)?;
+            .map_err(map_sqlx_error)?;
         }
-        tx.commit().await.map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx_error)?;
         Ok(created)
     }
 
@@ -54,76 +54,81 @@ impl PostgresStore {
     /// takes, so two such transactions cannot deadlock). Under those locks no other transaction
     /// can take an owner away from those organizations, so the owner count is final.
     async fn delete_user_once(&self, id: UserId) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        let found = sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
+        let found = sqlx::query(self.sql("SELECT id FROM {t}users WHERE id = $1 FOR UPDATE"))
             .bind(id.into_uuid())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(map_sqlx)?;
+            .map_err(map_sqlx_error)?;
         if found.is_none() {
             return Err(StoreError::NotFound);
         }
 
-        let owned: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT org_id FROM memberships WHERE user_id = $1 AND role = 'owner' ORDER BY org_id",
+        let owned: Vec<Uuid> = sqlx::query_scalar(self.sql("SELECT org_id FROM {t}memberships WHERE user_id = $1 AND role = 'owner' ORDER BY org_id"),
         )
         .bind(id.into_uuid())
         .fetch_all(&mut *tx)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         // An organization deleted meanwhile is not locked, and needs no owner any more.
-        let locked = lock_orgs(&mut tx, &owned).await?;
-        ensure_other_owners(&mut tx, &locked, id).await?;
+        let locked = lock_orgs(&self.tables, &mut tx, &owned).await?;
+        ensure_other_owners(&self.tables, &mut tx, &locked, id).await?;
 
         // A promotion to owner that committed after the read above is seen here: DELETE reads
         // the latest committed rows. Such an organization was not locked yet; lock it and
         // check it too.
-        let removed = sqlx::query(
-            "DELETE FROM memberships WHERE user_id = $1 RETURNING org_id, role = 'owner' AS owner",
+        let removed = sqlx::query(self.sql("DELETE FROM {t}memberships WHERE user_id = $1 RETURNING org_id, role = 'owner' AS owner"),
         )
         .bind(id.into_uuid())
         .fetch_all(&mut *tx)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         let mut late: Vec<Uuid> = Vec::new();
         for row in &removed {
-            let org: Uuid = row.try_get("org_id").map_err(map_sqlx)?;
-            let owner: bool = row.try_get("owner").map_err(map_sqlx)?;
+            let org: Uuid = row.try_get("org_id").map_err(map_sqlx_error)?;
+            let owner: bool = row.try_get("owner").map_err(map_sqlx_error)?;
             if owner && !owned.contains(&org) {
                 late.push(org);
             }
         }
         if !late.is_empty() {
             late.sort_unstable();
-            let locked = lock_orgs(&mut tx, &late).await?;
-            ensure_other_owners(&mut tx, &locked, id).await?;
+            let locked = lock_orgs(&self.tables, &mut tx, &late).await?;
+            ensure_other_owners(&self.tables, &mut tx, &locked, id).await?;
         }
 
-        sqlx::query("DELETE FROM users WHERE id = $1")
+        sqlx::query(self.sql("DELETE FROM {t}users WHERE id = $1"))
             .bind(id.into_uuid())
             .execute(&mut *tx)
             .await
-            .map_err(map_sqlx)?;
-        tx.commit().await.map_err(map_sqlx)
+            .map_err(map_sqlx_error)?;
+        tx.commit().await.map_err(map_sqlx_error)
     }
 }
 
 /// Locks the organization rows of `org_ids` (sorted by id), in id order; returns the ids of
 /// those that exist.
-async fn lock_orgs(tx: &mut sqlx::PgConnection, org_ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+async fn lock_orgs(
+    tables: &Tables,
+    tx: &mut sqlx::PgConnection,
+    org_ids: &[Uuid],
+) -> StoreResult<Vec<Uuid>> {
     if org_ids.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar("SELECT id FROM organizations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(org_ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_sqlx)
+    sqlx::query_scalar(
+        tables.sql("SELECT id FROM {t}organizations WHERE id = ANY($1) ORDER BY id FOR UPDATE"),
+    )
+    .bind(org_ids)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_sqlx_error)
 }
 
 /// [`StoreError::LastOwner`] unless every one of `org_ids` (locked by the caller) has an owner
 /// other than `leaving`.
 pub(crate) async fn ensure_other_owners(
+    tables: &Tables,
     tx: &mut sqlx::PgConnection,
     org_ids: &[Uuid],
     leaving: UserId,
@@ -131,17 +136,17 @@ pub(crate) async fn ensure_other_owners(
     if org_ids.is_empty() {
         return Ok(());
     }
-    let orphaned: Option<Uuid> = sqlx::query_scalar(
+    let orphaned: Option<Uuid> = sqlx::query_scalar(tables.sql(
         "SELECT o.id FROM unnest($1::uuid[]) AS o(id) \
-         WHERE NOT EXISTS (SELECT 1 FROM memberships m \
+         WHERE NOT EXISTS (SELECT 1 FROM {t}memberships m \
                            WHERE m.org_id = o.id AND m.role = 'owner' AND m.user_id <> $2) \
          LIMIT 1",
-    )
+    ))
     .bind(org_ids)
     .bind(leaving.into_uuid())
     .fetch_optional(&mut *tx)
     .await
-    .map_err(map_sqlx)?;
+    .map_err(map_sqlx_error)?;
     match orphaned {
         Some(org) => {
             tracing::debug!(org_id = %OrgId::from_uuid(org), "refused to remove the last owner");
@@ -158,15 +163,15 @@ impl UserStore for PostgresStore {
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users WHERE id = $1"
-        ))
+            " FROM {t}users WHERE id = $1"
+        )))
         .bind(id.into_uuid())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::user)
         .transpose()
@@ -174,30 +179,30 @@ impl UserStore for PostgresStore {
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         // `lower(email)` so that the unique index on that expression serves the lookup.
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users WHERE lower(email) = lower($1)"
-        ))
+            " FROM {t}users WHERE lower(email) = lower($1)"
+        )))
         .bind(email.as_str())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map(rows::user)
         .transpose()
     }
 
     async fn set_user_name(&self, id: UserId, name: Option<&str>) -> StoreResult<User> {
-        sqlx::query(concat!(
-            "UPDATE users SET name = $2 WHERE id = $1 RETURNING ",
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}users SET name = $2 WHERE id = $1 RETURNING ",
             user_columns!()
-        ))
+        )))
         .bind(id.into_uuid())
         .bind(name)
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map_or(Err(StoreError::NotFound), rows::user)
     }
@@ -205,16 +210,16 @@ impl UserStore for PostgresStore {
     async fn mark_email_verified(&self, id: UserId, at: OffsetDateTime) -> StoreResult<User> {
         // LEAST ignores NULL: the first verification sets the time, later ones keep the
         // earliest.
-        sqlx::query(concat!(
-            "UPDATE users SET email_verified_at = LEAST(email_verified_at, $2) \
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}users SET email_verified_at = LEAST(email_verified_at, $2) \
              WHERE id = $1 RETURNING ",
             user_columns!()
-        ))
+        )))
         .bind(id.into_uuid())
         .bind(at)
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?
+        .map_err(map_sqlx_error)?
         .as_ref()
         .map_or(Err(StoreError::NotFound), rows::user)
     }
@@ -227,22 +232,22 @@ impl UserStore for PostgresStore {
         &self,
         user_id: UserId,
     ) -> StoreResult<Option<PasswordCredential>> {
-        let row = sqlx::query(
-            "SELECT user_id, hash, updated_at FROM password_credentials WHERE user_id = $1",
-        )
+        let row = sqlx::query(self.sql(
+            "SELECT user_id, hash, updated_at FROM {t}password_credentials WHERE user_id = $1",
+        ))
         .bind(user_id.into_uuid())
         .fetch_optional(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let uid: Uuid = row.try_get("user_id").map_err(map_sqlx)?;
-        let hash: String = row.try_get("hash").map_err(map_sqlx)?;
+        let uid: Uuid = row.try_get("user_id").map_err(map_sqlx_error)?;
+        let hash: String = row.try_get("hash").map_err(map_sqlx_error)?;
         Ok(Some(PasswordCredential {
             user_id: UserId::from_uuid(uid),
             hash: SecretString::new(hash),
-            updated_at: row.try_get("updated_at").map_err(map_sqlx)?,
+            updated_at: row.try_get("updated_at").map_err(map_sqlx_error)?,
         }))
     }
 
@@ -253,25 +258,24 @@ impl UserStore for PostgresStore {
         at: OffsetDateTime,
     ) -> StoreResult<()> {
         // An unknown user fails the foreign key: NotFound.
-        sqlx::query(
-            "INSERT INTO password_credentials (user_id, hash, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id) DO UPDATE SET hash = EXCLUDED.hash, updated_at = EXCLUDED.updated_at",
+        sqlx::query(self.sql("INSERT INTO {t}password_credentials (user_id, hash, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET hash = EXCLUDED.hash, updated_at = EXCLUDED.updated_at"),
         )
         .bind(user_id.into_uuid())
         .bind(hash.expose())
         .bind(at)
         .execute(&self.pool)
         .await
-        .map_err(map_sqlx)?;
+        .map_err(map_sqlx_error)?;
         Ok(())
     }
 
     async fn remove_password(&self, user_id: UserId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM password_credentials WHERE user_id = $1")
+        let done = sqlx::query(self.sql("DELETE FROM {t}password_credentials WHERE user_id = $1"))
             .bind(user_id.into_uuid())
             .execute(&self.pool)
             .await
-            .map_err(map_sqlx)?;
+            .map_err(map_sqlx_error)?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -2,13 +2,13 @@
 -- an account cannot gather extra ways in at a provider it already uses (issue 17, defect 1).
 -- Links that broke this rule before (only the sign-in that linked by email could make them)
 -- keep the oldest; the others are removed, so the index can be built.
-DELETE FROM external_accounts
+DELETE FROM {t}external_accounts
 WHERE EXISTS (
-    SELECT 1 FROM external_accounts AS older
-    WHERE older.user_id = external_accounts.user_id
-      AND older.provider = external_accounts.provider
-      AND (older.created_at < external_accounts.created_at
-           OR (older.created_at = external_accounts.created_at AND older.id < external_accounts.id))
+    SELECT 1 FROM {t}external_accounts AS older
+    WHERE older.user_id = {t}external_accounts.user_id
+      AND older.provider = {t}external_accounts.provider
+      AND (older.created_at < {t}external_accounts.created_at
+           OR (older.created_at = {t}external_accounts.created_at AND older.id < {t}external_accounts.id))
 );
 
-CREATE UNIQUE INDEX external_accounts_user_provider_key ON external_accounts (user_id, provider);
+CREATE UNIQUE INDEX {t}external_accounts_user_provider_key ON {t}external_accounts (user_id, provider);

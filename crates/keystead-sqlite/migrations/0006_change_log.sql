@@ -4,17 +4,17 @@
 --
 -- The version row is updated in the transaction that appends an entry (under SQLite's write
 -- lock): versions follow commit order without gaps.
-CREATE TABLE change_version (
+CREATE TABLE {t}change_version (
     id      INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
     version INTEGER NOT NULL CHECK (version >= 0)
 ) STRICT;
 
-INSERT INTO change_version (id, version) VALUES (1, 0);
+INSERT INTO {t}change_version (id, version) VALUES (1, 0);
 
-CREATE TABLE change_log (
+CREATE TABLE {t}change_log (
     version INTEGER NOT NULL PRIMARY KEY CHECK (version > 0),
     payload TEXT    NOT NULL CHECK (length(payload) > 0),
     at      INTEGER NOT NULL
 ) STRICT;
 
-CREATE INDEX change_log_at_idx ON change_log (at);
+CREATE INDEX {t}change_log_at_idx ON {t}change_log (at);

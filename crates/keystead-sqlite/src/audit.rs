@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use keystead_core::{AuditEvent, AuditQuery, AuditStore, StoreResult};
 
 use crate::SqliteStore;
-use crate::codec::{self, audit_event_columns, micros};
 use crate::error::map_sqlx_error;
+use crate::rows::{self, audit_event_columns, micros};
 
 /// The most events one query returns.
 pub(crate) const MAX_AUDIT_EVENTS: u32 = 1000;
@@ -16,13 +16,13 @@ impl AuditStore for SqliteStore {
         // A reference to a user or organization that no longer exists (an event recorded
         // just after a deletion) is cleared, as the deletion clears older events' references,
         // instead of failing the foreign key: the event itself is always kept.
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, actor_id, user_id, org_id, ip, user_agent, \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}audit_events (id, at, kind, actor_id, user_id, org_id, ip, user_agent, \
                  data) \
-             VALUES (?1, ?2, ?3, (SELECT id FROM users WHERE id = ?4), \
-                 (SELECT id FROM users WHERE id = ?5), \
-                 (SELECT id FROM organizations WHERE id = ?6), ?7, ?8, ?9)",
-        )
+             VALUES (?1, ?2, ?3, (SELECT id FROM {t}users WHERE id = ?4), \
+                 (SELECT id FROM {t}users WHERE id = ?5), \
+                 (SELECT id FROM {t}organizations WHERE id = ?6), ?7, ?8, ?9)",
+        ))
         .bind(event.id.to_string())
         .bind(micros(event.at))
         .bind(event.kind.as_str())
@@ -41,16 +41,16 @@ impl AuditStore for SqliteStore {
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         // Newest first by (time, id); `before` pages on from that event's position (an
         // unknown `before` matches nothing).
-        let rows = sqlx::query(concat!(
+        let rows = sqlx::query(self.sql(concat!(
             "SELECT ",
             audit_event_columns!(),
-            " FROM audit_events \
+            " FROM {t}audit_events \
               WHERE (?1 IS NULL OR user_id = ?1 OR actor_id = ?1) \
                 AND (?2 IS NULL OR org_id = ?2) \
-                AND (?3 IS NULL OR (at, id) < (SELECT at, id FROM audit_events WHERE id = ?3)) \
+                AND (?3 IS NULL OR (at, id) < (SELECT at, id FROM {t}audit_events WHERE id = ?3)) \
               ORDER BY at DESC, id DESC \
               LIMIT ?4"
-        ))
+        )))
         .bind(query.user_id.map(|id| id.to_string()))
         .bind(query.org_id.map(|id| id.to_string()))
         .bind(query.before.map(|id| id.to_string()))
@@ -58,6 +58,6 @@ impl AuditStore for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(map_sqlx_error)?;
-        codec::all(&rows, codec::audit_event)
+        rows::all(&rows, rows::audit_event)
     }
 }

@@ -57,12 +57,34 @@ fn map_database_error(db: Box<dyn DatabaseError>) -> StoreError {
     }
 }
 
+/// The tables whose unique violations name a conflict, longest first.
+const CONFLICT_TABLES: [&str; 9] = [
+    "external_accounts",
+    "one_time_tokens",
+    "organizations",
+    "memberships",
+    "invitations",
+    "oauth_flows",
+    "api_tokens",
+    "sessions",
+    "users",
+];
+
 /// The conflict a `UNIQUE constraint failed: <table>.<column>, …` message is about. SQLite
-/// names the constrained columns (not the constraint), so the columns decide.
+/// names the constrained columns (not the constraint), so the columns decide. The table names
+/// carry the store's prefix (`auth_users.email`), which is taken off first: any prefix, as
+/// only the store's own statements reach here.
 fn conflict_for(message: &str) -> Option<Conflict> {
-    let columns = message.strip_prefix("UNIQUE constraint failed: ")?;
-    let table = columns.split_once('.').map(|(table, _)| table)?;
-    Some(match (table, columns) {
+    let named = message.strip_prefix("UNIQUE constraint failed: ")?;
+    let first = named.split_once('.').map(|(table, _)| table)?;
+    let table = CONFLICT_TABLES.into_iter().find(|t| first.ends_with(t))?;
+    let prefix = &first[..first.len() - table.len()];
+    let columns = named
+        .split(", ")
+        .map(|column| column.strip_prefix(prefix))
+        .collect::<Option<Vec<_>>>()?
+        .join(", ");
+    Some(match (table, columns.as_str()) {
         (_, "users.email") => Conflict::Email,
         (_, "users.id") => Conflict::UserId,
         (_, "organizations.slug") => Conflict::OrgSlug,
@@ -129,6 +151,13 @@ mod tests {
         ];
         for (message, expected) in cases {
             assert_eq!(conflict_for(message), expected, "{message}");
+            // The same with the tables' prefix, as the store's tables have.
+            for prefix in ["auth_", "t2_"] {
+                let prefixed = message
+                    .replace(": ", &format!(": {prefix}"))
+                    .replace(", ", &format!(", {prefix}"));
+                assert_eq!(conflict_for(&prefixed), expected, "{prefixed}");
+            }
         }
     }
 

@@ -8,17 +8,17 @@ use keystead_core::{
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
-use crate::codec::{self, external_account_columns, micros, opt_micros};
 use crate::error::map_sqlx_error;
+use crate::rows::{self, external_account_columns, micros, opt_micros};
 
 #[async_trait]
 impl ExternalAccountStore for SqliteStore {
     async fn link_external_account(&self, account: &ExternalAccount) -> StoreResult<()> {
-        let result = sqlx::query(
-            "INSERT INTO external_accounts (id, user_id, provider, issuer, subject, email, \
+        let result = sqlx::query(self.sql(
+            "INSERT INTO {t}external_accounts (id, user_id, provider, issuer, subject, email, \
                  email_verified, created_at, last_used_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
+        ))
         .bind(account.id.to_string())
         .bind(account.user_id.to_string())
         .bind(account.provider.as_str())
@@ -51,18 +51,18 @@ impl ExternalAccountStore for SqliteStore {
         issuer: &str,
         subject: &str,
     ) -> StoreResult<Option<ExternalAccount>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             external_account_columns!(),
-            " FROM external_accounts WHERE issuer = ?1 AND subject = ?2"
-        ))
+            " FROM {t}external_accounts WHERE issuer = ?1 AND subject = ?2"
+        )))
         .bind(issuer)
         .bind(subject)
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::external_account)
+        .map(rows::external_account)
         .transpose()
     }
 
@@ -70,16 +70,16 @@ impl ExternalAccountStore for SqliteStore {
         &self,
         user_id: UserId,
     ) -> StoreResult<Vec<ExternalAccount>> {
-        let rows = sqlx::query(concat!(
+        let rows = sqlx::query(self.sql(concat!(
             "SELECT ",
             external_account_columns!(),
-            " FROM external_accounts WHERE user_id = ?1 ORDER BY created_at, id"
-        ))
+            " FROM {t}external_accounts WHERE user_id = ?1 ORDER BY created_at, id"
+        )))
         .bind(user_id.to_string())
         .fetch_all(&self.reader)
         .await
         .map_err(map_sqlx_error)?;
-        codec::all(&rows, codec::external_account)
+        rows::all(&rows, rows::external_account)
     }
 
     async fn touch_external_account(
@@ -89,11 +89,11 @@ impl ExternalAccountStore for SqliteStore {
         email_verified: bool,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE external_accounts SET email = ?1, email_verified = ?2, \
+        let done = sqlx::query(self.sql(
+            "UPDATE {t}external_accounts SET email = ?1, email_verified = ?2, \
                  last_used_at = max(coalesce(last_used_at, ?3), ?3) \
              WHERE id = ?4",
-        )
+        ))
         .bind(email)
         .bind(email_verified)
         .bind(micros(at))
@@ -112,12 +112,14 @@ impl ExternalAccountStore for SqliteStore {
         user_id: UserId,
         id: ExternalAccountId,
     ) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM external_accounts WHERE id = ?1 AND user_id = ?2")
-            .bind(id.to_string())
-            .bind(user_id.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(map_sqlx_error)?;
+        let done = sqlx::query(
+            self.sql("DELETE FROM {t}external_accounts WHERE id = ?1 AND user_id = ?2"),
+        )
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(map_sqlx_error)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

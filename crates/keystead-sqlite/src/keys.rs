@@ -6,7 +6,7 @@ use keystead_core::keys::{KeyStore, StoredKey};
 use keystead_core::{AuthError, ErrorCode};
 
 use crate::SqliteStore;
-use crate::error::map_sqlx_error as map_sqlx;
+use crate::error::map_sqlx_error;
 
 fn malformed(err: &serde_json::Error) -> AuthError {
     tracing::error!(error = %err, "malformed signing key row");
@@ -16,10 +16,11 @@ fn malformed(err: &serde_json::Error) -> AuthError {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn load_keys(&self) -> Result<Vec<StoredKey>, AuthError> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT data FROM signing_keys ORDER BY kid")
-            .fetch_all(&self.reader)
-            .await
-            .map_err(|e| AuthError::from(map_sqlx(e)))?;
+        let rows: Vec<String> =
+            sqlx::query_scalar(self.sql("SELECT data FROM {t}signing_keys ORDER BY kid"))
+                .fetch_all(&self.reader)
+                .await
+                .map_err(|e| AuthError::from(map_sqlx_error(e)))?;
         rows.iter()
             .map(|data| serde_json::from_str(data).map_err(|e| malformed(&e)))
             .collect()
@@ -27,24 +28,24 @@ impl KeyStore for SqliteStore {
 
     async fn save_key(&self, key: &StoredKey) -> Result<(), AuthError> {
         let data = serde_json::to_string(key).map_err(|e| malformed(&e))?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, data) VALUES (?1, ?2) \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}signing_keys (kid, data) VALUES (?1, ?2) \
              ON CONFLICT (kid) DO UPDATE SET data = excluded.data",
-        )
+        ))
         .bind(&key.kid)
         .bind(data)
         .execute(&self.writer)
         .await
-        .map_err(|e| AuthError::from(map_sqlx(e)))?;
+        .map_err(|e| AuthError::from(map_sqlx_error(e)))?;
         Ok(())
     }
 
     async fn delete_key(&self, kid: &str) -> Result<(), AuthError> {
-        sqlx::query("DELETE FROM signing_keys WHERE kid = ?1")
+        sqlx::query(self.sql("DELETE FROM {t}signing_keys WHERE kid = ?1"))
             .bind(kid)
             .execute(&self.writer)
             .await
-            .map_err(|e| AuthError::from(map_sqlx(e)))?;
+            .map_err(|e| AuthError::from(map_sqlx_error(e)))?;
         Ok(())
     }
 }

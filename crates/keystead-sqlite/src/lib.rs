@@ -33,7 +33,12 @@
 //!
 //! ## Schema
 //!
-//! See `migrations/` ([`MIGRATOR`]). Ids are hyphenated UUID text, times are integer Unix
+//! See `migrations/`. Every table, index and trigger of the library is named with the store's
+//! prefix, `auth_` unless chosen otherwise ([`SqliteStore::connect_with_prefix`],
+//! [`SqliteStore::with_prefix`]), so the app's own tables in the same file are never touched;
+//! the migrations are recorded in `<prefix>migrations`, not in sqlx's `_sqlx_migrations`. A
+//! database made by earlier versions (unprefixed tables) is renamed by
+//! [`SqliteStore::migrate`]; see `docs/database.md`. Ids are hyphenated UUID text, times are integer Unix
 //! microseconds, token hashes are 32-byte blobs; uniqueness, foreign keys (with the cascades
 //! the store traits document), enumerations and the "an organization keeps an owner" rule
 //! are enforced by the schema itself.
@@ -48,14 +53,16 @@ struct ReadmeDoctests;
 pub use keystead_core;
 mod audit;
 mod changes;
-mod codec;
 mod error;
 mod external;
 mod keys;
+mod migrate;
 mod oauth_flows;
 mod orgs;
 mod rate_limits;
+mod rows;
 mod sessions;
+mod sql;
 mod tokens;
 mod users;
 
@@ -70,10 +77,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-/// The embedded migrations (`crates/keystead-sqlite/migrations`). [`SqliteStore::open`] and
-/// [`SqliteStore::connect`] run them; run them yourself with [`SqliteStore::migrate`] when you
-/// build the store [`from_pools`](SqliteStore::from_pools).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+use crate::sql::Tables;
+
+pub use migrate::SchemaStatus;
+pub use sql::{DEFAULT_PREFIX, InvalidName, MAX_PREFIX_LEN, TablePrefix};
 
 /// How long a connection waits for SQLite's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,12 +97,15 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     path: Option<PathBuf>,
+    prefix: TablePrefix,
+    tables: Tables,
 }
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
+            .field("prefix", &self.prefix.as_str())
             .field("writer_connections", &self.writer.size())
             .field("reader_connections", &self.reader.size())
             .finish_non_exhaustive()
@@ -105,7 +115,8 @@ impl fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating it, and its parent directories, when missing) the database file at
     /// `path`, in WAL mode with `synchronous = NORMAL`, foreign keys on and a
-    /// [`BUSY_TIMEOUT`], and runs the migrations.
+    /// [`BUSY_TIMEOUT`], with the table prefix [`DEFAULT_PREFIX`] (`auth_`), and runs the
+    /// migrations ([`migrate`](Self::migrate)).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the file cannot be created or opened;
@@ -113,6 +124,14 @@ impl SqliteStore {
     pub async fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
         let options = SqliteConnectOptions::new().filename(path.as_ref());
         Self::open_with(options).await
+    }
+
+    /// As [`connect`](Self::connect), with the library's tables named `<prefix><table>`.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with_prefix(url: &str, prefix: TablePrefix) -> StoreResult<Self> {
+        Self::connect_inner(url, prefix).await
     }
 
     /// Opens the database a `sqlite:` URL names: `sqlite://var/app.db` (relative to the
@@ -123,6 +142,10 @@ impl SqliteStore {
     /// [`StoreError::Backend`] for a malformed URL or another scheme; else as
     /// [`open`](Self::open).
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_inner(url, TablePrefix::default()).await
+    }
+
+    async fn connect_inner(url: &str, prefix: TablePrefix) -> StoreResult<Self> {
         if !url.starts_with("sqlite:") {
             // sqlx would take anything else for a file name.
             return Err(StoreError::Backend(
@@ -151,15 +174,11 @@ impl SqliteStore {
                 )
                 .await
                 .map_err(error::map_sqlx_error)?;
-            let store = Self {
-                writer: pool.clone(),
-                reader: pool,
-                path: None,
-            };
+            let store = Self::from_pools(pool.clone(), pool).with_prefix(prefix);
             store.migrate().await?;
             return Ok(store);
         }
-        Self::open_with(options).await
+        Self::open_with_prefix(options, prefix).await
     }
 
     /// Opens the database `options` names, overriding the settings the store relies on
@@ -169,6 +188,18 @@ impl SqliteStore {
     /// # Errors
     /// As [`open`](Self::open).
     pub async fn open_with(options: SqliteConnectOptions) -> StoreResult<Self> {
+        Self::open_with_prefix(options, TablePrefix::default()).await
+    }
+
+    /// As [`open_with`](Self::open_with), with the library's tables named
+    /// `<prefix><table>`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_with_prefix(
+        options: SqliteConnectOptions,
+        prefix: TablePrefix,
+    ) -> StoreResult<Self> {
         let path = options.get_filename().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(StoreError::unavailable)?;
@@ -189,11 +220,8 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(READER_CONNECTIONS)
             .connect_lazy_with(base.pragma("query_only", "ON"));
-        let store = Self {
-            writer,
-            reader,
-            path: Some(path),
-        };
+        let mut store = Self::from_pools(writer, reader).with_prefix(prefix);
+        store.path = Some(path);
         store.migrate().await?;
         Ok(store)
     }
@@ -202,26 +230,63 @@ impl SqliteStore {
     /// plain reads through `reader` (they may be the same pool). For the concurrency
     /// guarantees, `writer` should have one connection; the connections need foreign keys
     /// on (sqlx's default) and a busy timeout, and the file should be in WAL mode. Does not
-    /// migrate: call [`migrate`](Self::migrate).
+    /// migrate: call [`migrate`](Self::migrate). The tables have the prefix
+    /// [`DEFAULT_PREFIX`]; [`with_prefix`](Self::with_prefix) changes it.
     #[must_use]
     pub fn from_pools(writer: SqlitePool, reader: SqlitePool) -> Self {
+        let prefix = TablePrefix::default();
         Self {
             writer,
             reader,
             path: None,
+            tables: Tables::new(&prefix),
+            prefix,
         }
     }
 
-    /// Runs the pending embedded migrations ([`MIGRATOR`]); a no-op when there are none.
+    /// This store with its tables named `<prefix><table>`.
+    #[must_use]
+    pub fn with_prefix(self, prefix: TablePrefix) -> Self {
+        Self {
+            tables: Tables::new(&prefix),
+            prefix,
+            ..self
+        }
+    }
+
+    /// The prefix of the store's tables.
+    #[must_use]
+    pub const fn prefix(&self) -> &TablePrefix {
+        &self.prefix
+    }
+
+    /// Runs the pending embedded migrations (`migrations/`); a no-op when there are none.
+    /// Records what it applied in `<prefix>migrations` (never in sqlx's `_sqlx_migrations`),
+    /// and first renames a database of the old layout (unprefixed tables, rows in
+    /// `_sqlx_migrations`) to the prefix. Each migration holds the write lock
+    /// (`BEGIN IMMEDIATE`), so concurrent runs wait for each other. See `docs/database.md`.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when a migration fails (or the database holds migrations this
-    /// version does not know).
+    /// [`StoreError::Backend`] when a migration fails, one applied earlier was changed since,
+    /// the database holds migrations this version does not know, or both layouts are
+    /// present.
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.writer).await.map_err(|err| match err {
-            sqlx::migrate::MigrateError::Execute(err) => error::map_sqlx_error(err),
-            other => StoreError::backend(other),
-        })
+        migrate::run(&self.writer, &self.prefix, &self.tables).await
+    }
+
+    /// Where the database stands against this version's migrations, without changing
+    /// anything: [`SchemaStatus::is_current`] is the "is the schema current" check of a
+    /// deployment.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn schema_status(&self) -> StoreResult<SchemaStatus> {
+        migrate::status(&self.reader, &self.prefix, &self.tables).await
+    }
+
+    /// `template` (a statement with `{t}` before each table name) with the store's tables.
+    pub(crate) fn sql(&self, template: &'static str) -> &'static str {
+        self.tables.sql(template)
     }
 
     /// The pool every write and transaction goes through.

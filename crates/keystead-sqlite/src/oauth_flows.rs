@@ -6,8 +6,8 @@ use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
-use crate::codec::{RowExt as _, micros};
 use crate::error::map_sqlx_error;
+use crate::rows::{RowExt as _, micros};
 
 fn oauth_flow(row: &SqliteRow) -> StoreResult<OAuthFlow> {
     Ok(OAuthFlow {
@@ -26,10 +26,9 @@ fn oauth_flow(row: &SqliteRow) -> StoreResult<OAuthFlow> {
 #[async_trait]
 impl OAuthFlowStore for SqliteStore {
     async fn create_oauth_flow(&self, flow: &OAuthFlow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO oauth_flows (id_hash, provider, state_hash, nonce, pkce_verifier, next, \
+        sqlx::query(self.sql("INSERT INTO {t}oauth_flows (id_hash, provider, state_hash, nonce, pkce_verifier, next, \
                  link_user_id, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
         )
         .bind(flow.id_hash.as_bytes().as_slice())
         .bind(flow.provider.as_str())
@@ -52,11 +51,11 @@ impl OAuthFlowStore for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<Option<OAuthFlow>> {
         // One statement on the single writer: of two concurrent takes, one deletes the row.
-        let row = sqlx::query(
-            "DELETE FROM oauth_flows WHERE id_hash = ?1 \
+        let row = sqlx::query(self.sql(
+            "DELETE FROM {t}oauth_flows WHERE id_hash = ?1 \
              RETURNING id_hash, provider, state_hash, nonce, pkce_verifier, next, link_user_id, \
                  created_at, expires_at",
-        )
+        ))
         .bind(id_hash.as_bytes().as_slice())
         .fetch_optional(&self.writer)
         .await
@@ -69,7 +68,7 @@ impl OAuthFlowStore for SqliteStore {
     }
 
     async fn delete_expired_oauth_flows(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?1")
+        let done = sqlx::query(self.sql("DELETE FROM {t}oauth_flows WHERE expires_at <= ?1"))
             .bind(micros(now))
             .execute(&self.writer)
             .await

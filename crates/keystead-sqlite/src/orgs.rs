@@ -13,16 +13,18 @@ use keystead_core::{
 use sqlx::sqlite::SqliteConnection;
 
 use crate::SqliteStore;
-use crate::codec::{self, RowExt, membership_columns, micros, organization_columns};
 use crate::error::map_sqlx_error;
+use crate::rows::{self, RowExt, membership_columns, micros, organization_columns};
+use crate::sql::Tables;
 
 /// The member's current role, inside a transaction.
 async fn role_of(
+    tables: &Tables,
     conn: &mut SqliteConnection,
     org_id: &str,
     user_id: &str,
 ) -> StoreResult<Option<Role>> {
-    sqlx::query("SELECT role FROM memberships WHERE org_id = ?1 AND user_id = ?2")
+    sqlx::query(tables.sql("SELECT role FROM {t}memberships WHERE org_id = ?1 AND user_id = ?2"))
         .bind(org_id)
         .bind(user_id)
         .fetch_optional(conn)
@@ -34,12 +36,12 @@ async fn role_of(
 
 /// Whether the organization has an owner other than `user_id`, inside a transaction.
 async fn has_other_owner(
+    tables: &Tables,
     conn: &mut SqliteConnection,
     org_id: &str,
     user_id: &str,
 ) -> StoreResult<bool> {
-    let row = sqlx::query(
-        "SELECT 1 FROM memberships WHERE org_id = ?1 AND role = 'owner' AND user_id <> ?2 LIMIT 1",
+    let row = sqlx::query(tables.sql("SELECT 1 FROM {t}memberships WHERE org_id = ?1 AND role = 'owner' AND user_id <> ?2 LIMIT 1"),
     )
     .bind(org_id)
     .bind(user_id)
@@ -50,15 +52,16 @@ async fn has_other_owner(
 }
 
 async fn set_role(
+    tables: &Tables,
     conn: &mut SqliteConnection,
     org_id: &str,
     user_id: &str,
     role: &Role,
 ) -> StoreResult<Membership> {
-    sqlx::query(concat!(
-        "UPDATE memberships SET role = ?1 WHERE org_id = ?2 AND user_id = ?3 RETURNING ",
+    sqlx::query(tables.sql(concat!(
+        "UPDATE {t}memberships SET role = ?1 WHERE org_id = ?2 AND user_id = ?3 RETURNING ",
         membership_columns!()
-    ))
+    )))
     .bind(role.as_str())
     .bind(org_id)
     .bind(user_id)
@@ -66,7 +69,7 @@ async fn set_role(
     .await
     .map_err(map_sqlx_error)?
     .as_ref()
-    .map(codec::membership)
+    .map(rows::membership)
     .transpose()?
     .ok_or(StoreError::NotFound)
 }
@@ -85,9 +88,9 @@ impl OrganizationStore for SqliteStore {
             joined_at: org.created_at,
         };
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO organizations (id, name, slug, created_at) VALUES (?1, ?2, ?3, ?4)",
-        )
+        sqlx::query(self.sql(
+            "INSERT INTO {t}organizations (id, name, slug, created_at) VALUES (?1, ?2, ?3, ?4)",
+        ))
         .bind(org.id.to_string())
         .bind(org.name.as_str())
         .bind(org.slug.as_str())
@@ -96,9 +99,9 @@ impl OrganizationStore for SqliteStore {
         .await
         .map_err(map_sqlx_error)?;
         // An unknown owner fails the foreign key: NotFound.
-        sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
-        )
+        sqlx::query(self.sql(
+            "INSERT INTO {t}memberships (org_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        ))
         .bind(org.id.to_string())
         .bind(owner.to_string())
         .bind(membership.role.as_str())
@@ -111,47 +114,47 @@ impl OrganizationStore for SqliteStore {
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             organization_columns!(),
-            " FROM organizations WHERE id = ?1"
-        ))
+            " FROM {t}organizations WHERE id = ?1"
+        )))
         .bind(id.to_string())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::organization)
+        .map(rows::organization)
         .transpose()
     }
 
     async fn organization_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             organization_columns!(),
-            " FROM organizations WHERE slug = ?1"
-        ))
+            " FROM {t}organizations WHERE slug = ?1"
+        )))
         .bind(slug)
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::organization)
+        .map(rows::organization)
         .transpose()
     }
 
     async fn rename_organization(&self, id: OrgId, name: &str) -> StoreResult<Organization> {
-        sqlx::query(concat!(
-            "UPDATE organizations SET name = ?1 WHERE id = ?2 RETURNING ",
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}organizations SET name = ?1 WHERE id = ?2 RETURNING ",
             organization_columns!()
-        ))
+        )))
         .bind(name)
         .bind(id.to_string())
         .fetch_optional(&self.writer)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::organization)
+        .map(rows::organization)
         .transpose()?
         .ok_or(StoreError::NotFound)
     }
@@ -159,7 +162,7 @@ impl OrganizationStore for SqliteStore {
     async fn delete_organization(&self, id: OrgId) -> StoreResult<()> {
         // Memberships, invitations and API tokens go by cascade; sessions lose it as their
         // active organization (ON DELETE SET NULL); audit events keep the event.
-        let done = sqlx::query("DELETE FROM organizations WHERE id = ?1")
+        let done = sqlx::query(self.sql("DELETE FROM {t}organizations WHERE id = ?1"))
             .bind(id.to_string())
             .execute(&self.writer)
             .await
@@ -171,18 +174,18 @@ impl OrganizationStore for SqliteStore {
     }
 
     async fn organizations_for_user(&self, user_id: UserId) -> StoreResult<Vec<UserOrganization>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(self.sql(
             "SELECT o.id, o.name, o.slug, o.created_at, m.role, m.joined_at \
-             FROM memberships AS m JOIN organizations AS o ON o.id = m.org_id \
+             FROM {t}memberships AS m JOIN {t}organizations AS o ON o.id = m.org_id \
              WHERE m.user_id = ?1 ORDER BY m.joined_at, o.id",
-        )
+        ))
         .bind(user_id.to_string())
         .fetch_all(&self.reader)
         .await
         .map_err(map_sqlx_error)?;
-        codec::all(&rows, |row| {
+        rows::all(&rows, |row| {
             Ok(UserOrganization {
-                organization: codec::organization(row)?,
+                organization: rows::organization(row)?,
                 role: row.role("role")?,
                 joined_at: row.time("joined_at")?,
             })
@@ -190,44 +193,44 @@ impl OrganizationStore for SqliteStore {
     }
 
     async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             membership_columns!(),
-            " FROM memberships WHERE org_id = ?1 AND user_id = ?2"
-        ))
+            " FROM {t}memberships WHERE org_id = ?1 AND user_id = ?2"
+        )))
         .bind(org_id.to_string())
         .bind(user_id.to_string())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::membership)
+        .map(rows::membership)
         .transpose()
     }
 
     async fn members(&self, org_id: OrgId) -> StoreResult<Vec<Member>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(self.sql(
             "SELECT m.org_id, m.user_id, m.role, m.joined_at, \
                  u.id, u.email, u.name, u.email_verified_at, u.created_at \
-             FROM memberships AS m JOIN users AS u ON u.id = m.user_id \
+             FROM {t}memberships AS m JOIN {t}users AS u ON u.id = m.user_id \
              WHERE m.org_id = ?1 ORDER BY m.joined_at, m.user_id",
-        )
+        ))
         .bind(org_id.to_string())
         .fetch_all(&self.reader)
         .await
         .map_err(map_sqlx_error)?;
-        codec::all(&rows, |row| {
+        rows::all(&rows, |row| {
             Ok(Member {
-                membership: codec::membership(row)?,
-                user: codec::user(row)?,
+                membership: rows::membership(row)?,
+                user: rows::user(row)?,
             })
         })
     }
 
     async fn add_member(&self, membership: &Membership) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
-        )
+        sqlx::query(self.sql(
+            "INSERT INTO {t}memberships (org_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        ))
         .bind(membership.org_id.to_string())
         .bind(membership.user_id.to_string())
         .bind(membership.role.as_str())
@@ -281,8 +284,8 @@ impl OrganizationStore for SqliteStore {
     ) -> StoreResult<()> {
         let (org, from_id, to_id) = (org_id.to_string(), from.to_string(), to.to_string());
         let mut tx = self.begin().await?;
-        let from_role = role_of(&mut tx, &org, &from_id).await?;
-        let to_role = role_of(&mut tx, &org, &to_id).await?;
+        let from_role = role_of(&self.tables, &mut tx, &org, &from_id).await?;
+        let to_role = role_of(&self.tables, &mut tx, &org, &to_id).await?;
         let (Some(from_role), Some(_)) = (from_role, to_role) else {
             return Err(StoreError::NotFound);
         };
@@ -294,8 +297,8 @@ impl OrganizationStore for SqliteStore {
             return Ok(());
         }
         // Promote first, so the organization never lacks an owner (the trigger checks).
-        set_role(&mut tx, &org, &to_id, &Role::OWNER).await?;
-        set_role(&mut tx, &org, &from_id, from_becomes).await?;
+        set_role(&self.tables, &mut tx, &org, &to_id, &Role::OWNER).await?;
+        set_role(&self.tables, &mut tx, &org, &from_id, from_becomes).await?;
         tx.commit().await.map_err(map_sqlx_error)
     }
 }
@@ -313,7 +316,7 @@ impl SqliteStore {
     ) -> StoreResult<Membership> {
         let (org_id, user_id) = (org_id.to_string(), user_id.to_string());
         let mut tx = self.begin().await?;
-        let current = role_of(&mut tx, &org_id, &user_id)
+        let current = role_of(&self.tables, &mut tx, &org_id, &user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
         if let Some(expected) = expected
@@ -323,11 +326,11 @@ impl SqliteStore {
         }
         if current.is_owner()
             && !role.is_owner()
-            && !has_other_owner(&mut tx, &org_id, &user_id).await?
+            && !has_other_owner(&self.tables, &mut tx, &org_id, &user_id).await?
         {
             return Err(StoreError::LastOwner);
         }
-        let membership = set_role(&mut tx, &org_id, &user_id, role).await?;
+        let membership = set_role(&self.tables, &mut tx, &org_id, &user_id, role).await?;
         tx.commit().await.map_err(map_sqlx_error)?;
         Ok(membership)
     }
@@ -341,7 +344,7 @@ impl SqliteStore {
     ) -> StoreResult<()> {
         let (org_id, user_id) = (org_id.to_string(), user_id.to_string());
         let mut tx = self.begin().await?;
-        let current = role_of(&mut tx, &org_id, &user_id)
+        let current = role_of(&self.tables, &mut tx, &org_id, &user_id)
             .await?
             .ok_or(StoreError::NotFound)?;
         if let Some(expected) = expected
@@ -349,10 +352,10 @@ impl SqliteStore {
         {
             return Err(StoreError::RoleChanged { current });
         }
-        if current.is_owner() && !has_other_owner(&mut tx, &org_id, &user_id).await? {
+        if current.is_owner() && !has_other_owner(&self.tables, &mut tx, &org_id, &user_id).await? {
             return Err(StoreError::LastOwner);
         }
-        sqlx::query("DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")
+        sqlx::query(self.sql("DELETE FROM {t}memberships WHERE org_id = ?1 AND user_id = ?2"))
             .bind(&org_id)
             .bind(&user_id)
             .execute(&mut *tx)

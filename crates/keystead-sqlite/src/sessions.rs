@@ -7,8 +7,8 @@ use keystead_core::{
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
-use crate::codec::{self, RowExt, micros, session_columns};
 use crate::error::map_sqlx_error;
+use crate::rows::{self, RowExt, micros, session_columns};
 
 /// `[[id, time], …]` as one JSON parameter, for batched updates in a single statement.
 pub(crate) fn batch_json<I: std::fmt::Display>(items: &[(I, OffsetDateTime)]) -> String {
@@ -24,11 +24,11 @@ pub(crate) fn batch_json<I: std::fmt::Display>(items: &[(I, OffsetDateTime)]) ->
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}sessions (id, token_hash, user_id, created_at, last_seen_at, \
                  expires_at, absolute_expires_at, active_org_id, user_agent, ip) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
+        ))
         .bind(session.id.to_string())
         .bind(session.token_hash.as_bytes().as_slice())
         .bind(session.user_id.to_string())
@@ -46,32 +46,32 @@ impl SessionStore for SqliteStore {
     }
 
     async fn session_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Session>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             session_columns!(),
-            " FROM sessions WHERE token_hash = ?1"
-        ))
+            " FROM {t}sessions WHERE token_hash = ?1"
+        )))
         .bind(hash.as_bytes().as_slice())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::session)
+        .map(rows::session)
         .transpose()
     }
 
     async fn session_by_id(&self, id: SessionId) -> StoreResult<Option<Session>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             session_columns!(),
-            " FROM sessions WHERE id = ?1"
-        ))
+            " FROM {t}sessions WHERE id = ?1"
+        )))
         .bind(id.to_string())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::session)
+        .map(rows::session)
         .transpose()
     }
 
@@ -80,29 +80,30 @@ impl SessionStore for SqliteStore {
         user_id: UserId,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Session>> {
-        let rows = sqlx::query(concat!(
+        let rows = sqlx::query(self.sql(concat!(
             "SELECT ",
             session_columns!(),
-            " FROM sessions WHERE user_id = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2 \
+            " FROM {t}sessions WHERE user_id = ?1 AND expires_at > ?2 AND absolute_expires_at > ?2 \
               ORDER BY created_at DESC, id DESC"
-        ))
+        )))
         .bind(user_id.to_string())
         .bind(micros(now))
         .fetch_all(&self.reader)
         .await
         .map_err(map_sqlx_error)?;
-        codec::all(&rows, codec::session)
+        rows::all(&rows, rows::session)
     }
 
     async fn extend_session(&self, id: SessionId, expires_at: OffsetDateTime) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE sessions SET expires_at = min(?1, absolute_expires_at) WHERE id = ?2",
-        )
-        .bind(micros(expires_at))
-        .bind(id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(map_sqlx_error)?;
+        let done =
+            sqlx::query(self.sql(
+                "UPDATE {t}sessions SET expires_at = min(?1, absolute_expires_at) WHERE id = ?2",
+            ))
+            .bind(micros(expires_at))
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(map_sqlx_error)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -116,12 +117,12 @@ impl SessionStore for SqliteStore {
         if seen.is_empty() {
             return Ok(());
         }
-        sqlx::query(
-            "UPDATE sessions SET last_seen_at = max(sessions.last_seen_at, seen.at) \
+        sqlx::query(self.sql(
+            "UPDATE {t}sessions SET last_seen_at = max({t}sessions.last_seen_at, seen.at) \
              FROM (SELECT value ->> 0 AS id, max(value ->> 1) AS at \
                    FROM json_each(?1) GROUP BY 1) AS seen \
-             WHERE sessions.id = seen.id",
-        )
+             WHERE {t}sessions.id = seen.id",
+        ))
         .bind(batch_json(seen))
         .execute(&self.writer)
         .await
@@ -131,7 +132,7 @@ impl SessionStore for SqliteStore {
 
     async fn set_active_org(&self, id: SessionId, org_id: Option<OrgId>) -> StoreResult<()> {
         // An unknown organization fails the foreign key: NotFound.
-        let done = sqlx::query("UPDATE sessions SET active_org_id = ?1 WHERE id = ?2")
+        let done = sqlx::query(self.sql("UPDATE {t}sessions SET active_org_id = ?1 WHERE id = ?2"))
             .bind(org_id.map(|id| id.to_string()))
             .bind(id.to_string())
             .execute(&self.writer)
@@ -144,7 +145,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id = ?1")
+        let done = sqlx::query(self.sql("DELETE FROM {t}sessions WHERE id = ?1"))
             .bind(id.to_string())
             .execute(&self.writer)
             .await
@@ -157,13 +158,14 @@ impl SessionStore for SqliteStore {
         user_id: UserId,
         except: Option<SessionId>,
     ) -> StoreResult<u64> {
-        let done =
-            sqlx::query("DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)")
-                .bind(user_id.to_string())
-                .bind(except.map(|id| id.to_string()))
-                .execute(&self.writer)
-                .await
-                .map_err(map_sqlx_error)?;
+        let done = sqlx::query(
+            self.sql("DELETE FROM {t}sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)"),
+        )
+        .bind(user_id.to_string())
+        .bind(except.map(|id| id.to_string()))
+        .execute(&self.writer)
+        .await
+        .map_err(map_sqlx_error)?;
         Ok(done.rows_affected())
     }
 
@@ -172,10 +174,10 @@ impl SessionStore for SqliteStore {
         org_id: OrgId,
         user_id: UserId,
     ) -> StoreResult<Vec<SessionId>> {
-        let rows = sqlx::query(
-            "UPDATE sessions SET active_org_id = NULL \
+        let rows = sqlx::query(self.sql(
+            "UPDATE {t}sessions SET active_org_id = NULL \
              WHERE user_id = ?1 AND active_org_id = ?2 RETURNING id",
-        )
+        ))
         .bind(user_id.to_string())
         .bind(org_id.to_string())
         .fetch_all(&self.writer)
@@ -185,12 +187,13 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done =
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1 OR absolute_expires_at <= ?1")
-                .bind(micros(now))
-                .execute(&self.writer)
-                .await
-                .map_err(map_sqlx_error)?;
+        let done = sqlx::query(
+            self.sql("DELETE FROM {t}sessions WHERE expires_at <= ?1 OR absolute_expires_at <= ?1"),
+        )
+        .bind(micros(now))
+        .execute(&self.writer)
+        .await
+        .map_err(map_sqlx_error)?;
         Ok(done.rows_affected())
     }
 }

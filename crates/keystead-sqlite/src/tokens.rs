@@ -9,21 +9,21 @@ use keystead_core::{
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
-use crate::codec::{
+use crate::error::map_sqlx_error;
+use crate::rows::{
     self, RowExt, api_token_columns, invitation_columns, micros, one_time_token_columns,
     opt_micros, scopes_json,
 };
-use crate::error::map_sqlx_error;
 use crate::sessions::batch_json;
 
 #[async_trait]
 impl InvitationStore for SqliteStore {
     async fn create_invitation(&self, invitation: &Invitation) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO invitations (id, org_id, email, role, token_hash, invited_by, \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}invitations (id, org_id, email, role, token_hash, invited_by, \
                  created_at, expires_at, accepted_at, accepted_by, revoked_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
+        ))
         .bind(invitation.id.to_string())
         .bind(invitation.org_id.to_string())
         .bind(invitation.email.as_str())
@@ -42,32 +42,32 @@ impl InvitationStore for SqliteStore {
     }
 
     async fn invitation(&self, id: InvitationId) -> StoreResult<Option<Invitation>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             invitation_columns!(),
-            " FROM invitations WHERE id = ?1"
-        ))
+            " FROM {t}invitations WHERE id = ?1"
+        )))
         .bind(id.to_string())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::invitation)
+        .map(rows::invitation)
         .transpose()
     }
 
     async fn invitation_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Invitation>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             invitation_columns!(),
-            " FROM invitations WHERE token_hash = ?1"
-        ))
+            " FROM {t}invitations WHERE token_hash = ?1"
+        )))
         .bind(hash.as_bytes().as_slice())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::invitation)
+        .map(rows::invitation)
         .transpose()
     }
 
@@ -76,20 +76,20 @@ impl InvitationStore for SqliteStore {
         org_id: OrgId,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Invitation>> {
-        let rows = sqlx::query(concat!(
+        let rows = sqlx::query(self.sql(concat!(
             "SELECT ",
             invitation_columns!(),
-            " FROM invitations \
+            " FROM {t}invitations \
               WHERE org_id = ?1 AND accepted_at IS NULL AND revoked_at IS NULL \
                   AND expires_at > ?2 \
               ORDER BY created_at DESC, id DESC"
-        ))
+        )))
         .bind(org_id.to_string())
         .bind(micros(now))
         .fetch_all(&self.reader)
         .await
         .map_err(map_sqlx_error)?;
-        codec::all(&rows, codec::invitation)
+        rows::all(&rows, rows::invitation)
     }
 
     async fn revoke_invitation(
@@ -98,11 +98,11 @@ impl InvitationStore for SqliteStore {
         id: InvitationId,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE invitations SET revoked_at = ?1 \
+        let done = sqlx::query(self.sql(
+            "UPDATE {t}invitations SET revoked_at = ?1 \
              WHERE id = ?2 AND org_id = ?3 AND accepted_at IS NULL AND revoked_at IS NULL \
                  AND expires_at > ?1",
-        )
+        ))
         .bind(micros(at))
         .bind(id.to_string())
         .bind(org_id.to_string())
@@ -126,39 +126,41 @@ impl InvitationStore for SqliteStore {
         // BEGIN IMMEDIATE: of concurrent accepts, the first to get the write lock sees the
         // invitation pending and uses it; the others find it accepted.
         let mut tx = self.begin().await?;
-        let invitation = sqlx::query(concat!(
+        let invitation = sqlx::query(self.sql(concat!(
             "SELECT ",
             invitation_columns!(),
-            " FROM invitations \
+            " FROM {t}invitations \
               WHERE token_hash = ?1 AND accepted_at IS NULL AND revoked_at IS NULL \
                   AND expires_at > ?2"
-        ))
+        )))
         .bind(hash.as_bytes().as_slice())
         .bind(now_us)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::invitation)
+        .map(rows::invitation)
         .transpose()?
         .ok_or(StoreError::NotFound)?;
         let org = invitation.org_id.to_string();
 
-        let member = sqlx::query("SELECT 1 FROM memberships WHERE org_id = ?1 AND user_id = ?2")
-            .bind(&org)
-            .bind(&user)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_sqlx_error)?;
+        let member = sqlx::query(
+            self.sql("SELECT 1 FROM {t}memberships WHERE org_id = ?1 AND user_id = ?2"),
+        )
+        .bind(&org)
+        .bind(&user)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_sqlx_error)?;
         if member.is_some() {
             // Nothing changes: the transaction rolls back as it drops.
             return Err(StoreError::Conflict(Conflict::Membership));
         }
 
-        let used = sqlx::query(
-            "UPDATE invitations SET accepted_at = ?1, accepted_by = ?2 \
+        let used = sqlx::query(self.sql(
+            "UPDATE {t}invitations SET accepted_at = ?1, accepted_by = ?2 \
              WHERE id = ?3 AND accepted_at IS NULL AND revoked_at IS NULL",
-        )
+        ))
         .bind(now_us)
         .bind(&user)
         .bind(invitation.id.to_string())
@@ -176,9 +178,9 @@ impl InvitationStore for SqliteStore {
             joined_at: now,
         };
         // An unknown user fails the foreign key (on accepted_by, above, or here): NotFound.
-        sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
-        )
+        sqlx::query(self.sql(
+            "INSERT INTO {t}memberships (org_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        ))
         .bind(&org)
         .bind(&user)
         .bind(membership.role.as_str())
@@ -194,11 +196,11 @@ impl InvitationStore for SqliteStore {
 #[async_trait]
 impl OneTimeTokenStore for SqliteStore {
     async fn create_one_time_token(&self, token: &OneTimeToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO one_time_tokens (id, purpose, user_id, token_hash, email, created_at, \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}one_time_tokens (id, purpose, user_id, token_hash, email, created_at, \
                  expires_at, used_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
+        ))
         .bind(token.id.to_string())
         .bind(token.purpose.as_str())
         .bind(token.user_id.to_string())
@@ -220,12 +222,12 @@ impl OneTimeTokenStore for SqliteStore {
         now: OffsetDateTime,
     ) -> StoreResult<Option<OneTimeToken>> {
         // One statement: check and use are atomic, so of concurrent calls exactly one matches.
-        sqlx::query(concat!(
-            "UPDATE one_time_tokens SET used_at = ?1 \
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}one_time_tokens SET used_at = ?1 \
              WHERE token_hash = ?2 AND purpose = ?3 AND used_at IS NULL AND expires_at > ?1 \
              RETURNING ",
             one_time_token_columns!()
-        ))
+        )))
         .bind(micros(now))
         .bind(hash.as_bytes().as_slice())
         .bind(purpose.as_str())
@@ -233,7 +235,7 @@ impl OneTimeTokenStore for SqliteStore {
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::one_time_token)
+        .map(rows::one_time_token)
         .transpose()
     }
 
@@ -242,8 +244,7 @@ impl OneTimeTokenStore for SqliteStore {
         user_id: UserId,
         purpose: TokenPurpose,
     ) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM one_time_tokens WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
+        let done = sqlx::query(self.sql("DELETE FROM {t}one_time_tokens WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL"),
         )
         .bind(user_id.to_string())
         .bind(purpose.as_str())
@@ -254,12 +255,13 @@ impl OneTimeTokenStore for SqliteStore {
     }
 
     async fn delete_expired_one_time_tokens(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let done =
-            sqlx::query("DELETE FROM one_time_tokens WHERE expires_at <= ?1 OR used_at < ?1")
-                .bind(micros(now))
-                .execute(&self.writer)
-                .await
-                .map_err(map_sqlx_error)?;
+        let done = sqlx::query(
+            self.sql("DELETE FROM {t}one_time_tokens WHERE expires_at <= ?1 OR used_at < ?1"),
+        )
+        .bind(micros(now))
+        .execute(&self.writer)
+        .await
+        .map_err(map_sqlx_error)?;
         Ok(done.rows_affected())
     }
 }
@@ -267,11 +269,11 @@ impl OneTimeTokenStore for SqliteStore {
 #[async_trait]
 impl ApiTokenStore for SqliteStore {
     async fn create_api_token(&self, record: &ApiTokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, user_id, org_id, scopes, created_by, created_at, \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}api_tokens (id, name, user_id, org_id, scopes, created_by, created_at, \
                  expires_at, last_used_at, revoked_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
+        ))
         .bind(record.id.to_string())
         .bind(record.name.as_str())
         .bind(record.user_id.to_string())
@@ -289,17 +291,17 @@ impl ApiTokenStore for SqliteStore {
     }
 
     async fn api_token(&self, id: ApiTokenId) -> StoreResult<Option<ApiTokenRecord>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             api_token_columns!(),
-            " FROM api_tokens WHERE id = ?1"
-        ))
+            " FROM {t}api_tokens WHERE id = ?1"
+        )))
         .bind(id.to_string())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::api_token)
+        .map(rows::api_token)
         .transpose()
     }
 
@@ -308,18 +310,18 @@ impl ApiTokenStore for SqliteStore {
         org_id: OrgId,
         user_id: Option<UserId>,
     ) -> StoreResult<Vec<ApiTokenRecord>> {
-        let rows = sqlx::query(concat!(
+        let rows = sqlx::query(self.sql(concat!(
             "SELECT ",
             api_token_columns!(),
-            " FROM api_tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) \
+            " FROM {t}api_tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) \
               ORDER BY created_at DESC, id DESC"
-        ))
+        )))
         .bind(org_id.to_string())
         .bind(user_id.map(|id| id.to_string()))
         .fetch_all(&self.reader)
         .await
         .map_err(map_sqlx_error)?;
-        codec::all(&rows, codec::api_token)
+        rows::all(&rows, rows::api_token)
     }
 
     async fn revoke_api_token(
@@ -327,17 +329,17 @@ impl ApiTokenStore for SqliteStore {
         id: ApiTokenId,
         at: OffsetDateTime,
     ) -> StoreResult<ApiTokenRecord> {
-        sqlx::query(concat!(
-            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2 RETURNING ",
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}api_tokens SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2 RETURNING ",
             api_token_columns!()
-        ))
+        )))
         .bind(micros(at))
         .bind(id.to_string())
         .fetch_optional(&self.writer)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::api_token)
+        .map(rows::api_token)
         .transpose()?
         .ok_or(StoreError::NotFound)
     }
@@ -348,10 +350,10 @@ impl ApiTokenStore for SqliteStore {
         user_id: UserId,
         at: OffsetDateTime,
     ) -> StoreResult<Vec<ApiTokenId>> {
-        let rows = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = ?1 \
+        let rows = sqlx::query(self.sql(
+            "UPDATE {t}api_tokens SET revoked_at = ?1 \
              WHERE org_id = ?2 AND user_id = ?3 AND revoked_at IS NULL RETURNING id",
-        )
+        ))
         .bind(micros(at))
         .bind(org_id.to_string())
         .bind(user_id.to_string())
@@ -365,13 +367,13 @@ impl ApiTokenStore for SqliteStore {
         if used.is_empty() {
             return Ok(());
         }
-        sqlx::query(
-            "UPDATE api_tokens \
-             SET last_used_at = max(coalesce(api_tokens.last_used_at, used.at), used.at) \
+        sqlx::query(self.sql(
+            "UPDATE {t}api_tokens \
+             SET last_used_at = max(coalesce({t}api_tokens.last_used_at, used.at), used.at) \
              FROM (SELECT value ->> 0 AS id, max(value ->> 1) AS at \
                    FROM json_each(?1) GROUP BY 1) AS used \
-             WHERE api_tokens.id = used.id",
-        )
+             WHERE {t}api_tokens.id = used.id",
+        ))
         .bind(batch_json(used))
         .execute(&self.writer)
         .await
@@ -380,10 +382,10 @@ impl ApiTokenStore for SqliteStore {
     }
 
     async fn revoked_api_token_ids(&self, now: OffsetDateTime) -> StoreResult<Vec<ApiTokenId>> {
-        let rows = sqlx::query(
-            "SELECT id FROM api_tokens WHERE revoked_at IS NOT NULL AND expires_at > ?1 \
+        let rows = sqlx::query(self.sql(
+            "SELECT id FROM {t}api_tokens WHERE revoked_at IS NOT NULL AND expires_at > ?1 \
              ORDER BY id",
-        )
+        ))
         .bind(micros(now))
         .fetch_all(&self.reader)
         .await

@@ -8,18 +8,18 @@ use keystead_core::{
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
-use crate::codec::{self, RowExt, micros, opt_micros, user_columns};
 use crate::error::map_sqlx_error;
+use crate::rows::{self, RowExt, micros, opt_micros, user_columns};
 
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
         let user = &new.user;
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, name, email_verified_at, created_at) \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}users (id, email, name, email_verified_at, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
+        ))
         .bind(user.id.to_string())
         .bind(user.email.as_str())
         .bind(user.name.as_deref())
@@ -29,8 +29,7 @@ impl UserStore for SqliteStore {
         .await
         .map_err(map_sqlx_error)?;
         if let Some(hash) = &new.password_hash {
-            sqlx::query(
-                "INSERT INTO password_credentials (user_id, hash, updated_at) VALUES (?1, ?2, ?3)",
+            sqlx::query(self.sql("INSERT INTO {t}password_credentials (user_id, hash, updated_at) VALUES (?1, ?2, ?3)"),
             )
             .bind(user.id.to_string())
             .bind(hash.expose())
@@ -44,65 +43,65 @@ impl UserStore for SqliteStore {
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users WHERE id = ?1"
-        ))
+            " FROM {t}users WHERE id = ?1"
+        )))
         .bind(id.to_string())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::user)
+        .map(rows::user)
         .transpose()
     }
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         // `users.email` is COLLATE NOCASE, so this is the unique index's lookup.
-        sqlx::query(concat!(
+        sqlx::query(self.sql(concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users WHERE email = ?1"
-        ))
+            " FROM {t}users WHERE email = ?1"
+        )))
         .bind(email.as_str())
         .fetch_optional(&self.reader)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::user)
+        .map(rows::user)
         .transpose()
     }
 
     async fn set_user_name(&self, id: UserId, name: Option<&str>) -> StoreResult<User> {
-        sqlx::query(concat!(
-            "UPDATE users SET name = ?1 WHERE id = ?2 RETURNING ",
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}users SET name = ?1 WHERE id = ?2 RETURNING ",
             user_columns!()
-        ))
+        )))
         .bind(name)
         .bind(id.to_string())
         .fetch_optional(&self.writer)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::user)
+        .map(rows::user)
         .transpose()?
         .ok_or(StoreError::NotFound)
     }
 
     async fn mark_email_verified(&self, id: UserId, at: OffsetDateTime) -> StoreResult<User> {
-        sqlx::query(concat!(
-            "UPDATE users SET email_verified_at = min(coalesce(email_verified_at, ?1), ?1) \
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}users SET email_verified_at = min(coalesce(email_verified_at, ?1), ?1) \
              WHERE id = ?2 RETURNING ",
             user_columns!()
-        ))
+        )))
         .bind(micros(at))
         .bind(id.to_string())
         .fetch_optional(&self.writer)
         .await
         .map_err(map_sqlx_error)?
         .as_ref()
-        .map(codec::user)
+        .map(rows::user)
         .transpose()?
         .ok_or(StoreError::NotFound)
     }
@@ -110,7 +109,7 @@ impl UserStore for SqliteStore {
     async fn delete_user(&self, id: UserId) -> StoreResult<()> {
         let id = id.to_string();
         let mut tx = self.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE id = ?1")
+        let exists = sqlx::query(self.sql("SELECT 1 FROM {t}users WHERE id = ?1"))
             .bind(&id)
             .fetch_optional(&mut *tx)
             .await
@@ -120,13 +119,13 @@ impl UserStore for SqliteStore {
         }
         // Is the user the only owner of some organization? (The schema's trigger would refuse
         // the cascade too; asking first gives the precise error.)
-        let sole_owner = sqlx::query(
-            "SELECT 1 FROM memberships AS m \
+        let sole_owner = sqlx::query(self.sql(
+            "SELECT 1 FROM {t}memberships AS m \
              WHERE m.user_id = ?1 AND m.role = 'owner' AND NOT EXISTS ( \
-                 SELECT 1 FROM memberships AS o \
+                 SELECT 1 FROM {t}memberships AS o \
                  WHERE o.org_id = m.org_id AND o.role = 'owner' AND o.user_id <> m.user_id) \
              LIMIT 1",
-        )
+        ))
         .bind(&id)
         .fetch_optional(&mut *tx)
         .await
@@ -134,7 +133,7 @@ impl UserStore for SqliteStore {
         if sole_owner.is_some() {
             return Err(StoreError::LastOwner);
         }
-        sqlx::query("DELETE FROM users WHERE id = ?1")
+        sqlx::query(self.sql("DELETE FROM {t}users WHERE id = ?1"))
             .bind(&id)
             .execute(&mut *tx)
             .await
@@ -146,9 +145,9 @@ impl UserStore for SqliteStore {
         &self,
         user_id: UserId,
     ) -> StoreResult<Option<PasswordCredential>> {
-        let row = sqlx::query(
-            "SELECT user_id, hash, updated_at FROM password_credentials WHERE user_id = ?1",
-        )
+        let row = sqlx::query(self.sql(
+            "SELECT user_id, hash, updated_at FROM {t}password_credentials WHERE user_id = ?1",
+        ))
         .bind(user_id.to_string())
         .fetch_optional(&self.reader)
         .await
@@ -170,11 +169,11 @@ impl UserStore for SqliteStore {
         at: OffsetDateTime,
     ) -> StoreResult<()> {
         // An unknown user fails the foreign key: NotFound.
-        sqlx::query(
-            "INSERT INTO password_credentials (user_id, hash, updated_at) VALUES (?1, ?2, ?3) \
+        sqlx::query(self.sql(
+            "INSERT INTO {t}password_credentials (user_id, hash, updated_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, \
                  updated_at = excluded.updated_at",
-        )
+        ))
         .bind(user_id.to_string())
         .bind(hash.expose())
         .bind(micros(at))
@@ -185,7 +184,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn remove_password(&self, user_id: UserId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM password_credentials WHERE user_id = ?1")
+        let done = sqlx::query(self.sql("DELETE FROM {t}password_credentials WHERE user_id = ?1"))
             .bind(user_id.to_string())
             .execute(&self.writer)
             .await

@@ -176,21 +176,39 @@ pub struct Backend {
 /// change feed), the embedded SQLite otherwise.
 ///
 /// # Errors
-/// A message when the database cannot be opened or migrated.
+/// A message when the database cannot be opened or migrated, or `AUTH_DB_SCHEMA` /
+/// `AUTH_DB_PREFIX` is malformed.
+///
+/// The library's tables go into the Postgres schema `AUTH_DB_SCHEMA` (default `auth`), or
+/// get the SQLite table prefix `AUTH_DB_PREFIX` (default `auth_`).
 pub async fn open_store(url: &str) -> Result<Backend, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = keystead_postgres::PostgresStore::connect(url)
+        let schema = var("AUTH_DB_SCHEMA")
+            .map(|s| s.parse::<keystead_postgres::Schema>())
+            .transpose()
+            .map_err(|e| format!("AUTH_DB_SCHEMA: {e}"))?
+            .unwrap_or_default();
+        let store = keystead_postgres::PostgresStore::connect_with_schema(url, schema)
             .await
             .map_err(|e| format!("could not open Postgres: {e}"))?;
-        let feed = keystead_postgres::PostgresChangeFeed::start(store.pool().clone())
-            .await
-            .map_err(|e| format!("could not listen on Postgres: {e}"))?;
+        let feed = keystead_postgres::PostgresChangeFeed::start_with(
+            store.pool().clone(),
+            keystead_postgres::ChangeFeedOptions::default().with_schema(store.schema().clone()),
+        )
+        .await
+        .map_err(|e| format!("could not listen on Postgres: {e}"))?;
         Ok(Backend {
             store: Arc::new(store),
             feed: Some(feed),
         })
     } else {
-        let store = keystead_sqlite::SqliteStore::connect(url)
+        let prefix = var("AUTH_DB_PREFIX")
+            .map(|p| p.parse::<keystead_sqlite::TablePrefix>())
+            .transpose()
+            .map_err(|e| format!("AUTH_DB_PREFIX: {e}"))?
+            .unwrap_or_default();
+        let store = keystead_sqlite::SqliteStore::connect_with_prefix(url, prefix)
             .await
             .map_err(|e| format!("could not open SQLite at {url}: {e}"))?;
         Ok(Backend {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use keystead_postgres::{MIGRATOR, PostgresStore};
+use keystead_postgres::PostgresStore;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool};
 use uuid::Uuid;
@@ -91,17 +91,19 @@ impl std::fmt::Debug for TestDb {
 }
 
 impl TestDb {
-    /// Creates and migrates a fresh database.
+    /// Creates and migrates a fresh database (the store's tables in the schema `auth`).
     pub async fn create() -> Self {
         let db = Self::create_empty().await;
-        MIGRATOR
-            .run(&db.pool)
+        db.store()
+            .migrate()
             .await
             .unwrap_or_else(|e| panic!("migrating the test database {} failed: {e}", db.name));
         db
     }
 
-    /// Creates a fresh database without running the migrations.
+    /// Creates a fresh database without running the migrations. The tests' pool looks up
+    /// unqualified names in `auth`, then `public` (so that the tests' own statements reach the
+    /// store's tables); the store itself names its schema in every statement.
     pub async fn create_empty() -> Self {
         let admin = admin_options();
         let mut conn = admin_connection(&admin).await;
@@ -116,7 +118,12 @@ impl TestDb {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(admin.clone().database(&name))
+            .connect_with(
+                admin
+                    .clone()
+                    .database(&name)
+                    .options([("search_path", "auth, public")]),
+            )
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the new test database {name}: {e}"));
         Self {
@@ -125,6 +132,17 @@ impl TestDb {
             admin,
             torn_down: false,
         }
+    }
+
+    /// A pool on the test database as an app has it: no setting of ours (its `search_path`
+    /// is the server's default, `"$user", public`).
+    pub async fn app_pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(self.admin.clone().database(&self.name))
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test database {}: {e}", self.name))
     }
 
     /// The pool on the test database.
