@@ -26,6 +26,7 @@
 pub use keystead_core::{clock, email, error, id, model, rbac, secret, store, time, uuid};
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod gate;
 pub mod mail;
@@ -52,9 +53,9 @@ pub use id::{
     UserId,
 };
 pub use model::{
-    ApiTokenRecord, AuditEvent, AuditQuery, ExternalAccount, Invitation, Member, Membership,
-    NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose,
-    User, UserOrganization,
+    ApiTokenRecord, AuditEvent, AuditKind, AuditQuery, ExternalAccount, Invitation, Member,
+    Membership, NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session,
+    TokenPurpose, User, UserOrganization,
 };
 pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordHasher, Verified};
 pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};
