@@ -28,6 +28,7 @@ pub use keystead_core::{clock, email, error, id, model, rbac, secret, store, tim
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod extract;
 pub mod gate;
 pub mod mail;
 pub mod oauth;

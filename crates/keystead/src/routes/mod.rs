@@ -342,7 +342,7 @@ impl Auth {
         // at the old expiry.
         let refresh_cookie = authn.set_cookie.clone();
         if let Err(err) = self.check_csrf(&parts.method, &parts.headers, route.is_login()) {
-            return with_session_cookie(problem_response(&err), refresh_cookie);
+            return with_session_cookie(problem_response(&err), refresh_cookie.as_ref());
         }
         if route.needs_session() && authn.bearer {
             return with_session_cookie(
@@ -350,12 +350,14 @@ impl Auth {
                     &AuthError::new(ErrorCode::Forbidden)
                         .with_detail("This route needs a browser session, not an API token."),
                 ),
-                refresh_cookie,
+                refresh_cookie.as_ref(),
             );
         }
         let body = match read_body(&parts.headers, body).await {
             Ok(body) => body,
-            Err(err) => return with_session_cookie(problem_response(&err), refresh_cookie),
+            Err(err) => {
+                return with_session_cookie(problem_response(&err), refresh_cookie.as_ref());
+            }
         };
         if parts.method != Method::GET
             && parts.method != Method::DELETE
@@ -364,7 +366,7 @@ impl Auth {
         {
             return with_session_cookie(
                 problem_response(&AuthError::new(ErrorCode::UnsupportedMediaType)),
-                refresh_cookie,
+                refresh_cookie.as_ref(),
             );
         }
         let call = Call {
@@ -415,7 +417,7 @@ impl Auth {
             Ok(reply) => response::reply_response(reply),
             Err(err) => problem_response(&err),
         };
-        let mut response = with_session_cookie(response, refresh_cookie);
+        let mut response = with_session_cookie(response, refresh_cookie.as_ref());
         if route == Route::OAuthCallback
             && let Ok(value) = http::HeaderValue::from_str(&self.cookies().oauth_removal_cookie())
         {
@@ -459,17 +461,13 @@ impl Auth {
     }
 }
 
-/// Adds the session cookie that authentication produced (refreshed or cleared), unless the
-/// response already sets its own.
+/// Adds the session cookie that authentication produced (refreshed or cleared) under the one
+/// rule of [`crate::gate::append_session_cookie`].
 fn with_session_cookie(
     mut response: Response<Bytes>,
-    cookie: Option<http::HeaderValue>,
+    cookie: Option<&http::HeaderValue>,
 ) -> Response<Bytes> {
-    if let Some(cookie) = cookie
-        && !response.headers().contains_key(header::SET_COOKIE)
-    {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
+    crate::gate::append_session_cookie(response.headers_mut(), cookie);
     response
 }
 
