@@ -1,19 +1,23 @@
-//! Extractors: the principal of the request, as handlers want it.
+//! Extractors: the principal of the request, as handlers want it. What each answers is
+//! decided by [`keystead::extract::RequestAuth`]; this module reads the request's extensions
+//! and turns the outcome into actix's types.
 
-use std::collections::BTreeSet;
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use actix_web::dev::Payload;
+use actix_web::dev::{Extensions, Payload};
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use keystead::{
-    Auth, AuthError, Authentication, ErrorCode, OrgId, Permission, Requirement, Role, User,
-};
+use keystead::extract::RequestAuth;
+use keystead::{AuthError, Requirement, User};
 
 use crate::into_actix;
+
+/// What is logged when an extractor or a guard runs without the middleware.
+const WIRING_HINT: &str =
+    "an auth extractor or guard ran without the AuthMiddleware: add `.wrap(auth.middleware())`";
 
 /// Why an extractor refused the request: the contract's problem+json (401 with
 /// `WWW-Authenticate: Bearer`, or 403), never 404. Handlers can return it too (`?` on an
@@ -45,28 +49,17 @@ impl From<AuthError> for AuthRejection {
     }
 }
 
-fn missing_middleware() -> AuthRejection {
-    tracing::error!(
-        "an auth extractor ran without the AuthMiddleware: add `.wrap(auth.middleware())`"
-    );
-    AuthRejection(AuthError::new(ErrorCode::Internal))
+/// What the middleware stored in a request's extensions.
+pub(crate) fn request_auth(extensions: &Extensions) -> RequestAuth<'_> {
+    RequestAuth::new(extensions.get(), extensions.get(), WIRING_HINT)
 }
 
-/// Runs `f` on what the middleware found, or answers 500 when the middleware is missing (a
-/// wiring mistake, logged).
-fn with_authentication<T>(
+/// Answers `f` on what the middleware stored in `request`, as an extractor's future.
+fn extract<T>(
     request: &HttpRequest,
-    f: impl FnOnce(&Authentication) -> Result<T, AuthError>,
-) -> Result<T, AuthRejection> {
-    let extensions = request.extensions();
-    let authn = extensions
-        .get::<Authentication>()
-        .ok_or_else(missing_middleware)?;
-    Ok(f(authn)?)
-}
-
-fn principal(request: &HttpRequest) -> Result<keystead::Principal, AuthRejection> {
-    with_authentication(request, |authn| authn.require().cloned())
+    f: impl FnOnce(RequestAuth<'_>) -> Result<T, AuthError>,
+) -> Ready<Result<T, AuthRejection>> {
+    ready(f(request_auth(&request.extensions())).map_err(AuthRejection))
 }
 
 /// The request's principal: who, how (session or API token), where (active organization and
@@ -88,7 +81,7 @@ impl FromRequest for Principal {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(principal(request).map(Self))
+        extract(request, |found| Ok(Self(found.principal()?.clone())))
     }
 }
 
@@ -111,22 +104,22 @@ impl FromRequest for CurrentUser {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(with_authentication(request, |authn| {
-            Ok(Self(authn.require()?.user.clone()))
-        }))
+        extract(request, |found| found.current_user().map(Self))
     }
 }
 
-/// A member of the active organization: the principal with its organization and role. 401
-/// without a principal; 403 `forbidden` without an active organization.
+/// A member of the active organization: the principal with its organization and role
+/// ([`keystead::extract::OrgMember`], which it dereferences to). 401 without a principal; 403
+/// `forbidden` without an active organization.
 #[derive(Debug, Clone)]
-pub struct OrgMember {
-    /// The principal.
-    pub principal: keystead::Principal,
-    /// The active organization.
-    pub org_id: OrgId,
-    /// The role there, as of this request.
-    pub role: Role,
+pub struct OrgMember(pub keystead::extract::OrgMember);
+
+impl Deref for OrgMember {
+    type Target = keystead::extract::OrgMember;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl FromRequest for OrgMember {
@@ -134,41 +127,23 @@ impl FromRequest for OrgMember {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(principal(request).and_then(|principal| {
-            let Some((org_id, role)) = principal.org.clone() else {
-                return Err(AuthRejection(
-                    AuthError::new(ErrorCode::Forbidden).with_detail("No active organization."),
-                ));
-            };
-            Ok(Self {
-                principal,
-                org_id,
-                role,
-            })
-        }))
+        extract(request, |found| found.org_member().map(Self))
     }
 }
 
 /// Where the request acts and what it may do there: the active organization, the caller's role
-/// in it and the effective permissions (a token's scopes already applied). 401 without a
-/// principal, 403 `forbidden` without an active organization; `Option<ActiveOrg>` is `None` in
-/// both cases, for pages that show more to members (a dashboard, say). The same extractor as
-/// `keystead_axum::ActiveOrg`.
+/// in it and the effective permissions ([`keystead::extract::ActiveOrg`], which it
+/// dereferences to). 401 without a principal, 403 `forbidden` without an active organization;
+/// `Option<ActiveOrg>` is `None` in both cases, for pages that show more to members (a
+/// dashboard, say). The same extractor as `keystead_axum::ActiveOrg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActiveOrg {
-    /// The active organization.
-    pub org_id: OrgId,
-    /// The caller's role there, as of this request.
-    pub role: Role,
-    /// The effective permissions there.
-    pub permissions: BTreeSet<Permission>,
-}
+pub struct ActiveOrg(pub keystead::extract::ActiveOrg);
 
-impl ActiveOrg {
-    /// Whether the permissions include `permission`.
-    #[must_use]
-    pub fn has(&self, permission: &str) -> bool {
-        self.permissions.contains(permission)
+impl Deref for ActiveOrg {
+    type Target = keystead::extract::ActiveOrg;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -177,20 +152,7 @@ impl FromRequest for ActiveOrg {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(with_authentication(request, |authn| {
-            let principal = authn.require()?;
-            principal
-                .org
-                .as_ref()
-                .map(|(org_id, role)| Self {
-                    org_id: *org_id,
-                    role: role.clone(),
-                    permissions: principal.permissions().clone(),
-                })
-                .ok_or_else(|| {
-                    AuthError::new(ErrorCode::Forbidden).with_detail("No active organization.")
-                })
-        }))
+        extract(request, |found| found.active_org().map(Self))
     }
 }
 
@@ -210,16 +172,8 @@ impl<R: Requirement> FromRequest for Require<R> {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let extensions = request.extensions();
-        ready(
-            match (extensions.get::<Authentication>(), extensions.get::<Auth>()) {
-                (Some(authn), Some(auth)) => authn
-                    .require()
-                    .and_then(|principal| R::check(principal, auth.roles()))
-                    .map(|()| Self(PhantomData))
-                    .map_err(AuthRejection),
-                _ => Err(missing_middleware()),
-            },
-        )
+        extract(request, |found| {
+            found.require::<R>().map(|()| Self(PhantomData))
+        })
     }
 }

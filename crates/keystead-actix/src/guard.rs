@@ -23,20 +23,14 @@
 //! match (and log an error).
 
 use actix_web::guard::{Guard, GuardContext};
-use keystead::{Auth, Authentication};
+use keystead::Auth;
 
-/// Runs `f` on the request's principal and the [`Auth`]; `false` without a principal.
+use crate::extract::request_auth;
+
+/// Runs `f` on the request's principal and the [`Auth`]; `false` without a principal, and
+/// without the middleware (logged).
 fn check(ctx: &GuardContext<'_>, f: impl FnOnce(&keystead::Principal, &Auth) -> bool) -> bool {
-    let extensions = ctx.req_data();
-    match (extensions.get::<Authentication>(), extensions.get::<Auth>()) {
-        (Some(authn), Some(auth)) => authn.principal.as_ref().is_some_and(|p| f(p, auth)),
-        _ => {
-            tracing::error!(
-                "an auth guard ran without the AuthMiddleware: add `.wrap(auth.middleware())`"
-            );
-            false
-        }
-    }
+    request_auth(&ctx.req_data()).matches(f)
 }
 
 /// Matches requests with a principal (a session or an API token).

@@ -58,7 +58,7 @@ pub use keystead;
 pub use keystead::time;
 pub use keystead::{Auth, AuthBuilder, AuthError, ErrorCode, Permission, Role, RolePermissions};
 pub use keystead_macros::{require_permission, require_role, require_scope};
-pub use middleware::{AuthMiddleware, AuthMiddlewareService};
+pub use middleware::{AuthFuture, AuthMiddleware, AuthMiddlewareService, BoxedAuthFuture};
 pub use routes::AuthRoutes;
 
 use actix_web::HttpResponse;
@@ -134,11 +134,7 @@ const NO_PEER_ADDRESS: &str = "The request has no peer address, so rate limits c
      address); in tests, set one with `TestRequest::peer_addr`.";
 
 /// The answer to a request without a peer address: 503 `unavailable` saying why, logged at
-/// error. Failing closed: inventing an address would put every client into one rate-limit
-/// bucket.
+/// error ([`keystead::gate::missing_peer_response`]).
 pub(crate) fn missing_peer_address() -> HttpResponse {
-    tracing::error!("{NO_PEER_ADDRESS}");
-    into_actix(keystead::routes::problem_response(
-        &keystead::AuthError::new(keystead::ErrorCode::Unavailable).with_detail(NO_PEER_ADDRESS),
-    ))
+    into_actix(keystead::gate::missing_peer_response(NO_PEER_ADDRESS))
 }

@@ -3,15 +3,16 @@
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header;
 use actix_web::{Error, HttpMessage};
-use keystead::gate::{GateHeader, ProtectedPaths, RequestHeaders, cookie_name};
+use keystead::gate::{
+    Finish, GateFuture, GateHeader, ProtectedPaths, RequestHeaders, ResponseCookies,
+    append_session_cookie,
+};
 use keystead::{Auth, Authentication};
-use pin_project_lite::pin_project;
 
 use crate::{actix_header_value, into_actix};
 
@@ -86,7 +87,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = AuthFuture<S::Future, B>;
+    type Future = AuthFuture<S, B>;
 
     forward_ready!(service);
 
@@ -94,7 +95,7 @@ where
         // Without the socket peer every client would share one rate-limit key: refuse (fail
         // closed, loudly) rather than invent an address.
         if request.peer_addr().is_none() {
-            return AuthFuture::answered(
+            return GateFuture::answered(
                 request
                     .into_response(crate::missing_peer_address())
                     .map_into_right_body(),
@@ -117,9 +118,9 @@ where
         match admitted {
             Some(Ok(authn)) => {
                 let set_cookie = authenticated(&request, authn, &self.auth);
-                AuthFuture::inner(self.service.call(request), set_cookie)
+                GateFuture::inner(self.service.call(request), set_cookie)
             }
-            Some(Err(response)) => AuthFuture::answered(
+            Some(Err(response)) => GateFuture::answered(
                 request
                     .into_response(into_actix(response))
                     .map_into_right_body(),
@@ -128,7 +129,7 @@ where
                 let service = self.service.clone();
                 let auth = self.auth.clone();
                 let protected = self.protected.clone();
-                AuthFuture::boxed(Box::pin(async move {
+                GateFuture::boxed(Box::pin(async move {
                     let path_and_query = request
                         .uri()
                         .path_and_query()
@@ -147,7 +148,7 @@ where
                     };
                     let set_cookie = authenticated(&request, authn, &auth);
                     let response = service.call(request).await?;
-                    Ok(with_cookie(response, set_cookie).map_into_left_body())
+                    Ok(Self::finish(response, set_cookie.as_ref()))
                 }))
             }
         }
@@ -192,103 +193,59 @@ fn authenticated(
     request: &ServiceRequest,
     authn: Authentication,
     auth: &Auth,
-) -> Option<header::HeaderValue> {
-    let set_cookie = authn.set_cookie.as_ref().and_then(actix_header_value);
+) -> Option<http::HeaderValue> {
+    let set_cookie = authn.set_cookie.clone();
     let mut extensions = request.extensions_mut();
     extensions.insert(authn);
     extensions.insert(auth.clone());
     set_cookie
 }
 
-/// Adds the refreshed or cleared session cookie unless the app set that cookie itself (a
-/// cookie of another name keeps the refresh).
-fn with_cookie<B>(
-    mut response: ServiceResponse<B>,
-    cookie: Option<header::HeaderValue>,
-) -> ServiceResponse<B> {
-    if let Some(cookie) = cookie {
-        let sets_it = cookie_name(cookie.as_bytes()).is_some_and(|name| {
-            response
-                .headers()
-                .get_all(header::SET_COOKIE)
-                .any(|set| cookie_name(set.as_bytes()) == Some(name))
-        });
-        if !sets_it {
-            response.headers_mut().append(header::SET_COOKIE, cookie);
-        }
-    }
-    response
-}
+/// actix-web's response headers as the core's cookie rule reads and adds them.
+struct ActixResponseHeaders<'a>(&'a mut header::HeaderMap);
 
-type Boxed<B> = Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
-
-pin_project! {
-    /// The response future of [`AuthMiddlewareService`].
-    pub struct AuthFuture<F, B> {
-        #[pin]
-        state: State<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
-        // The app's own future, called on the hot path; the cookie goes onto its response.
-        Inner { #[pin] future: F, set_cookie: Option<header::HeaderValue> },
-        // Answered by the middleware (503, 403, 401, 303).
-        Answered { response: Option<ServiceResponse<EitherBody<B>>> },
-        // Authenticating needed the store.
-        Boxed { future: Boxed<B> },
-    }
-}
-
-impl<F, B> AuthFuture<F, B> {
-    fn inner(future: F, set_cookie: Option<header::HeaderValue>) -> Self {
-        Self {
-            state: State::Inner { future, set_cookie },
-        }
+impl ResponseCookies for ActixResponseHeaders<'_> {
+    fn set_cookies(&self) -> impl Iterator<Item = &[u8]> {
+        self.0
+            .get_all(header::SET_COOKIE)
+            .map(header::HeaderValue::as_bytes)
     }
 
-    fn answered(response: ServiceResponse<EitherBody<B>>) -> Self {
-        Self {
-            state: State::Answered {
-                response: Some(response),
-            },
-        }
-    }
-
-    fn boxed(future: Boxed<B>) -> Self {
-        Self {
-            state: State::Boxed { future },
+    fn append_set_cookie(&mut self, value: &http::HeaderValue) {
+        if let Some(value) = actix_header_value(value) {
+            self.0.append(header::SET_COOKIE, value);
         }
     }
 }
 
-impl<F, B> Future for AuthFuture<F, B>
+impl<S, B> Finish for AuthMiddlewareService<S>
 where
-    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>>,
 {
-    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+    type Inner = ServiceResponse<B>;
+    type Output = ServiceResponse<EitherBody<B>>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future, set_cookie } => {
-                let response = std::task::ready!(future.poll(cx))?;
-                Poll::Ready(Ok(
-                    with_cookie(response, set_cookie.take()).map_into_left_body()
-                ))
-            }
-            StateProj::Answered { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => panic!("AuthFuture polled after completion"),
-            },
-            StateProj::Boxed { future } => future.as_mut().poll(cx),
-        }
+    fn finish(
+        mut response: ServiceResponse<B>,
+        set_cookie: Option<&http::HeaderValue>,
+    ) -> ServiceResponse<EitherBody<B>> {
+        append_session_cookie(
+            &mut ActixResponseHeaders(response.headers_mut()),
+            set_cookie,
+        );
+        response.map_into_left_body()
     }
 }
 
-impl<F, B> std::fmt::Debug for AuthFuture<F, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuthFuture")
-    }
-}
+/// The future of [`AuthMiddlewareService`] when authenticating needed the store.
+pub type BoxedAuthFuture<B> =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, Error>>>>;
+
+/// The response future of [`AuthMiddlewareService`] over the app's service `S` with body `B`:
+/// the core's [`GateFuture`], in which the app's future runs unboxed when the caches admitted
+/// the request.
+pub type AuthFuture<S, B> = GateFuture<
+    <S as Service<ServiceRequest>>::Future,
+    BoxedAuthFuture<B>,
+    AuthMiddlewareService<S>,
+>;

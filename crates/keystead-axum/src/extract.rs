@@ -1,6 +1,7 @@
-//! Extractors: the principal of the request, as handlers want it.
+//! Extractors: the principal of the request, as handlers want it. What each answers is
+//! decided by [`keystead::extract::RequestAuth`]; this module reads the request's extensions
+//! and turns the outcome into axum's types.
 
-use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -8,11 +9,13 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
-use keystead::{
-    Auth, AuthError, Authentication, ErrorCode, OrgId, Permission, Requirement, Role, User,
-};
+use keystead::extract::RequestAuth;
+use keystead::{AuthError, Requirement, User};
 
 use crate::into_axum;
+
+/// What is logged when an extractor runs without the layer.
+const WIRING_HINT: &str = "an auth extractor ran without the AuthLayer: add `.layer(auth.layer())`";
 
 /// Why an extractor refused the request: the contract's problem+json (401 with
 /// `WWW-Authenticate: Bearer`, or 403), never 404.
@@ -39,16 +42,9 @@ impl From<AuthError> for AuthRejection {
     }
 }
 
-/// What the layer found, or a 500 when the layer is missing (a wiring mistake, logged).
-fn authentication(parts: &Parts) -> Result<&Authentication, AuthRejection> {
-    parts.extensions.get::<Authentication>().ok_or_else(|| {
-        tracing::error!("an auth extractor ran without the AuthLayer: add `.layer(auth.layer())`");
-        AuthRejection(AuthError::new(ErrorCode::Internal))
-    })
-}
-
-fn principal(parts: &Parts) -> Result<keystead::Principal, AuthRejection> {
-    Ok(authentication(parts)?.require()?.clone())
+/// What the layer stored in the request.
+fn request_auth(parts: &Parts) -> RequestAuth<'_> {
+    RequestAuth::new(parts.extensions.get(), parts.extensions.get(), WIRING_HINT)
 }
 
 /// The request's principal: who, how (session or API token), where (active organization and
@@ -69,7 +65,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        principal(parts).map(Self)
+        Ok(Self(request_auth(parts).principal()?.clone()))
     }
 }
 
@@ -77,7 +73,9 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(authentication(parts)?.principal.clone().map(Self))
+        Ok(request_auth(parts)
+            .optional_principal()?
+            .map(|p| Self(p.clone())))
     }
 }
 
@@ -98,7 +96,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(authentication(parts)?.require()?.user.clone()))
+        Ok(Self(request_auth(parts).current_user()?))
     }
 }
 
@@ -106,70 +104,45 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(authentication(parts)?
-            .principal
-            .as_ref()
-            .map(|p| Self(p.user.clone())))
+        Ok(request_auth(parts).optional_current_user()?.map(Self))
     }
 }
 
-/// A member of the active organization: the principal with its organization and role. 401
-/// without a principal; 403 `forbidden` without an active organization.
+/// A member of the active organization: the principal with its organization and role
+/// ([`keystead::extract::OrgMember`], which it dereferences to). 401 without a principal; 403
+/// `forbidden` without an active organization.
 #[derive(Debug, Clone)]
-pub struct OrgMember {
-    /// The principal.
-    pub principal: keystead::Principal,
-    /// The active organization.
-    pub org_id: OrgId,
-    /// The role there, as of this request.
-    pub role: Role,
+pub struct OrgMember(pub keystead::extract::OrgMember);
+
+impl Deref for OrgMember {
+    type Target = keystead::extract::OrgMember;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for OrgMember {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let principal = principal(parts)?;
-        let Some((org_id, role)) = principal.org.clone() else {
-            return Err(AuthRejection(
-                AuthError::new(ErrorCode::Forbidden).with_detail("No active organization."),
-            ));
-        };
-        Ok(Self {
-            principal,
-            org_id,
-            role,
-        })
+        Ok(Self(request_auth(parts).org_member()?))
     }
 }
 
 /// Where the request acts and what it may do there: the active organization, the caller's role
-/// in it and the effective permissions (a token's scopes already applied). 401 without a
-/// principal, 403 `forbidden` without an active organization; `Option<ActiveOrg>` is `None` in
-/// both cases, for pages that show more to members (a dashboard, say).
+/// in it and the effective permissions ([`keystead::extract::ActiveOrg`], which it
+/// dereferences to). 401 without a principal, 403 `forbidden` without an active organization;
+/// `Option<ActiveOrg>` is `None` in both cases, for pages that show more to members (a
+/// dashboard, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActiveOrg {
-    /// The active organization.
-    pub org_id: OrgId,
-    /// The caller's role there, as of this request.
-    pub role: Role,
-    /// The effective permissions there.
-    pub permissions: BTreeSet<Permission>,
-}
+pub struct ActiveOrg(pub keystead::extract::ActiveOrg);
 
-impl ActiveOrg {
-    /// Whether the permissions include `permission`.
-    #[must_use]
-    pub fn has(&self, permission: &str) -> bool {
-        self.permissions.contains(permission)
-    }
+impl Deref for ActiveOrg {
+    type Target = keystead::extract::ActiveOrg;
 
-    fn of(principal: &keystead::Principal) -> Option<Self> {
-        principal.org.as_ref().map(|(org_id, role)| Self {
-            org_id: *org_id,
-            role: role.clone(),
-            permissions: principal.permissions().clone(),
-        })
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -177,12 +150,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ActiveOrg {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let principal = authentication(parts)?.require()?;
-        Self::of(principal).ok_or_else(|| {
-            AuthRejection(
-                AuthError::new(ErrorCode::Forbidden).with_detail("No active organization."),
-            )
-        })
+        Ok(Self(request_auth(parts).active_org()?))
     }
 }
 
@@ -190,7 +158,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ActiveOrg {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(authentication(parts)?.principal.as_ref().and_then(Self::of))
+        Ok(request_auth(parts).optional_active_org()?.map(Self))
     }
 }
 
@@ -209,13 +177,7 @@ impl<S: Send + Sync, R: Requirement> FromRequestParts<S> for Require<R> {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let authn = authentication(parts)?;
-        let principal = authn.require()?;
-        let auth = parts.extensions.get::<Auth>().ok_or_else(|| {
-            tracing::error!("Require ran without the AuthLayer");
-            AuthRejection(AuthError::new(ErrorCode::Internal))
-        })?;
-        R::check(principal, auth.roles())?;
+        request_auth(parts).require::<R>()?;
         Ok(Self(PhantomData))
     }
 }

@@ -8,9 +8,8 @@ use std::task::{Context, Poll};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use http::HeaderValue;
-use keystead::gate::{ProtectedPaths, with_refreshed_cookie};
+use keystead::gate::{Finish, GateFuture, ProtectedPaths, append_session_cookie};
 use keystead::{Auth, Authentication};
-use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::{into_axum, missing_connect_info};
@@ -79,7 +78,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = AuthFuture<S::Future, S::Error>;
+    type Future = AuthFuture<S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -93,7 +92,7 @@ where
             .get::<ConnectInfo<SocketAddr>>()
             .is_none()
         {
-            return AuthFuture::answered(missing_connect_info());
+            return GateFuture::answered(missing_connect_info());
         }
         // The hot path: the caches answer, so the app is called at once, with no boxed
         // future and no clone of the inner service.
@@ -106,16 +105,16 @@ where
         match admitted {
             Some(Ok(authn)) => {
                 let set_cookie = authenticated(&mut request, authn, &self.auth);
-                AuthFuture::inner(self.inner.call(request), set_cookie)
+                GateFuture::inner(self.inner.call(request), set_cookie)
             }
-            Some(Err(response)) => AuthFuture::answered(into_axum(response)),
+            Some(Err(response)) => GateFuture::answered(into_axum(response)),
             None => {
                 // The store must be asked: the clone that was polled ready serves this request.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let auth = self.auth.clone();
                 let protected = self.protected.clone();
-                AuthFuture::boxed(Box::pin(async move {
+                GateFuture::boxed(Box::pin(async move {
                     let admitted = auth
                         .admit(
                             request.method(),
@@ -129,9 +128,8 @@ where
                         Err(response) => return Ok(into_axum(response)),
                     };
                     let set_cookie = authenticated(&mut request, authn, &auth);
-                    let mut response = inner.call(request).await?;
-                    with_refreshed_cookie(response.headers_mut(), set_cookie);
-                    Ok(response)
+                    let response = inner.call(request).await?;
+                    Ok(Self::finish(response, set_cookie.as_ref()))
                 }))
             }
         }
@@ -153,72 +151,23 @@ fn authenticated(request: &mut Request, authn: Authentication, auth: &Auth) -> O
     set_cookie
 }
 
-pin_project! {
-    /// The response future of [`AuthService`].
-    pub struct AuthFuture<F, E> {
-        #[pin]
-        state: State<F, E>,
+impl<S> Finish for AuthService<S> {
+    type Inner = Response;
+    type Output = Response;
+
+    fn finish(mut response: Response, set_cookie: Option<&HeaderValue>) -> Response {
+        append_session_cookie(response.headers_mut(), set_cookie);
+        response
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<F, E> {
-        // The app's own future, called on the hot path; the cookie goes onto its response.
-        Inner { #[pin] future: F, set_cookie: Option<HeaderValue> },
-        // Answered by the layer (503, 403, 401, 303).
-        Answered { response: Option<Response> },
-        // Authenticating needed the store.
-        Boxed { future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>> },
-    }
-}
+/// The future of [`AuthService`] when authenticating needed the store.
+pub type BoxedAuthFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
 
-impl<F, E> AuthFuture<F, E> {
-    fn inner(future: F, set_cookie: Option<HeaderValue>) -> Self {
-        Self {
-            state: State::Inner { future, set_cookie },
-        }
-    }
-
-    fn answered(response: Response) -> Self {
-        Self {
-            state: State::Answered {
-                response: Some(response),
-            },
-        }
-    }
-
-    fn boxed(future: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>) -> Self {
-        Self {
-            state: State::Boxed { future },
-        }
-    }
-}
-
-impl<F, E> Future for AuthFuture<F, E>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future, set_cookie } => {
-                let mut response = std::task::ready!(future.poll(cx))?;
-                with_refreshed_cookie(response.headers_mut(), set_cookie.take());
-                Poll::Ready(Ok(response))
-            }
-            StateProj::Answered { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => panic!("AuthFuture polled after completion"),
-            },
-            StateProj::Boxed { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<F, E> std::fmt::Debug for AuthFuture<F, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AuthFuture")
-    }
-}
+/// The response future of [`AuthService`] over the app's service `S`: the core's
+/// [`GateFuture`], in which the app's future runs unboxed when the caches admitted the request.
+pub type AuthFuture<S> = GateFuture<
+    <S as Service<Request>>::Future,
+    BoxedAuthFuture<<S as Service<Request>>::Error>,
+    AuthService<S>,
+>;

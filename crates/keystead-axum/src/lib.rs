@@ -49,7 +49,7 @@ pub use keystead;
 pub use keystead::time;
 pub use keystead::{Auth, AuthBuilder, AuthError, ErrorCode, Permission, Role, RolePermissions};
 pub use keystead_macros::{require_permission, require_role, require_scope};
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthFuture, AuthLayer, AuthService, BoxedAuthFuture};
 
 /// `auth.routes()` and `auth.layer()` on an [`Auth`].
 pub trait AuthExt {
@@ -95,11 +95,7 @@ const HOW_TO_SERVE: &str = "The server does not pass the client's socket address
      `axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())`.";
 
 /// The answer to a request without `ConnectInfo<SocketAddr>`: 503 `unavailable` saying how to
-/// serve, logged at error. Failing closed: inventing an address would put every client into
-/// one rate-limit bucket.
+/// serve, logged at error ([`keystead::gate::missing_peer_response`]).
 pub(crate) fn missing_connect_info() -> axum::response::Response {
-    tracing::error!("{HOW_TO_SERVE}");
-    into_axum(keystead::routes::problem_response(
-        &keystead::AuthError::new(keystead::ErrorCode::Unavailable).with_detail(HOW_TO_SERVE),
-    ))
+    into_axum(keystead::gate::missing_peer_response(HOW_TO_SERVE))
 }

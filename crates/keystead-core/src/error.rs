@@ -5,184 +5,120 @@
 
 use std::fmt;
 
-/// A stable, machine-readable error code, with the HTTP status it answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
+/// Generates [`ErrorCode`] from one table: each row is the variant (with its doc), the code
+/// string sent to clients, the HTTP status and the problem+json title. The enum, `ALL`,
+/// `as_str`, `status`, `title` and `FromStr` all come from the table, so they cannot disagree.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = ($code:literal, $status:literal, $title:literal),)+) => {
+        /// A stable, machine-readable error code, with the HTTP status it answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, for exhaustive tests and documentation.
+            pub const ALL: [ErrorCode; [$(ErrorCode::$variant),+].len()] = [$(Self::$variant),+];
+
+            /// The snake_case code sent to clients.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+
+            /// The HTTP status code.
+            #[must_use]
+            pub const fn status(self) -> u16 {
+                match self {
+                    $(Self::$variant => $status,)+
+                }
+            }
+
+            /// A short human-readable title (the problem+json `title`).
+            #[must_use]
+            pub const fn title(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $title,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for ErrorCode {
+            type Err = UnknownErrorCode;
+
+            /// The code whose [`as_str`](ErrorCode::as_str) is `s` (a client reading a
+            /// problem+json `code`, say).
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($code => Ok(Self::$variant),)+
+                    _ => Err(UnknownErrorCode),
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
     /// 400: the request is malformed or asks for something impossible.
-    InvalidRequest,
+    InvalidRequest = ("invalid_request", 400, "The request is invalid"),
     /// 400: a one-time token (verification, reset, invitation) is unknown, used or expired.
-    InvalidLink,
+    InvalidLink = ("invalid_link", 400, "This link is invalid or has expired"),
     /// 401: no credential was presented.
-    Unauthenticated,
+    Unauthenticated = ("unauthenticated", 401, "Authentication required"),
     /// 401: wrong email or password (the two are never told apart).
-    InvalidCredentials,
+    InvalidCredentials = ("invalid_credentials", 401, "Invalid email or password"),
     /// 401: the session has ended.
-    SessionExpired,
+    SessionExpired = ("session_expired", 401, "The session has expired"),
     /// 401: the API token is malformed, forged, or not ours.
-    TokenInvalid,
+    TokenInvalid = ("token_invalid", 401, "The token is invalid"),
     /// 401: the API token has expired.
-    TokenExpired,
+    TokenExpired = ("token_expired", 401, "The token has expired"),
     /// 401: the API token was revoked.
-    TokenRevoked,
+    TokenRevoked = ("token_revoked", 401, "The token has been revoked"),
     /// 403: authenticated, but not allowed.
-    Forbidden,
+    Forbidden = ("forbidden", 403, "Not allowed"),
     /// 403: the API token lacks a scope the route needs.
-    InsufficientScope,
+    InsufficientScope = ("insufficient_scope", 403, "The token lacks a required scope"),
     /// 403: the cross-site request check failed.
-    CsrfRejected,
+    CsrfRejected = ("csrf_rejected", 403, "Cross-site request refused"),
     /// 403: the action needs a verified email address.
-    EmailNotVerified,
+    EmailNotVerified = ("email_not_verified", 403, "The email address is not verified"),
     /// 404: no such resource (or not visible to the caller).
-    NotFound,
+    NotFound = ("not_found", 404, "Not found"),
     /// 405: the route exists but not for this method.
-    MethodNotAllowed,
+    MethodNotAllowed = ("method_not_allowed", 405, "Method not allowed"),
     /// 409: an account with this email exists.
-    EmailTaken,
+    EmailTaken = ("email_taken", 409, "An account with this email already exists"),
     /// 409: the organization would be left without an owner.
-    LastOwner,
+    LastOwner = ("last_owner", 409, "An organization must keep at least one owner"),
     /// 409: the resource exists already (a slug, a membership, a linked account).
-    Conflict,
+    Conflict = ("conflict", 409, "It exists already"),
     /// 409: removing this would leave the user no way to sign in (no password and no other
     /// linked provider).
-    LastSignInMethod,
+    LastSignInMethod = ("last_sign_in_method", 409, "This is the account's last way to sign in"),
     /// 413: the body is larger than allowed.
-    PayloadTooLarge,
+    PayloadTooLarge = ("payload_too_large", 413, "The request body is too large"),
     /// 415: the body is not JSON.
-    UnsupportedMediaType,
+    UnsupportedMediaType = ("unsupported_media_type", 415, "The request body must be JSON"),
     /// 422: an empty or unknown scope list.
-    InvalidScope,
+    InvalidScope = ("invalid_scope", 422, "The scopes are invalid"),
     /// 422: the password is too short, too long, or too common.
-    WeakPassword,
+    WeakPassword = ("weak_password", 422, "The password is too weak"),
     /// 429: too many attempts; retry later.
-    RateLimited,
+    RateLimited = ("rate_limited", 429, "Too many attempts"),
     /// 500: something went wrong on our side; nothing more is said.
-    Internal,
+    Internal = ("internal", 500, "Internal error"),
     /// 503: a dependency (the store, the change feed) cannot answer; the request is refused.
-    Unavailable,
+    Unavailable = ("unavailable", 503, "Service unavailable"),
 }
 
-impl ErrorCode {
-    /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 25] = [
-        Self::InvalidRequest,
-        Self::InvalidLink,
-        Self::Unauthenticated,
-        Self::InvalidCredentials,
-        Self::SessionExpired,
-        Self::TokenInvalid,
-        Self::TokenExpired,
-        Self::TokenRevoked,
-        Self::Forbidden,
-        Self::InsufficientScope,
-        Self::CsrfRejected,
-        Self::EmailNotVerified,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::EmailTaken,
-        Self::LastOwner,
-        Self::Conflict,
-        Self::LastSignInMethod,
-        Self::PayloadTooLarge,
-        Self::UnsupportedMediaType,
-        Self::InvalidScope,
-        Self::WeakPassword,
-        Self::RateLimited,
-        Self::Internal,
-        Self::Unavailable,
-    ];
-
-    /// The snake_case code sent to clients.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidLink => "invalid_link",
-            Self::Unauthenticated => "unauthenticated",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::SessionExpired => "session_expired",
-            Self::TokenInvalid => "token_invalid",
-            Self::TokenExpired => "token_expired",
-            Self::TokenRevoked => "token_revoked",
-            Self::Forbidden => "forbidden",
-            Self::InsufficientScope => "insufficient_scope",
-            Self::CsrfRejected => "csrf_rejected",
-            Self::EmailNotVerified => "email_not_verified",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::EmailTaken => "email_taken",
-            Self::LastOwner => "last_owner",
-            Self::Conflict => "conflict",
-            Self::LastSignInMethod => "last_sign_in_method",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::WeakPassword => "weak_password",
-            Self::RateLimited => "rate_limited",
-            Self::Internal => "internal",
-            Self::Unavailable => "unavailable",
-        }
-    }
-
-    /// The HTTP status code.
-    #[must_use]
-    pub const fn status(self) -> u16 {
-        match self {
-            Self::InvalidRequest | Self::InvalidLink => 400,
-            Self::Unauthenticated
-            | Self::InvalidCredentials
-            | Self::SessionExpired
-            | Self::TokenInvalid
-            | Self::TokenExpired
-            | Self::TokenRevoked => 401,
-            Self::Forbidden
-            | Self::InsufficientScope
-            | Self::CsrfRejected
-            | Self::EmailNotVerified => 403,
-            Self::NotFound => 404,
-            Self::MethodNotAllowed => 405,
-            Self::EmailTaken | Self::LastOwner | Self::Conflict | Self::LastSignInMethod => 409,
-            Self::PayloadTooLarge => 413,
-            Self::UnsupportedMediaType => 415,
-            Self::InvalidScope | Self::WeakPassword => 422,
-            Self::RateLimited => 429,
-            Self::Internal => 500,
-            Self::Unavailable => 503,
-        }
-    }
-
-    /// A short human-readable title (the problem+json `title`).
-    #[must_use]
-    pub const fn title(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "The request is invalid",
-            Self::InvalidLink => "This link is invalid or has expired",
-            Self::Unauthenticated => "Authentication required",
-            Self::InvalidCredentials => "Invalid email or password",
-            Self::SessionExpired => "The session has expired",
-            Self::TokenInvalid => "The token is invalid",
-            Self::TokenExpired => "The token has expired",
-            Self::TokenRevoked => "The token has been revoked",
-            Self::Forbidden => "Not allowed",
-            Self::InsufficientScope => "The token lacks a required scope",
-            Self::CsrfRejected => "Cross-site request refused",
-            Self::EmailNotVerified => "The email address is not verified",
-            Self::NotFound => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
-            Self::EmailTaken => "An account with this email already exists",
-            Self::LastOwner => "An organization must keep at least one owner",
-            Self::Conflict => "It exists already",
-            Self::LastSignInMethod => "This is the account's last way to sign in",
-            Self::PayloadTooLarge => "The request body is too large",
-            Self::UnsupportedMediaType => "The request body must be JSON",
-            Self::InvalidScope => "The scopes are invalid",
-            Self::WeakPassword => "The password is too weak",
-            Self::RateLimited => "Too many attempts",
-            Self::Internal => "Internal error",
-            Self::Unavailable => "Service unavailable",
-        }
-    }
-}
+/// A string that is no [`ErrorCode`]'s code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown error code")]
+pub struct UnknownErrorCode;
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -278,6 +214,155 @@ mod tests {
         assert_eq!(ErrorCode::LastOwner.status(), 409);
         assert_eq!(ErrorCode::InvalidScope.status(), 422);
         assert_eq!(ErrorCode::Unavailable.status(), 503);
+    }
+
+    /// Every code string, status and title as shipped: the table may be reordered or grown,
+    /// never changed under a client.
+    #[test]
+    fn every_code_string_status_and_title_is_pinned() {
+        let pinned: [(ErrorCode, &str, u16, &str); 25] = [
+            (
+                ErrorCode::InvalidRequest,
+                "invalid_request",
+                400,
+                "The request is invalid",
+            ),
+            (
+                ErrorCode::InvalidLink,
+                "invalid_link",
+                400,
+                "This link is invalid or has expired",
+            ),
+            (
+                ErrorCode::Unauthenticated,
+                "unauthenticated",
+                401,
+                "Authentication required",
+            ),
+            (
+                ErrorCode::InvalidCredentials,
+                "invalid_credentials",
+                401,
+                "Invalid email or password",
+            ),
+            (
+                ErrorCode::SessionExpired,
+                "session_expired",
+                401,
+                "The session has expired",
+            ),
+            (
+                ErrorCode::TokenInvalid,
+                "token_invalid",
+                401,
+                "The token is invalid",
+            ),
+            (
+                ErrorCode::TokenExpired,
+                "token_expired",
+                401,
+                "The token has expired",
+            ),
+            (
+                ErrorCode::TokenRevoked,
+                "token_revoked",
+                401,
+                "The token has been revoked",
+            ),
+            (ErrorCode::Forbidden, "forbidden", 403, "Not allowed"),
+            (
+                ErrorCode::InsufficientScope,
+                "insufficient_scope",
+                403,
+                "The token lacks a required scope",
+            ),
+            (
+                ErrorCode::CsrfRejected,
+                "csrf_rejected",
+                403,
+                "Cross-site request refused",
+            ),
+            (
+                ErrorCode::EmailNotVerified,
+                "email_not_verified",
+                403,
+                "The email address is not verified",
+            ),
+            (ErrorCode::NotFound, "not_found", 404, "Not found"),
+            (
+                ErrorCode::MethodNotAllowed,
+                "method_not_allowed",
+                405,
+                "Method not allowed",
+            ),
+            (
+                ErrorCode::EmailTaken,
+                "email_taken",
+                409,
+                "An account with this email already exists",
+            ),
+            (
+                ErrorCode::LastOwner,
+                "last_owner",
+                409,
+                "An organization must keep at least one owner",
+            ),
+            (ErrorCode::Conflict, "conflict", 409, "It exists already"),
+            (
+                ErrorCode::LastSignInMethod,
+                "last_sign_in_method",
+                409,
+                "This is the account's last way to sign in",
+            ),
+            (
+                ErrorCode::PayloadTooLarge,
+                "payload_too_large",
+                413,
+                "The request body is too large",
+            ),
+            (
+                ErrorCode::UnsupportedMediaType,
+                "unsupported_media_type",
+                415,
+                "The request body must be JSON",
+            ),
+            (
+                ErrorCode::InvalidScope,
+                "invalid_scope",
+                422,
+                "The scopes are invalid",
+            ),
+            (
+                ErrorCode::WeakPassword,
+                "weak_password",
+                422,
+                "The password is too weak",
+            ),
+            (
+                ErrorCode::RateLimited,
+                "rate_limited",
+                429,
+                "Too many attempts",
+            ),
+            (ErrorCode::Internal, "internal", 500, "Internal error"),
+            (
+                ErrorCode::Unavailable,
+                "unavailable",
+                503,
+                "Service unavailable",
+            ),
+        ];
+        assert_eq!(ErrorCode::ALL.len(), pinned.len());
+        for (code, (pinned_code, s, status, title)) in ErrorCode::ALL.into_iter().zip(pinned) {
+            assert_eq!(code, pinned_code);
+            assert_eq!(code.as_str(), s);
+            assert_eq!(code.status(), status, "{s}");
+            assert_eq!(code.title(), title, "{s}");
+            assert_eq!(code.to_string(), s);
+            assert_eq!(s.parse::<ErrorCode>(), Ok(code));
+        }
+        assert_eq!("Forbidden".parse::<ErrorCode>(), Err(UnknownErrorCode));
+        assert_eq!("".parse::<ErrorCode>(), Err(UnknownErrorCode));
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{Email, EmailError};
-pub use error::{AuthError, ErrorCode};
+pub use error::{AuthError, ErrorCode, UnknownErrorCode};
 pub use feed::{Change, ChangeFeed, FeedEvent, InProcessFeed};
 pub use id::{
     ApiTokenId, AuditEventId, ExternalAccountId, InvitationId, OneTimeTokenId, OrgId, SessionId,
@@ -49,9 +49,9 @@ pub use id::{
 };
 pub use keys::{KeyAlgorithm, KeyStore, StoredKey};
 pub use model::{
-    ApiTokenRecord, AuditEvent, AuditQuery, ExternalAccount, Invitation, Member, Membership,
-    NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose,
-    User, UserOrganization,
+    ApiTokenRecord, AuditEvent, AuditKind, AuditQuery, ExternalAccount, Invitation, Member,
+    Membership, NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session,
+    TokenPurpose, User, UserOrganization,
 };
 pub use rate_limit::{RateDecision, RateLimit};
 pub use rbac::{InvalidName, Permission, Role, RolePermissions, UnknownRoles};

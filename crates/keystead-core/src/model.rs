@@ -324,7 +324,9 @@ pub struct AuditEvent {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// What, as a dotted name: `sign_in.succeeded`, `session.revoked`, `member.role_changed`, …
+    /// What: the library's own kinds are [`AuditKind::as_str`] (`sign_in.succeeded`,
+    /// `member.role_changed`, …; [`AuditEvent::known_kind`] reads one back), an app's own are
+    /// whatever it recorded with [`AuditEvent::custom`]. Stored as this text.
     pub kind: String,
     /// Who did it, if known.
     pub actor_id: Option<UserId>,
@@ -340,6 +342,155 @@ pub struct AuditEvent {
     pub data: serde_json::Value,
 }
 
+impl AuditEvent {
+    /// An event of one of the library's kinds at `at`, with a fresh id, about nobody yet (no
+    /// actor, user, organization or client) and empty `data` (`{}`): set the rest with struct
+    /// update syntax (`AuditEvent { actor_id: Some(id), ..AuditEvent::new(kind, at) }`).
+    #[must_use]
+    pub fn new(kind: AuditKind, at: OffsetDateTime) -> Self {
+        Self::custom(kind.as_str(), at)
+    }
+
+    /// An event of an app's own kind (`"invoice.paid"`, say), otherwise as [`AuditEvent::new`].
+    /// The text is stored as given; pick names that are no [`AuditKind`]'s (a prefix of the
+    /// app's own, such as `app.`, keeps them apart from kinds a later version may add).
+    #[must_use]
+    pub fn custom(kind: impl Into<String>, at: OffsetDateTime) -> Self {
+        Self {
+            id: AuditEventId::new(),
+            at,
+            kind: kind.into(),
+            actor_id: None,
+            user_id: None,
+            org_id: None,
+            ip: None,
+            user_agent: None,
+            data: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The library's kind of this event; `None` for an app's own kind.
+    #[must_use]
+    pub fn known_kind(&self) -> Option<AuditKind> {
+        self.kind.parse().ok()
+    }
+}
+
+/// Generates [`AuditKind`] from one table: each row is the variant (with its doc) and the text
+/// stored for it. The enum, `ALL`, `as_str` and `FromStr` come from the table.
+macro_rules! audit_kinds {
+    ($($(#[doc = $doc:literal])* $variant:ident = $text:literal,)+) => {
+        /// The kinds of audit event the library records. Stored as [`as_str`](Self::as_str):
+        /// those strings never change (databases hold them). An app records its own kinds
+        /// with [`AuditEvent::custom`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum AuditKind {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl AuditKind {
+            /// Every kind, for exhaustive tests and documentation.
+            pub const ALL: [AuditKind; [$(AuditKind::$variant),+].len()] = [$(Self::$variant),+];
+
+            /// The text stored for the kind (`AuditEvent::kind`).
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for AuditKind {
+            type Err = UnknownAuditKind;
+
+            /// The kind stored as `s`.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(UnknownAuditKind),
+                }
+            }
+        }
+    };
+}
+
+audit_kinds! {
+    /// An account was created with a password.
+    SignUp = "sign_up",
+    /// An account was created through an external provider.
+    SignUpOAuth = "sign_up.oauth",
+    /// A password sign-in succeeded.
+    SignInSucceeded = "sign_in.succeeded",
+    /// A password sign-in failed (unknown email, wrong password).
+    SignInFailed = "sign_in.failed",
+    /// A sign-in through an external provider succeeded.
+    SignInOAuth = "sign_in.oauth",
+    /// A session was ended.
+    SignOut = "sign_out",
+    /// Every session of a user was ended.
+    SignOutEverywhere = "sign_out.everywhere",
+    /// An email address was verified.
+    EmailVerified = "email.verified",
+    /// A password reset was asked for.
+    PasswordResetRequested = "password.reset_requested",
+    /// A password was reset through an emailed link.
+    PasswordReset = "password.reset",
+    /// A password change was refused (the current password was wrong).
+    PasswordChangeFailed = "password.change_failed",
+    /// A password was changed.
+    PasswordChanged = "password.changed",
+    /// An external provider's flow failed.
+    OAuthFailed = "oauth.failed",
+    /// An external provider's identity was refused.
+    OAuthRefused = "oauth.refused",
+    /// An external account was linked to a user.
+    OAuthLinked = "oauth.linked",
+    /// An external account was unlinked from a user.
+    OAuthUnlinked = "oauth.unlinked",
+    /// An account registered before its owner signed in through a provider was taken over by
+    /// that provider's verified identity (its earlier credentials ended).
+    OAuthPreRegistrationEnded = "oauth.pre_registration_ended",
+    /// An API token was created.
+    ApiTokenCreated = "api_token.created",
+    /// An API token was refused.
+    ApiTokenRefused = "api_token.refused",
+    /// An API token was used (recorded in batches).
+    ApiTokenUsed = "api_token.used",
+    /// An API token was revoked.
+    ApiTokenRevoked = "api_token.revoked",
+    /// An organization was created.
+    OrgCreated = "org.created",
+    /// An organization's ownership was transferred.
+    OrgOwnershipTransferred = "org.ownership_transferred",
+    /// An organization was deleted.
+    OrgDeleted = "org.deleted",
+    /// Someone was invited into an organization.
+    MemberInvited = "member.invited",
+    /// A member's role was changed.
+    MemberRoleChanged = "member.role_changed",
+    /// A member left an organization.
+    MemberLeft = "member.left",
+    /// A member was removed from an organization.
+    MemberRemoved = "member.removed",
+    /// An invitation was revoked.
+    InvitationRevoked = "invitation.revoked",
+    /// An invitation was accepted.
+    InvitationAccepted = "invitation.accepted",
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is no [`AuditKind`]'s text (an app's own kind, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not one of the library's audit kinds")]
+pub struct UnknownAuditKind;
+
 /// Which audit events to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -351,4 +502,79 @@ pub struct AuditQuery {
     pub before: Option<AuditEventId>,
     /// At most this many (the store caps it at 1000).
     pub limit: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AuditEvent, AuditKind, UnknownAuditKind};
+
+    /// The text of every kind, as databases hold it: a change here breaks every reader of an
+    /// existing audit log.
+    #[test]
+    fn every_audit_kind_keeps_its_stored_text() {
+        let pinned: [(AuditKind, &str); 30] = [
+            (AuditKind::SignUp, "sign_up"),
+            (AuditKind::SignUpOAuth, "sign_up.oauth"),
+            (AuditKind::SignInSucceeded, "sign_in.succeeded"),
+            (AuditKind::SignInFailed, "sign_in.failed"),
+            (AuditKind::SignInOAuth, "sign_in.oauth"),
+            (AuditKind::SignOut, "sign_out"),
+            (AuditKind::SignOutEverywhere, "sign_out.everywhere"),
+            (AuditKind::EmailVerified, "email.verified"),
+            (
+                AuditKind::PasswordResetRequested,
+                "password.reset_requested",
+            ),
+            (AuditKind::PasswordReset, "password.reset"),
+            (AuditKind::PasswordChangeFailed, "password.change_failed"),
+            (AuditKind::PasswordChanged, "password.changed"),
+            (AuditKind::OAuthFailed, "oauth.failed"),
+            (AuditKind::OAuthRefused, "oauth.refused"),
+            (AuditKind::OAuthLinked, "oauth.linked"),
+            (AuditKind::OAuthUnlinked, "oauth.unlinked"),
+            (
+                AuditKind::OAuthPreRegistrationEnded,
+                "oauth.pre_registration_ended",
+            ),
+            (AuditKind::ApiTokenCreated, "api_token.created"),
+            (AuditKind::ApiTokenRefused, "api_token.refused"),
+            (AuditKind::ApiTokenUsed, "api_token.used"),
+            (AuditKind::ApiTokenRevoked, "api_token.revoked"),
+            (AuditKind::OrgCreated, "org.created"),
+            (
+                AuditKind::OrgOwnershipTransferred,
+                "org.ownership_transferred",
+            ),
+            (AuditKind::OrgDeleted, "org.deleted"),
+            (AuditKind::MemberInvited, "member.invited"),
+            (AuditKind::MemberRoleChanged, "member.role_changed"),
+            (AuditKind::MemberLeft, "member.left"),
+            (AuditKind::MemberRemoved, "member.removed"),
+            (AuditKind::InvitationRevoked, "invitation.revoked"),
+            (AuditKind::InvitationAccepted, "invitation.accepted"),
+        ];
+        assert_eq!(AuditKind::ALL.len(), pinned.len());
+        for (kind, (pinned_kind, text)) in AuditKind::ALL.into_iter().zip(pinned) {
+            assert_eq!(kind, pinned_kind);
+            assert_eq!(kind.as_str(), text);
+            assert_eq!(kind.to_string(), text);
+            assert_eq!(text.parse::<AuditKind>(), Ok(kind));
+            let event = AuditEvent::new(kind, time::OffsetDateTime::UNIX_EPOCH);
+            assert_eq!(event.kind, text);
+            assert_eq!(event.known_kind(), Some(kind));
+        }
+    }
+
+    #[test]
+    fn an_apps_own_kind_is_stored_as_given_and_is_no_library_kind() {
+        let event = AuditEvent::custom("app.invoice_paid", time::OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(event.kind, "app.invoice_paid");
+        assert_eq!(event.known_kind(), None);
+        assert_eq!(
+            "app.invoice_paid".parse::<AuditKind>(),
+            Err(UnknownAuditKind)
+        );
+        assert_eq!(event.data, serde_json::json!({}));
+        assert!(event.actor_id.is_none() && event.user_id.is_none() && event.org_id.is_none());
+    }
 }

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use serde_json::json;
 use time::Duration;
 
+use crate::audit;
 use crate::mail::{MailTemplates, Mailer};
 use crate::password::{PasswordConfig, PasswordError, PasswordHasher, Verified};
 use crate::password_policy::PasswordPolicy;
@@ -45,7 +46,7 @@ use crate::secret::generate_token;
 use crate::session::{CreatedSession, SessionManager, SessionMeta};
 use crate::web::AppOrigin;
 use crate::{
-    AuditEvent, AuditEventId, AuthError, AuthStore, Clock, Email, ErrorCode, NewUser, OneTimeToken,
+    AuditEvent, AuditKind, AuthError, AuthStore, Clock, Email, ErrorCode, NewUser, OneTimeToken,
     OneTimeTokenId, SecretString, SessionId, TokenHash, TokenPurpose, User, UserId,
 };
 
@@ -254,8 +255,15 @@ impl Accounts {
             })
             .await?;
         let created = self.sessions.create(user.id, client.session_meta()).await?;
-        self.audit("sign_up", Some(user.id), Some(user.id), client, json!({}))
-            .await;
+        audit::record(
+            &*self.store,
+            &AuditEvent {
+                actor_id: Some(user.id),
+                user_id: Some(user.id),
+                ..client.audit_event(AuditKind::SignUp, self.clock.now())
+            },
+        )
+        .await;
         if let Err(err) = self.send_verification(&user).await {
             // The account exists and is signed in; the user can ask for another link.
             tracing::error!(user_id = %user.id, error = %err.code, "verification mail failed");
@@ -309,12 +317,13 @@ impl Accounts {
                     "unknown_user"
                 };
                 let user_id = user.map(|u| u.id);
-                self.audit(
-                    "sign_in.failed",
-                    None,
-                    user_id,
-                    client,
-                    json!({ "email": email.as_str(), "reason": reason }),
+                audit::record(
+                    &*self.store,
+                    &AuditEvent {
+                        user_id,
+                        data: json!({ "email": email.as_str(), "reason": reason }),
+                        ..client.audit_event(AuditKind::SignInFailed, self.clock.now())
+                    },
                 )
                 .await;
                 drop(attempt);
@@ -331,12 +340,13 @@ impl Accounts {
                 if let Err(err) = &outcome {
                     tracing::warn!(user_id = %user.id, error = %err, "password not verifiable");
                 }
-                self.audit(
-                    "sign_in.failed",
-                    None,
-                    Some(user.id),
-                    client,
-                    json!({ "email": email.as_str(), "reason": "wrong_password" }),
+                audit::record(
+                    &*self.store,
+                    &AuditEvent {
+                        user_id: Some(user.id),
+                        data: json!({ "email": email.as_str(), "reason": "wrong_password" }),
+                        ..client.audit_event(AuditKind::SignInFailed, self.clock.now())
+                    },
                 )
                 .await;
                 drop(attempt);
@@ -348,12 +358,14 @@ impl Accounts {
             self.upgrade_hash(user.id, password).await;
         }
         let created = self.sessions.create(user.id, client.session_meta()).await?;
-        self.audit(
-            "sign_in.succeeded",
-            Some(user.id),
-            Some(user.id),
-            client,
-            json!({ "session_id": created.session.id.to_string() }),
+        audit::record(
+            &*self.store,
+            &AuditEvent {
+                actor_id: Some(user.id),
+                user_id: Some(user.id),
+                data: json!({ "session_id": created.session.id.to_string() }),
+                ..client.audit_event(AuditKind::SignInSucceeded, self.clock.now())
+            },
         )
         .await;
         Ok((user, created))
@@ -375,12 +387,14 @@ impl Accounts {
             .map(|s| s.user_id);
         let existed = self.sessions.end(session_id).await?;
         if existed {
-            self.audit(
-                "sign_out",
-                user_id,
-                user_id,
-                client,
-                json!({ "session_id": session_id.to_string() }),
+            audit::record(
+                &*self.store,
+                &AuditEvent {
+                    actor_id: user_id,
+                    user_id,
+                    data: json!({ "session_id": session_id.to_string() }),
+                    ..client.audit_event(AuditKind::SignOut, self.clock.now())
+                },
             )
             .await;
         }
@@ -397,12 +411,14 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<u64, AuthError> {
         let ended = self.sessions.end_all_for_user(user_id, None).await?;
-        self.audit(
-            "sign_out.everywhere",
-            Some(user_id),
-            Some(user_id),
-            client,
-            json!({ "sessions_ended": ended }),
+        audit::record(
+            &*self.store,
+            &AuditEvent {
+                actor_id: Some(user_id),
+                user_id: Some(user_id),
+                data: json!({ "sessions_ended": ended }),
+                ..client.audit_event(AuditKind::SignOutEverywhere, self.clock.now())
+            },
         )
         .await;
         Ok(ended)
@@ -454,12 +470,13 @@ impl Accounts {
         let user = self.store.mark_email_verified(user.id, now).await?;
         // Cached sessions hold the user record: let them see the verified address at once.
         self.sessions.invalidate_user(user.id);
-        self.audit(
-            "email.verified",
-            Some(user.id),
-            Some(user.id),
-            client,
-            json!({}),
+        audit::record(
+            &*self.store,
+            &AuditEvent {
+                actor_id: Some(user.id),
+                user_id: Some(user.id),
+                ..client.audit_event(AuditKind::EmailVerified, self.clock.now())
+            },
         )
         .await;
         Ok(user)
@@ -501,12 +518,12 @@ impl Accounts {
         let url = self.link(&self.config.reset_password_path, &token);
         let message = self.templates.password_reset(user.email.clone(), &url, ttl);
         self.send(&message).await;
-        self.audit(
-            "password.reset_requested",
-            None,
-            Some(user.id),
-            client,
-            json!({}),
+        audit::record(
+            &*self.store,
+            &AuditEvent {
+                user_id: Some(user.id),
+                ..client.audit_event(AuditKind::PasswordResetRequested, self.clock.now())
+            },
         )
         .await;
         Ok(())
@@ -540,12 +557,14 @@ impl Accounts {
         let hash = self.hash(new_password).await?;
         self.store.set_password_hash(user.id, &hash, now).await?;
         let ended = self.sessions.end_all_for_user(user.id, None).await?;
-        self.audit(
-            "password.reset",
-            Some(user.id),
-            Some(user.id),
-            client,
-            json!({ "sessions_ended": ended }),
+        audit::record(
+            &*self.store,
+            &AuditEvent {
+                actor_id: Some(user.id),
+                user_id: Some(user.id),
+                data: json!({ "sessions_ended": ended }),
+                ..client.audit_event(AuditKind::PasswordReset, self.clock.now())
+            },
         )
         .await;
         Ok(())
@@ -594,12 +613,13 @@ impl Accounts {
             }
             Ok(Verified::Invalid) | Err(_) => {
                 drop(attempt);
-                self.audit(
-                    "password.change_failed",
-                    Some(user_id),
-                    Some(user_id),
-                    client,
-                    json!({}),
+                audit::record(
+                    &*self.store,
+                    &AuditEvent {
+                        actor_id: Some(user_id),
+                        user_id: Some(user_id),
+                        ..client.audit_event(AuditKind::PasswordChangeFailed, self.clock.now())
+                    },
                 )
                 .await;
                 return Err(AuthError::new(ErrorCode::InvalidCredentials));
@@ -614,12 +634,14 @@ impl Accounts {
             .sessions
             .end_all_for_user(user_id, Some(current_session))
             .await?;
-        self.audit(
-            "password.changed",
-            Some(user_id),
-            Some(user_id),
-            client,
-            json!({ "sessions_ended": ended }),
+        audit::record(
+            &*self.store,
+            &AuditEvent {
+                actor_id: Some(user_id),
+                user_id: Some(user_id),
+                data: json!({ "sessions_ended": ended }),
+                ..client.audit_event(AuditKind::PasswordChanged, self.clock.now())
+            },
         )
         .await;
         Ok(())
@@ -698,30 +720,6 @@ impl Accounts {
     async fn send(&self, message: &crate::mail::MailMessage) {
         if let Err(err) = self.mailer.send(message).await {
             tracing::error!(error = %err, subject = %message.subject, "mail not sent");
-        }
-    }
-
-    async fn audit(
-        &self,
-        kind: &str,
-        actor_id: Option<UserId>,
-        user_id: Option<UserId>,
-        client: &ClientInfo,
-        data: serde_json::Value,
-    ) {
-        let event = AuditEvent {
-            id: AuditEventId::new(),
-            at: self.clock.now(),
-            kind: kind.to_owned(),
-            actor_id,
-            user_id,
-            org_id: None,
-            ip: Some(client.ip.to_string()),
-            user_agent: client.user_agent.clone(),
-            data,
-        };
-        if let Err(err) = self.store.record_audit_event(&event).await {
-            tracing::error!(error = %err, kind, "audit event not recorded");
         }
     }
 }

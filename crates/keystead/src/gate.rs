@@ -1,12 +1,18 @@
 //! The step every adapter runs for every request before the app's handler: one function, so
 //! that the axum layer and the actix middleware cannot drift apart.
 
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, header};
+use pin_project_lite::pin_project;
 
 use crate::auth::{Auth, Authentication};
+use crate::error::{AuthError, ErrorCode};
 use crate::routes::problem_response;
 use crate::web::is_safe_method;
 
@@ -208,7 +214,7 @@ impl Auth {
     ///   303) or answers them 401 (see [`Auth::unauthenticated_response`]).
     ///
     /// When admitted, the adapter adds [`Authentication::set_cookie`] to the app's response
-    /// unless it sets the session cookie itself ([`with_refreshed_cookie`]).
+    /// unless it sets the session cookie itself ([`append_session_cookie`]).
     ///
     /// # Errors
     /// The response to send instead of calling the app.
@@ -266,31 +272,158 @@ impl Auth {
                 headers,
                 authn.failure.as_ref(),
             );
-            if let Some(cookie) = authn.set_cookie {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
+            append_session_cookie(response.headers_mut(), authn.set_cookie.as_ref());
             return Err(response);
         }
         Ok(authn)
     }
 }
 
-/// Adds `cookie` (a refreshed or cleared session cookie) to a response's headers unless the
-/// response sets that cookie itself (a `Set-Cookie` of the same name: the app signed the user
-/// out or in). A cookie of another name (a theme, a consent flag) does not drop the session's
-/// sliding refresh.
-pub fn with_refreshed_cookie(headers: &mut HeaderMap, cookie: Option<HeaderValue>) {
+/// A response's `Set-Cookie` headers, as [`append_session_cookie`] reads and adds them:
+/// implemented for `http::HeaderMap`, and by an adapter over its framework's own header map.
+pub trait ResponseCookies {
+    /// Every `Set-Cookie` value the response has, in order.
+    fn set_cookies(&self) -> impl Iterator<Item = &[u8]>;
+
+    /// Adds a `Set-Cookie` header with `value`, after those there are.
+    fn append_set_cookie(&mut self, value: &HeaderValue);
+}
+
+impl ResponseCookies for HeaderMap {
+    fn set_cookies(&self) -> impl Iterator<Item = &[u8]> {
+        self.get_all(header::SET_COOKIE)
+            .into_iter()
+            .map(HeaderValue::as_bytes)
+    }
+
+    fn append_set_cookie(&mut self, value: &HeaderValue) {
+        self.append(header::SET_COOKIE, value.clone());
+    }
+}
+
+/// The one rule for the session cookie that authenticating a request produced
+/// ([`Authentication::set_cookie`]: refreshed for the sliding expiry, or cleared for a dead
+/// session): it is added to the response unless the response sets that cookie itself (a
+/// `Set-Cookie` of the same name: the handler signed the user out or in). A cookie of another
+/// name (a theme, a consent flag, a provider flow's cookie) does not drop it. The library's
+/// routes, the axum layer and the actix middleware all add it through this function.
+pub fn append_session_cookie<H: ResponseCookies + ?Sized>(
+    headers: &mut H,
+    cookie: Option<&HeaderValue>,
+) {
     let Some(cookie) = cookie else {
         return;
     };
     let sets_it = cookie_name(cookie.as_bytes()).is_some_and(|name| {
         headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .any(|set| cookie_name(set.as_bytes()) == Some(name))
+            .set_cookies()
+            .any(|set| cookie_name(set) == Some(name))
     });
     if !sets_it {
-        headers.append(header::SET_COOKIE, cookie);
+        headers.append_set_cookie(cookie);
+    }
+}
+
+/// The answer to a request whose server gives no client address (the socket peer): 503
+/// `unavailable` with `how_to_serve` as the detail, logged at error. Adapters refuse such
+/// requests before anything else: inventing an address would put every client into one
+/// rate-limit bucket, so they fail closed.
+#[must_use]
+pub fn missing_peer_response(how_to_serve: &str) -> Response<Bytes> {
+    tracing::error!("{how_to_serve}");
+    problem_response(&AuthError::new(ErrorCode::Unavailable).with_detail(how_to_serve))
+}
+
+/// How an adapter turns the app's response into its own once [`GateFuture`] has it: adds the
+/// session cookie with [`append_session_cookie`] (through the adapter's [`ResponseCookies`])
+/// and converts the body type if the adapter's differs. Implemented by each adapter's service
+/// type.
+pub trait Finish {
+    /// The app's response.
+    type Inner;
+    /// The response the adapter's service answers with.
+    type Output;
+
+    /// `inner` with `set_cookie` added under the rule of [`append_session_cookie`].
+    fn finish(inner: Self::Inner, set_cookie: Option<&HeaderValue>) -> Self::Output;
+}
+
+pin_project! {
+    /// The response future of an adapter's service (`keystead_axum::AuthFuture`,
+    /// `keystead_actix::AuthFuture`), in one of three states:
+    /// - the app's own future, called at once when the caches admitted the request (the hot
+    ///   path: no boxed future); the session cookie goes onto its response ([`Finish`]);
+    /// - an answer the gate gave instead of calling the app (503, 403, 401, 303);
+    /// - a boxed future `B`, when admitting the request had to ask the store.
+    pub struct GateFuture<F, B, A: Finish> {
+        #[pin]
+        state: GateState<F, B, A::Output>,
+        finish: PhantomData<fn() -> A>,
+    }
+}
+
+pin_project! {
+    #[project = GateStateProj]
+    enum GateState<F, B, R> {
+        Inner { #[pin] future: F, set_cookie: Option<HeaderValue> },
+        Answered { response: Option<R> },
+        Boxed { #[pin] future: B },
+    }
+}
+
+impl<F, B, A: Finish> GateFuture<F, B, A> {
+    /// The app's future, whose response gets `set_cookie`.
+    pub fn inner(future: F, set_cookie: Option<HeaderValue>) -> Self {
+        Self::from_state(GateState::Inner { future, set_cookie })
+    }
+
+    /// An answer given without calling the app.
+    pub fn answered(response: A::Output) -> Self {
+        Self::from_state(GateState::Answered {
+            response: Some(response),
+        })
+    }
+
+    /// A future that authenticates with the store, calls the app and finishes its response
+    /// itself.
+    pub fn boxed(future: B) -> Self {
+        Self::from_state(GateState::Boxed { future })
+    }
+
+    fn from_state(state: GateState<F, B, A::Output>) -> Self {
+        Self {
+            state,
+            finish: PhantomData,
+        }
+    }
+}
+
+impl<F, B, A, E> Future for GateFuture<F, B, A>
+where
+    A: Finish,
+    F: Future<Output = Result<A::Inner, E>>,
+    B: Future<Output = Result<A::Output, E>>,
+{
+    type Output = Result<A::Output, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            GateStateProj::Inner { future, set_cookie } => {
+                let inner = std::task::ready!(future.poll(cx))?;
+                Poll::Ready(Ok(A::finish(inner, set_cookie.take().as_ref())))
+            }
+            GateStateProj::Answered { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => panic!("GateFuture polled after completion"),
+            },
+            GateStateProj::Boxed { future } => future.poll(cx),
+        }
+    }
+}
+
+impl<F, B, A: Finish> std::fmt::Debug for GateFuture<F, B, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GateFuture")
     }
 }
 
@@ -305,7 +438,7 @@ pub fn cookie_name(set_cookie: &[u8]) -> Option<&[u8]> {
 mod tests {
     use http::{HeaderMap, HeaderValue};
 
-    use super::{GateHeader, ProtectedPaths, RequestHeaders, visible_text, with_refreshed_cookie};
+    use super::{GateHeader, ProtectedPaths, RequestHeaders, append_session_cookie, visible_text};
 
     /// A header map read through the trait's provided `first_text`, as an adapter that only
     /// implements `first` and `all` reads it.
@@ -362,27 +495,27 @@ mod tests {
 
     #[test]
     fn the_refresh_is_dropped_only_for_a_cookie_of_the_same_name() {
-        let refresh = || Some(HeaderValue::from_static("authkit_session=new; Path=/"));
+        let refresh = HeaderValue::from_static("authkit_session=new; Path=/");
         let mut headers = HeaderMap::new();
         headers.append(
             http::header::SET_COOKIE,
             HeaderValue::from_static("theme=dark"),
         );
-        with_refreshed_cookie(&mut headers, refresh());
+        append_session_cookie(&mut headers, Some(&refresh));
         assert_eq!(headers.get_all(http::header::SET_COOKIE).iter().count(), 2);
         let mut headers = HeaderMap::new();
         headers.append(
             http::header::SET_COOKIE,
             HeaderValue::from_static("authkit_session=; Max-Age=0"),
         );
-        with_refreshed_cookie(&mut headers, refresh());
+        append_session_cookie(&mut headers, Some(&refresh));
         let all: Vec<_> = headers.get_all(http::header::SET_COOKIE).iter().collect();
         assert_eq!(
             all,
             [HeaderValue::from_static("authkit_session=; Max-Age=0")]
         );
         let mut headers = HeaderMap::new();
-        with_refreshed_cookie(&mut headers, refresh());
+        append_session_cookie(&mut headers, Some(&refresh));
         assert_eq!(headers.get_all(http::header::SET_COOKIE).iter().count(), 1);
     }
 

@@ -29,7 +29,9 @@ pub use keystead_core::{clock, email, error, id, model, rbac, secret, store, tim
 pub use utoipa;
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
+pub mod extract;
 pub mod gate;
 pub mod mail;
 pub mod oauth;
@@ -55,9 +57,9 @@ pub use id::{
     UserId,
 };
 pub use model::{
-    ApiTokenRecord, AuditEvent, AuditQuery, ExternalAccount, Invitation, Member, Membership,
-    NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose,
-    User, UserOrganization,
+    ApiTokenRecord, AuditEvent, AuditKind, AuditQuery, ExternalAccount, Invitation, Member,
+    Membership, NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session,
+    TokenPurpose, User, UserOrganization,
 };
 pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordHasher, Verified};
 pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};

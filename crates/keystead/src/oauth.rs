@@ -28,13 +28,14 @@ use serde_json::json;
 use time::Duration;
 
 use crate::accounts::ClientInfo;
+use crate::audit;
 use crate::auth::Auth;
 use crate::routes::local_path;
 use crate::secret::generate_token;
 use crate::session::{CreatedSession, SessionMeta};
 use crate::tokens::Change;
 use crate::{
-    AuditEvent, AuditEventId, AuthError, Email, ErrorCode, ExternalAccount, ExternalAccountId,
+    AuditEvent, AuditKind, AuthError, Email, ErrorCode, ExternalAccount, ExternalAccountId,
     NewUser, OAuthFlow, SecretString, StoreError, TokenHash, TokenPurpose, User, UserId,
 };
 
@@ -466,11 +467,14 @@ impl<'a> OAuth<'a> {
             Ok(identity) => identity,
             Err(err) => {
                 tracing::warn!(provider = provider_id, error = %err, "sign-in with a provider failed");
-                self.audit(
-                    "oauth.failed",
-                    signed_in,
-                    client,
-                    json!({ "provider": provider_id, "reason": err.to_string() }),
+                audit::record(
+                    &**self.auth.store(),
+                    &AuditEvent {
+                        actor_id: signed_in,
+                        user_id: signed_in,
+                        data: json!({ "provider": provider_id, "reason": err.to_string() }),
+                        ..client.audit_event(AuditKind::OAuthFailed, self.auth.clock().now())
+                    },
                 )
                 .await;
                 return Ok(failed(FlowFailure::Failed));
@@ -512,12 +516,7 @@ impl<'a> OAuth<'a> {
                 },
             )
             .await?;
-        self.audit(
-            "sign_in.oauth",
-            Some(user.id),
-            client,
-            json!({ "provider": provider_id, "session_id": session.session.id.to_string() }),
-        )
+        audit::record(&**self.auth.store(), &AuditEvent { actor_id: Some(user.id), user_id: Some(user.id), data: json!({ "provider": provider_id, "session_id": session.session.id.to_string() }), ..client.audit_event(AuditKind::SignInOAuth, self.auth.clock().now()) })
         .await;
         Ok(FlowOutcome::SignedIn {
             user: Box::new(user),
@@ -562,22 +561,12 @@ impl<'a> OAuth<'a> {
         };
         if let Some(user) = store.user_by_email(&email).await? {
             if !identity.email_verified {
-                self.audit(
-                    "oauth.refused",
-                    None,
-                    client,
-                    json!({ "provider": provider_id, "reason": "unverified_email_of_existing_account", "user_id": user.id.to_string() }),
-                )
+                audit::record(&**self.auth.store(), &AuditEvent { data: json!({ "provider": provider_id, "reason": "unverified_email_of_existing_account", "user_id": user.id.to_string() }), ..client.audit_event(AuditKind::OAuthRefused, self.auth.clock().now()) })
                 .await;
                 return Ok(Err(FlowFailure::AccountExists));
             }
             if linking == EmailLinking::Never {
-                self.audit(
-                    "oauth.refused",
-                    None,
-                    client,
-                    json!({ "provider": provider_id, "reason": "email_of_existing_account_not_linked_by_email", "user_id": user.id.to_string() }),
-                )
+                audit::record(&**self.auth.store(), &AuditEvent { data: json!({ "provider": provider_id, "reason": "email_of_existing_account_not_linked_by_email", "user_id": user.id.to_string() }), ..client.audit_event(AuditKind::OAuthRefused, self.auth.clock().now()) })
                 .await;
                 return Ok(Err(FlowFailure::LinkRequired));
             }
@@ -633,11 +622,14 @@ impl<'a> OAuth<'a> {
             .await
         {
             Ok(Ok(())) => {
-                self.audit(
-                    "sign_up.oauth",
-                    Some(user.id),
-                    client,
-                    json!({ "provider": provider_id }),
+                audit::record(
+                    &**self.auth.store(),
+                    &AuditEvent {
+                        actor_id: Some(user.id),
+                        user_id: Some(user.id),
+                        data: json!({ "provider": provider_id }),
+                        ..client.audit_event(AuditKind::SignUpOAuth, self.auth.clock().now())
+                    },
                 )
                 .await;
                 Ok(Ok(user))
@@ -721,12 +713,7 @@ impl<'a> OAuth<'a> {
             }
             Err(err) => return Err(err.into()),
         }
-        self.audit(
-            "oauth.linked",
-            Some(user_id),
-            client,
-            json!({ "provider": provider_id, "external_account_id": account.id.to_string() }),
-        )
+        audit::record(&**self.auth.store(), &AuditEvent { actor_id: Some(user_id), user_id: Some(user_id), data: json!({ "provider": provider_id, "external_account_id": account.id.to_string() }), ..client.audit_event(AuditKind::OAuthLinked, self.auth.clock().now()) })
         .await;
         Ok(Ok(()))
     }
@@ -771,17 +758,23 @@ impl<'a> OAuth<'a> {
         self.auth
             .publish(Change::UserChanged { user_id: user.id })
             .await;
-        self.audit(
-            "oauth.pre_registration_ended",
-            Some(user.id),
-            client,
-            json!({
-                "provider": provider_id,
-                "password_removed": had_password,
-                "identities_unlinked": identities,
-                "sessions_ended": sessions,
-                "api_tokens_revoked": tokens,
-            }),
+        audit::record(
+            &**self.auth.store(),
+            &AuditEvent {
+                actor_id: Some(user.id),
+                user_id: Some(user.id),
+                data: json!({
+                    "provider": provider_id,
+                    "password_removed": had_password,
+                    "identities_unlinked": identities,
+                    "sessions_ended": sessions,
+                    "api_tokens_revoked": tokens,
+                }),
+                ..client.audit_event(
+                    AuditKind::OAuthPreRegistrationEnded,
+                    self.auth.clock().now(),
+                )
+            },
         )
         .await;
         Ok(user)
@@ -825,38 +818,10 @@ impl<'a> OAuth<'a> {
         }
         for link in these {
             store.unlink_external_account(user_id, link.id).await?;
-            self.audit(
-                "oauth.unlinked",
-                Some(user_id),
-                client,
-                json!({ "provider": provider_id, "external_account_id": link.id.to_string() }),
-            )
+            audit::record(&**self.auth.store(), &AuditEvent { actor_id: Some(user_id), user_id: Some(user_id), data: json!({ "provider": provider_id, "external_account_id": link.id.to_string() }), ..client.audit_event(AuditKind::OAuthUnlinked, self.auth.clock().now()) })
             .await;
         }
         Ok(())
-    }
-
-    async fn audit(
-        &self,
-        kind: &str,
-        user_id: Option<UserId>,
-        client: &ClientInfo,
-        data: serde_json::Value,
-    ) {
-        let event = AuditEvent {
-            id: AuditEventId::new(),
-            at: self.auth.clock().now(),
-            kind: kind.to_owned(),
-            actor_id: user_id,
-            user_id,
-            org_id: None,
-            ip: Some(client.ip.to_string()),
-            user_agent: client.user_agent.clone(),
-            data,
-        };
-        if let Err(err) = self.auth.store().record_audit_event(&event).await {
-            tracing::error!(error = %err, kind, "audit event not recorded");
-        }
     }
 }
 

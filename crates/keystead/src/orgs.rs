@@ -30,15 +30,15 @@ use serde_json::json;
 use time::Duration;
 
 use crate::accounts::ClientInfo;
+use crate::audit;
 use crate::mail::MailTemplates;
 use crate::principal::{Credential, Principal};
 use crate::secret::generate_token;
 use crate::store::Conflict;
 use crate::tokens::Change;
 use crate::{
-    AuditEvent, AuditEventId, Auth, AuthError, AuthStore, Email, ErrorCode, Invitation,
-    InvitationId, Member, Membership, OrgId, Organization, Role, SessionId, StoreError, TokenHash,
-    UserId,
+    AuditEvent, AuditKind, Auth, AuthError, AuthStore, Email, ErrorCode, Invitation, InvitationId,
+    Member, Membership, OrgId, Organization, Role, SessionId, StoreError, TokenHash, UserId,
 };
 
 /// The longest organization name, in characters.
@@ -250,13 +250,15 @@ impl<'a> Organizations<'a> {
                 .set_active_org(session_id, Some(org.id))
                 .await?;
         }
-        self.audit(
-            "org.created",
-            principal.user.id,
-            Some(principal.user.id),
-            org.id,
-            client,
-            json!({ "slug": org.slug, "name": org.name }),
+        audit::record(
+            self.store(),
+            &AuditEvent {
+                actor_id: Some(principal.user.id),
+                user_id: Some(principal.user.id),
+                org_id: Some(org.id),
+                data: json!({ "slug": org.slug, "name": org.name }),
+                ..client.audit_event(AuditKind::OrgCreated, self.now())
+            },
         )
         .await;
         Ok((org, membership))
@@ -396,17 +398,18 @@ impl<'a> Organizations<'a> {
         if let Err(err) = self.auth.mailer().send(&message).await {
             tracing::error!(error = %err, invitation_id = %invitation.id, "invitation mail not sent");
         }
-        self.audit(
-            "member.invited",
-            caller.user_id(),
-            None,
-            org.id,
-            client,
-            json!({
-                "invitation_id": invitation.id.to_string(),
-                "email": invitation.email.as_str(),
-                "role": role.as_str(),
-            }),
+        audit::record(
+            self.store(),
+            &AuditEvent {
+                actor_id: Some(caller.user_id()),
+                org_id: Some(org.id),
+                data: json!({
+                    "invitation_id": invitation.id.to_string(),
+                    "email": invitation.email.as_str(),
+                    "role": role.as_str(),
+                }),
+                ..client.audit_event(AuditKind::MemberInvited, self.now())
+            },
         )
         .await;
         Ok(invitation)
@@ -451,17 +454,18 @@ impl<'a> Organizations<'a> {
         self.store()
             .revoke_invitation(caller.org_id(), id, now)
             .await?;
-        self.audit(
-            "invitation.revoked",
-            caller.user_id(),
-            None,
-            caller.org_id(),
-            client,
-            json!({
-                "invitation_id": id.to_string(),
-                "email": invitation.email.as_str(),
-                "role": invitation.role.as_str(),
-            }),
+        audit::record(
+            self.store(),
+            &AuditEvent {
+                actor_id: Some(caller.user_id()),
+                org_id: Some(caller.org_id()),
+                data: json!({
+                    "invitation_id": id.to_string(),
+                    "email": invitation.email.as_str(),
+                    "role": invitation.role.as_str(),
+                }),
+                ..client.audit_event(AuditKind::InvitationRevoked, self.now())
+            },
         )
         .await;
         Ok(())
@@ -540,17 +544,19 @@ impl<'a> Organizations<'a> {
                 .set_active_org(session, Some(membership.org_id))
                 .await?;
         }
-        self.audit(
-            "invitation.accepted",
-            user.id,
-            Some(user.id),
-            membership.org_id,
-            client,
-            json!({
-                "invitation_id": invitation.id.to_string(),
-                "role": membership.role.as_str(),
-                "invited_by": invitation.invited_by.to_string(),
-            }),
+        audit::record(
+            self.store(),
+            &AuditEvent {
+                actor_id: Some(user.id),
+                user_id: Some(user.id),
+                org_id: Some(membership.org_id),
+                data: json!({
+                    "invitation_id": invitation.id.to_string(),
+                    "role": membership.role.as_str(),
+                    "invited_by": invitation.invited_by.to_string(),
+                }),
+                ..client.audit_event(AuditKind::InvitationAccepted, self.now())
+            },
         )
         .await;
         Ok(membership)
@@ -605,13 +611,15 @@ impl<'a> Organizations<'a> {
         };
         self.changed(caller.org_id(), user_id).await;
         if judged != membership.role {
-            self.audit(
-                "member.role_changed",
-                caller.user_id(),
-                Some(user_id),
-                caller.org_id(),
-                client,
-                json!({ "from": judged.as_str(), "to": membership.role.as_str() }),
+            audit::record(
+                self.store(),
+                &AuditEvent {
+                    actor_id: Some(caller.user_id()),
+                    user_id: Some(user_id),
+                    org_id: Some(caller.org_id()),
+                    data: json!({ "from": judged.as_str(), "to": membership.role.as_str() }),
+                    ..client.audit_event(AuditKind::MemberRoleChanged, self.now())
+                },
             )
             .await;
         }
@@ -669,12 +677,27 @@ impl<'a> Organizations<'a> {
         };
         self.after_removal(org_id, user_id).await;
         let (kind, data) = if leaving {
-            ("member.left", json!({ "role": removed_role.as_str() }))
+            (
+                AuditKind::MemberLeft,
+                json!({ "role": removed_role.as_str() }),
+            )
         } else {
-            ("member.removed", json!({ "role": removed_role.as_str() }))
+            (
+                AuditKind::MemberRemoved,
+                json!({ "role": removed_role.as_str() }),
+            )
         };
-        self.audit(kind, caller.user_id(), Some(user_id), org_id, client, data)
-            .await;
+        audit::record(
+            self.store(),
+            &AuditEvent {
+                actor_id: Some(caller.user_id()),
+                user_id: Some(user_id),
+                org_id: Some(org_id),
+                data,
+                ..client.audit_event(kind, self.now())
+            },
+        )
+        .await;
         Ok(())
     }
 
@@ -732,18 +755,20 @@ impl<'a> Organizations<'a> {
             .await?;
         self.changed(org_id, caller.user_id()).await;
         self.changed(org_id, to).await;
-        self.audit(
-            "org.ownership_transferred",
-            caller.user_id(),
-            Some(to),
-            org_id,
-            client,
-            json!({
-                "from": caller.user_id().to_string(),
-                "to": to.to_string(),
-                "to_previous_role": target.role.as_str(),
-                "from_becomes": becomes.as_str(),
-            }),
+        audit::record(
+            self.store(),
+            &AuditEvent {
+                actor_id: Some(caller.user_id()),
+                user_id: Some(to),
+                org_id: Some(org_id),
+                data: json!({
+                    "from": caller.user_id().to_string(),
+                    "to": to.to_string(),
+                    "to_previous_role": target.role.as_str(),
+                    "from_becomes": becomes.as_str(),
+                }),
+                ..client.audit_event(AuditKind::OrgOwnershipTransferred, self.now())
+            },
         )
         .await;
         let from = self.member(caller, caller.user_id()).await?;
@@ -765,41 +790,17 @@ impl<'a> Organizations<'a> {
         for member in &members {
             self.changed(org_id, member.user.id).await;
         }
-        self.audit(
-            "org.deleted",
-            caller.user_id(),
-            None,
-            org_id,
-            client,
-            json!({ "slug": org.slug, "members": members.len() }),
+        audit::record(
+            self.store(),
+            &AuditEvent {
+                actor_id: Some(caller.user_id()),
+                org_id: Some(org_id),
+                data: json!({ "slug": org.slug, "members": members.len() }),
+                ..client.audit_event(AuditKind::OrgDeleted, self.now())
+            },
         )
         .await;
         Ok(())
-    }
-
-    async fn audit(
-        &self,
-        kind: &str,
-        actor_id: UserId,
-        user_id: Option<UserId>,
-        org_id: OrgId,
-        client: &ClientInfo,
-        data: serde_json::Value,
-    ) {
-        let event = AuditEvent {
-            id: AuditEventId::new(),
-            at: self.now(),
-            kind: kind.to_owned(),
-            actor_id: Some(actor_id),
-            user_id,
-            org_id: Some(org_id),
-            ip: Some(client.ip.to_string()),
-            user_agent: client.user_agent.clone(),
-            data,
-        };
-        if let Err(err) = self.store().record_audit_event(&event).await {
-            tracing::error!(error = %err, kind, "audit event not recorded");
-        }
     }
 }
 

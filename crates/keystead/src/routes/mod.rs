@@ -261,7 +261,7 @@ impl Auth {
         // at the old expiry.
         let refresh_cookie = authn.set_cookie.clone();
         if let Err(err) = self.check_csrf(&parts.method, &parts.headers, route.login_csrf) {
-            return with_session_cookie(problem_response(&err), refresh_cookie);
+            return with_session_cookie(problem_response(&err), refresh_cookie.as_ref());
         }
         if route.access == Access::Session && authn.bearer {
             return with_session_cookie(
@@ -269,12 +269,14 @@ impl Auth {
                     &AuthError::new(ErrorCode::Forbidden)
                         .with_detail("This route needs a browser session, not an API token."),
                 ),
-                refresh_cookie,
+                refresh_cookie.as_ref(),
             );
         }
         let body = match read_body(&parts.headers, body).await {
             Ok(body) => body,
-            Err(err) => return with_session_cookie(problem_response(&err), refresh_cookie),
+            Err(err) => {
+                return with_session_cookie(problem_response(&err), refresh_cookie.as_ref());
+            }
         };
         let form = match route.body {
             table::BodyKind::None => false,
@@ -287,7 +289,7 @@ impl Auth {
             table::BodyKind::Json | table::BodyKind::JsonOrForm => {
                 return with_session_cookie(
                     problem_response(&AuthError::new(ErrorCode::UnsupportedMediaType)),
-                    refresh_cookie,
+                    refresh_cookie.as_ref(),
                 );
             }
         };
@@ -314,7 +316,7 @@ impl Auth {
             Ok(reply) => response::reply_response(reply),
             Err(err) => problem_response(&err),
         };
-        let mut response = with_session_cookie(response, refresh_cookie);
+        let mut response = with_session_cookie(response, refresh_cookie.as_ref());
         if route.path == OAUTH_CALLBACK
             && let Ok(value) = http::HeaderValue::from_str(&self.cookies().oauth_removal_cookie())
         {
@@ -376,17 +378,13 @@ impl Auth {
     }
 }
 
-/// Adds the session cookie that authentication produced (refreshed or cleared), unless the
-/// response already sets its own.
+/// Adds the session cookie that authentication produced (refreshed or cleared) under the one
+/// rule of [`crate::gate::append_session_cookie`].
 fn with_session_cookie(
     mut response: Response<Bytes>,
-    cookie: Option<http::HeaderValue>,
+    cookie: Option<&http::HeaderValue>,
 ) -> Response<Bytes> {
-    if let Some(cookie) = cookie
-        && !response.headers().contains_key(header::SET_COOKIE)
-    {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
+    crate::gate::append_session_cookie(response.headers_mut(), cookie);
     response
 }
 

@@ -15,8 +15,9 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 use super::schema::{
     AcceptReply, AccountsReply, ActiveOrgBody, ActiveOrgReply, ChangePasswordBody, CreateOrgBody,
     CurrentSession, Done, EmailBody, InvitationView, InviteBody, Jwks, MemberView, NewTokenBody,
-    NewTokenReply, OrgWithRole, ResetConfirmBody, RoleBody, SessionListItem, SignInBody,
-    SignInReply, SignUpBody, TokenBody, TokenView, TransferBody, TransferReply, UserReply,
+    NewTokenReply, OrgWithRole, ProvidersReply, ResetConfirmBody, RoleBody, SessionListItem,
+    SignInBody, SignInReply, SignUpBody, TokenBody, TokenView, TransferBody, TransferReply,
+    UserReply,
 };
 use super::{Call, Reply, account, oauth, orgs, tokens};
 use crate::AuthError;

@@ -34,13 +34,14 @@ pub(crate) use feed::Changes;
 pub use feed::{Change, ChangeFeed, FeedEvent, InProcessFeed};
 pub use keys::{KeyAlgorithm, KeyRing, KeyStore, StoredKey};
 
+use crate::audit;
 use crate::clock::{from_unix_micros, unix_micros_ceil};
 use crate::gate::visible_text;
 use crate::principal::{Credential, token_permissions};
 use crate::secret::TokenHashBuilder;
 use crate::web::AppOrigin;
 use crate::{
-    ApiTokenId, ApiTokenRecord, AuditEvent, AuditEventId, AuthError, AuthStore, Clock, ErrorCode,
+    ApiTokenId, ApiTokenRecord, AuditEvent, AuditKind, AuthError, AuthStore, Clock, ErrorCode,
     OrgId, Permission, Principal, Role, RolePermissions, SecretString, TokenHash, User, UserId,
 };
 
@@ -337,12 +338,7 @@ impl ApiTokens {
             AuthError::new(ErrorCode::Internal)
         })?;
         self.inner.store.create_api_token(&record).await?;
-        self.audit(
-            "api_token.created",
-            Some(principal.user.id),
-            Some(org_id),
-            json!({ "token_id": record.id.to_string(), "name": record.name, "scopes": claims.scopes }),
-        )
+        audit::record(&*self.inner.store, &AuditEvent { actor_id: Some(principal.user.id), user_id: Some(principal.user.id), org_id: Some(org_id), data: json!({ "token_id": record.id.to_string(), "name": record.name, "scopes": claims.scopes }), ..AuditEvent::new(AuditKind::ApiTokenCreated, self.inner.clock.now()) })
         .await;
         Ok((record, SecretString::new(format!("{TOKEN_PREFIX}{jws}"))))
     }
@@ -735,11 +731,15 @@ impl ApiTokens {
             }
             noted.insert(verified.id, now);
         }
-        self.audit(
-            "api_token.refused",
-            Some(verified.user_id),
-            Some(verified.org_id),
-            json!({ "token_id": verified.id.to_string(), "reason": reason }),
+        audit::record(
+            &*self.inner.store,
+            &AuditEvent {
+                actor_id: Some(verified.user_id),
+                user_id: Some(verified.user_id),
+                org_id: Some(verified.org_id),
+                data: json!({ "token_id": verified.id.to_string(), "reason": reason }),
+                ..AuditEvent::new(AuditKind::ApiTokenRefused, self.inner.clock.now())
+            },
         )
         .await;
     }
@@ -778,12 +778,7 @@ impl ApiTokens {
             return Err(err.into());
         }
         for (id, (at, count)) in &batch {
-            self.audit(
-                "api_token.used",
-                None,
-                None,
-                json!({ "token_id": id.to_string(), "uses": count, "last_used_at": at.div_euclid(1_000_000) }),
-            )
+            audit::record(&*self.inner.store, &AuditEvent { data: json!({ "token_id": id.to_string(), "uses": count, "last_used_at": at.div_euclid(1_000_000) }), ..AuditEvent::new(AuditKind::ApiTokenUsed, self.inner.clock.now()) })
             .await;
         }
         Ok(batch.len())
@@ -804,11 +799,15 @@ impl ApiTokens {
             .changes
             .announce(&Change::TokenRevoked { id })
             .await;
-        self.audit(
-            "api_token.revoked",
-            Some(actor),
-            Some(record.org_id),
-            json!({ "token_id": id.to_string() }),
+        audit::record(
+            &*self.inner.store,
+            &AuditEvent {
+                actor_id: Some(actor),
+                user_id: Some(actor),
+                org_id: Some(record.org_id),
+                data: json!({ "token_id": id.to_string() }),
+                ..AuditEvent::new(AuditKind::ApiTokenRevoked, self.inner.clock.now())
+            },
         )
         .await;
         Ok(record)
@@ -874,29 +873,6 @@ impl ApiTokens {
     async fn reload_keys(&self) {
         if let Err(err) = self.inner.keys.reload().await {
             tracing::error!(error = %err.code, "could not reload the signing keys");
-        }
-    }
-
-    async fn audit(
-        &self,
-        kind: &str,
-        actor_id: Option<UserId>,
-        org_id: Option<OrgId>,
-        data: serde_json::Value,
-    ) {
-        let event = AuditEvent {
-            id: AuditEventId::new(),
-            at: self.inner.clock.now(),
-            kind: kind.to_owned(),
-            actor_id,
-            user_id: actor_id,
-            org_id,
-            ip: None,
-            user_agent: None,
-            data,
-        };
-        if let Err(err) = self.inner.store.record_audit_event(&event).await {
-            tracing::error!(error = %err, kind, "audit event not recorded");
         }
     }
 }
