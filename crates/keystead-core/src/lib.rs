@@ -37,6 +37,7 @@ pub mod model;
 pub mod rate_limit;
 pub mod rbac;
 pub mod secret;
+pub mod sql;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

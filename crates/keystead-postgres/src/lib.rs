@@ -114,7 +114,7 @@ mod tokens;
 mod users;
 
 pub use feed::{ChangeFeedOptions, PostgresChangeFeed, change_channel, ping_channel};
-pub use migrate::SchemaStatus;
+pub use keystead_core::sql::SchemaStatus;
 pub use sql::{DEFAULT_SCHEMA, InvalidName, MAX_SCHEMA_LEN, Schema};
 
 /// Connections the pool made by [`PostgresStore::connect`] keeps at most.
@@ -178,7 +178,7 @@ impl PostgresStore {
         let schema = Schema::default();
         Self {
             pool,
-            tables: Tables::new(&schema),
+            tables: schema.tables(),
             schema,
             default_feed: Arc::new(OnceLock::new()),
         }
@@ -190,7 +190,7 @@ impl PostgresStore {
     pub fn with_schema(self, schema: Schema) -> Self {
         Self {
             pool: self.pool,
-            tables: Tables::new(&schema),
+            tables: schema.tables(),
             schema,
             default_feed: Arc::new(OnceLock::new()),
         }

@@ -22,12 +22,27 @@ use keystead_core::StoreError;
 use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row as _};
 
+use keystead_core::sql::{Mismatch, SchemaStatus, check_recorded, hex};
+
 use crate::error::map_sqlx_error;
 use crate::sql::{Schema, Tables};
 
 /// The embedded migrations: templates, run by this module (sqlx's runner cannot put the
 /// schema into them).
 static MIGRATIONS: Migrator = sqlx::migrate!();
+
+/// Version and checksum of each embedded migration.
+fn embedded() -> impl Iterator<Item = (i64, &'static [u8])> {
+    MIGRATIONS.iter().map(|m| (m.version, &m.checksum[..]))
+}
+
+/// Version, checksum and description of each embedded migration.
+fn recorded() -> Vec<(i64, &'static [u8], &'static str)> {
+    MIGRATIONS
+        .iter()
+        .map(|m| (m.version, &m.checksum[..], &*m.description))
+        .collect()
+}
 
 /// The key of the advisory lock every run of this runner holds, on any schema of the
 /// database ("keystead" in ASCII).
@@ -81,45 +96,6 @@ const LEGACY_MIGRATIONS: [(i64, &str); 6] = [
         "672f2311b67553a9f79eb17117576ddbb116b07f5263538b33e54d521f8aed411f898967e5a3e3d252dba7d87e7e0d91",
     ),
 ];
-
-/// Where a database stands against the embedded migrations; see
-/// [`PostgresStore::schema_status`](crate::PostgresStore::schema_status).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SchemaStatus {
-    /// Versions applied, in order.
-    pub applied: Vec<i64>,
-    /// Versions of this code not applied yet: `migrate()` would apply them.
-    pub pending: Vec<i64>,
-    /// Versions applied from a file that has changed since: `migrate()` refuses to run.
-    pub changed: Vec<i64>,
-    /// Versions applied that this code does not know (a newer version ran): `migrate()`
-    /// refuses to run.
-    pub unknown: Vec<i64>,
-    /// Versions recorded in the old layout (`_sqlx_migrations` of the connection's current
-    /// schema) that `migrate()` would move into the schema.
-    pub legacy: Vec<i64>,
-}
-
-impl SchemaStatus {
-    /// Whether the schema is exactly what this code expects: everything applied, nothing
-    /// changed or unknown, nothing left in the old layout.
-    #[must_use]
-    pub fn is_current(&self) -> bool {
-        self.pending.is_empty()
-            && self.changed.is_empty()
-            && self.unknown.is_empty()
-            && self.legacy.is_empty()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
 
 /// An identifier read from the catalog, quoted for a statement.
 fn quote_ident(name: &str) -> String {
@@ -216,30 +192,7 @@ pub(crate) async fn status(
         .await?
         .map(|(_, versions)| versions)
         .unwrap_or_default();
-    let mut status = SchemaStatus {
-        applied: applied.keys().copied().collect(),
-        pending: Vec::new(),
-        changed: Vec::new(),
-        unknown: Vec::new(),
-        legacy: legacy.clone(),
-    };
-    for migration in MIGRATIONS.iter() {
-        match applied.get(&migration.version) {
-            Some(sum) if sum[..] != migration.checksum[..] => {
-                status.changed.push(migration.version);
-            }
-            Some(_) => {}
-            // A legacy version counts as applied once moved.
-            None if legacy.contains(&migration.version) => {}
-            None => status.pending.push(migration.version),
-        }
-    }
-    status.unknown = applied
-        .keys()
-        .filter(|v| !MIGRATIONS.version_exists(**v))
-        .copied()
-        .collect();
-    Ok(status)
+    Ok(SchemaStatus::compare(&applied, legacy, embedded()))
 }
 
 /// Brings the schema up to date; see the module documentation.
@@ -295,23 +248,21 @@ async fn run_locked(
     adopt_legacy_layout(conn, schema, tables).await?;
 
     let applied = applied(conn, schema, tables).await?;
-    for (version, checksum) in &applied {
-        match MIGRATIONS.iter().find(|m| m.version == *version) {
-            None => {
-                return Err(backend(format!(
-                    "schema {schema}: migration {version} was applied but this version of \
-                     keystead-postgres does not know it (a newer version ran)"
-                )));
-            }
-            Some(m) if m.checksum[..] != checksum[..] => {
-                return Err(backend(format!(
-                    "schema {schema}: migration {version} ({}) was changed after it was applied",
-                    m.description
-                )));
-            }
-            Some(_) => {}
+    match check_recorded(&applied, &recorded()) {
+        Ok(()) => {}
+        Err(Mismatch::Unknown(version)) => {
+            return Err(backend(format!(
+                "schema {schema}: migration {version} was applied but this version of \
+                 keystead-postgres does not know it (a newer version ran)"
+            )));
+        }
+        Err(Mismatch::Changed(version, description)) => {
+            return Err(backend(format!(
+                "schema {schema}: migration {version} ({description}) was changed after it was applied"
+            )));
         }
     }
+
     for migration in MIGRATIONS.iter() {
         if applied.contains_key(&migration.version) {
             continue;

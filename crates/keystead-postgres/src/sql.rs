@@ -9,12 +9,11 @@
 //!
 //! `keystead-sqlite` has the same module, where `{t}` becomes the table prefix.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::Arc;
 
-/// What every statement writes before a table name.
-pub(crate) const PLACEHOLDER: &str = "{t}";
+pub use keystead_core::sql::InvalidName;
+pub(crate) use keystead_core::sql::Statements as Tables;
 
 /// The schema of the library's tables when none is chosen.
 pub const DEFAULT_SCHEMA: &str = "auth";
@@ -40,21 +39,8 @@ impl Schema {
     /// (quotes, dots, spaces, upper case…), starts with a digit, starts with `pg_`, or is
     /// `information_schema`.
     pub fn new(name: &str) -> Result<Self, InvalidName> {
-        let invalid = |reason| {
-            Err(InvalidName {
-                name: name.to_owned(),
-                reason,
-            })
-        };
-        if name.is_empty() || name.len() > MAX_SCHEMA_LEN {
-            return invalid("it must be 1 to 40 characters long");
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return invalid("only lower-case ASCII letters, digits and underscores are allowed");
-        }
+        let invalid = |reason: &str| Err(InvalidName::new("schema name", name, reason));
+        keystead_core::sql::check_name("schema name", name, MAX_SCHEMA_LEN)?;
         if name.as_bytes()[0].is_ascii_digit() {
             return invalid("it must not start with a digit");
         }
@@ -75,6 +61,11 @@ impl Schema {
         // Safe without escaping: the name holds only [a-z0-9_].
         format!("\"{}\"", self.0)
     }
+
+    /// The statements of tables in this schema: `{t}` becomes `"<schema>".`.
+    pub(crate) fn tables(&self) -> Tables {
+        Tables::new(&format!("{}.", self.quoted()))
+    }
 }
 
 impl Default for Schema {
@@ -94,90 +85,6 @@ impl std::str::FromStr for Schema {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::new(s)
-    }
-}
-
-/// A schema name [`Schema::new`] refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidName {
-    name: String,
-    reason: &'static str,
-}
-
-impl fmt::Display for InvalidName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid schema name {:?}: {}", self.name, self.reason)
-    }
-}
-
-impl std::error::Error for InvalidName {}
-
-/// The statements of one schema: templates with `{t}` replaced, each made once per process
-/// and schema, then shared.
-#[derive(Clone)]
-pub(crate) struct Tables {
-    replacement: Arc<str>,
-    rendered: Arc<RwLock<HashMap<(usize, usize), &'static str>>>,
-}
-
-impl fmt::Debug for Tables {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tables")
-            .field("replacement", &self.replacement)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Rendered statements, per replacement: shared by every store with that replacement, so
-/// that the text of a statement is made once per process (and kept: there are a few hundred
-/// statements per replacement, and an app uses one or two).
-type Registry = Mutex<HashMap<Arc<str>, Arc<RwLock<HashMap<(usize, usize), &'static str>>>>>;
-
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(Registry::default)
-}
-
-impl Tables {
-    /// The statements of tables in `schema`.
-    pub(crate) fn new(schema: &Schema) -> Self {
-        let replacement: Arc<str> = format!("{}.", schema.quoted()).into();
-        let rendered = registry()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(replacement.clone())
-            .or_default()
-            .clone();
-        Self {
-            replacement,
-            rendered,
-        }
-    }
-
-    /// `template` with its table names: what to pass to `sqlx::query`.
-    pub(crate) fn sql(&self, template: &'static str) -> &'static str {
-        let key = (template.as_ptr() as usize, template.len());
-        if let Some(sql) = self
-            .rendered
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
-            return sql;
-        }
-        let mut rendered = self
-            .rendered
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        rendered.entry(key).or_insert_with(|| {
-            let text: &'static str = Box::leak(self.render(template).into_boxed_str());
-            text
-        })
-    }
-
-    /// `template` with its table names, made anew (for the migrations, which run rarely).
-    pub(crate) fn render(&self, template: &str) -> String {
-        template.replace(PLACEHOLDER, &self.replacement)
     }
 }
 
@@ -210,7 +117,7 @@ mod tests {
 
     #[test]
     fn statements_name_the_schema() {
-        let tables = Tables::new(&Schema::new("tenant").unwrap());
+        let tables = Schema::new("tenant").unwrap().tables();
         let sql = tables.sql("SELECT id FROM {t}users JOIN {t}memberships m ON true");
         assert_eq!(
             sql,
@@ -220,7 +127,7 @@ mod tests {
         let again = tables.sql("SELECT id FROM {t}users JOIN {t}memberships m ON true");
         assert!(std::ptr::eq(sql, again) || sql == again);
         assert_eq!(
-            Tables::new(&Schema::default()).sql("DELETE FROM {t}sessions"),
+            Schema::default().tables().sql("DELETE FROM {t}sessions"),
             "DELETE FROM \"auth\".sessions"
         );
     }

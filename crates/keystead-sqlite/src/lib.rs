@@ -79,7 +79,7 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::sql::Tables;
 
-pub use migrate::SchemaStatus;
+pub use keystead_core::sql::SchemaStatus;
 pub use sql::{DEFAULT_PREFIX, InvalidName, MAX_PREFIX_LEN, TablePrefix};
 
 /// How long a connection waits for SQLite's write lock before giving up.
@@ -239,7 +239,7 @@ impl SqliteStore {
             writer,
             reader,
             path: None,
-            tables: Tables::new(&prefix),
+            tables: prefix.tables(),
             prefix,
         }
     }
@@ -248,7 +248,7 @@ impl SqliteStore {
     #[must_use]
     pub fn with_prefix(self, prefix: TablePrefix) -> Self {
         Self {
-            tables: Tables::new(&prefix),
+            tables: prefix.tables(),
             prefix,
             ..self
         }

@@ -23,6 +23,8 @@ use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, Row as _, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
+use keystead_core::sql::{Mismatch, SchemaStatus, check_recorded, hex};
+
 use crate::error::map_sqlx_error;
 use crate::rows::micros;
 use crate::sql::{TablePrefix, Tables};
@@ -30,6 +32,19 @@ use crate::sql::{TablePrefix, Tables};
 /// The embedded migrations: templates, run by this module (sqlx's runner cannot put the
 /// prefix into them).
 static MIGRATIONS: Migrator = sqlx::migrate!();
+
+/// Version and checksum of each embedded migration.
+fn embedded() -> impl Iterator<Item = (i64, &'static [u8])> {
+    MIGRATIONS.iter().map(|m| (m.version, &m.checksum[..]))
+}
+
+/// Version, checksum and description of each embedded migration.
+fn recorded() -> Vec<(i64, &'static [u8], &'static str)> {
+    MIGRATIONS
+        .iter()
+        .map(|m| (m.version, &m.checksum[..], &*m.description))
+        .collect()
+}
 
 /// The tables of the library, as the sqlx-run versions made them (unqualified).
 const LEGACY_TABLES: [&str; 15] = [
@@ -79,45 +94,6 @@ const LEGACY_MIGRATIONS: [(i64, &str); 6] = [
         "aa59b138ff34778ef1d01e9090cc645694d46b3fe81385e7224e8fc68f26655b63999b4474350d233c0b69a988927a93",
     ),
 ];
-
-/// Where a database stands against the embedded migrations; see
-/// [`SqliteStore::schema_status`](crate::SqliteStore::schema_status).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SchemaStatus {
-    /// Versions applied, in order.
-    pub applied: Vec<i64>,
-    /// Versions of this code not applied yet: `migrate()` would apply them.
-    pub pending: Vec<i64>,
-    /// Versions applied from a file that has changed since: `migrate()` refuses to run.
-    pub changed: Vec<i64>,
-    /// Versions applied that this code does not know (a newer version ran): `migrate()`
-    /// refuses to run.
-    pub unknown: Vec<i64>,
-    /// Versions recorded in the old layout (unprefixed tables, rows in `_sqlx_migrations`)
-    /// that `migrate()` would move to the prefixed names.
-    pub legacy: Vec<i64>,
-}
-
-impl SchemaStatus {
-    /// Whether the database is exactly what this code expects: everything applied, nothing
-    /// changed or unknown, nothing left in the old layout.
-    #[must_use]
-    pub fn is_current(&self) -> bool {
-        self.pending.is_empty()
-            && self.changed.is_empty()
-            && self.unknown.is_empty()
-            && self.legacy.is_empty()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
 
 fn backend(message: String) -> StoreError {
     StoreError::Backend(message.into())
@@ -190,30 +166,7 @@ pub(crate) async fn status(
     let mut conn = pool.acquire().await.map_err(map_sqlx_error)?;
     let applied = applied(&mut conn, prefix, tables).await?;
     let legacy = legacy(&mut conn).await?;
-    let mut status = SchemaStatus {
-        applied: applied.keys().copied().collect(),
-        pending: Vec::new(),
-        changed: Vec::new(),
-        unknown: Vec::new(),
-        legacy: legacy.clone(),
-    };
-    for migration in MIGRATIONS.iter() {
-        match applied.get(&migration.version) {
-            Some(sum) if sum[..] != migration.checksum[..] => {
-                status.changed.push(migration.version);
-            }
-            Some(_) => {}
-            // A legacy version counts as applied once renamed.
-            None if legacy.contains(&migration.version) => {}
-            None => status.pending.push(migration.version),
-        }
-    }
-    status.unknown = applied
-        .keys()
-        .filter(|v| !MIGRATIONS.version_exists(**v))
-        .copied()
-        .collect();
-    Ok(status)
+    Ok(SchemaStatus::compare(&applied, legacy, embedded()))
 }
 
 /// Brings the database up to date; see the module documentation. `writer` is the store's
@@ -240,21 +193,18 @@ pub(crate) async fn run(
     .map_err(map_sqlx_error)?;
     adopt_legacy_layout(&mut tx, prefix, tables).await?;
     let applied = applied(&mut tx, prefix, tables).await?;
-    for (version, checksum) in &applied {
-        match MIGRATIONS.iter().find(|m| m.version == *version) {
-            None => {
-                return Err(backend(format!(
-                    "prefix {prefix}: migration {version} was applied but this version of \
-                     keystead-sqlite does not know it (a newer version ran)"
-                )));
-            }
-            Some(m) if m.checksum[..] != checksum[..] => {
-                return Err(backend(format!(
-                    "prefix {prefix}: migration {version} ({}) was changed after it was applied",
-                    m.description
-                )));
-            }
-            Some(_) => {}
+    match check_recorded(&applied, &recorded()) {
+        Ok(()) => {}
+        Err(Mismatch::Unknown(version)) => {
+            return Err(backend(format!(
+                "prefix {prefix}: migration {version} was applied but this version of \
+                 keystead-sqlite does not know it (a newer version ran)"
+            )));
+        }
+        Err(Mismatch::Changed(version, description)) => {
+            return Err(backend(format!(
+                "prefix {prefix}: migration {version} ({description}) was changed after it was applied"
+            )));
         }
     }
     tx.commit().await.map_err(map_sqlx_error)?;

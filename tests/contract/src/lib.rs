@@ -1,5 +1,5 @@
 //! The black-box HTTP contract suite of the example apps
-//! (`shared/spec/http-contract.md`): one set of cases that runs, unchanged, against any app
+//! (`docs/http-contract.md`): one set of cases that runs, unchanged, against any app
 //! binary that serves the contract, on SQLite and on Postgres.
 //!
 //! An example app runs the whole suite from one integration test file, `tests/contract.rs`:
