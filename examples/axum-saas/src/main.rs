@@ -249,7 +249,6 @@ async fn tokens_page(
     Ok(Html(app.pages.render("tokens.html", context)))
 }
 
-#[require_permission("read:projects")]
 async fn openapi(State(app): State<App>) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -258,6 +257,7 @@ async fn openapi(State(app): State<App>) -> Response {
         .into_response()
 }
 
+#[require_permission("read:projects")]
 async fn list_projects(State(app): State<App>, member: OrgMember) -> Response {
     Json(app.projects.list(member.org_id)).into_response()
 }
