@@ -1,7 +1,7 @@
 //! An injectable clock, so that expiry is testable without sleeping.
 //!
 //! ```
-//! use keystead::{Clock, ManualClock};
+//! use keystead_core::{Clock, ManualClock};
 //! use time::Duration;
 //!
 //! let clock = ManualClock::new(time::macros::datetime!(2026-01-01 00:00 UTC));

@@ -1,7 +1,7 @@
 //! Secrets: random tokens, their hashes at rest, constant-time comparison, redaction.
 //!
 //! ```
-//! use keystead::secret::{generate_token, TokenHash};
+//! use keystead_core::secret::{generate_token, TokenHash};
 //!
 //! let token = generate_token();            // goes to the client (cookie, mail link)
 //! let hash = TokenHash::of(token.expose()); // goes to the database

@@ -44,11 +44,6 @@
 //! are enforced by the schema itself.
 #![forbid(unsafe_code)]
 
-// The README's examples compile as doctests here, so the README stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
-
 /// The small core this store implements (the model and the store traits).
 pub use keystead_core;
 mod audit;
