@@ -96,6 +96,36 @@ pub struct SqliteStore {
     tables: Tables,
 }
 
+/// Connects the writer pool. Its first connection switches a new file to WAL, which needs the
+/// file to itself: when several instances open one new file at once, SQLite answers the others
+/// `SQLITE_BUSY` at once, without waiting through the busy timeout. Those attempts are
+/// repeated, with a growing pause, until [`BUSY_TIMEOUT`] has passed.
+async fn connect_writer(options: SqliteConnectOptions) -> StoreResult<SqlitePool> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => return Ok(pool),
+            Err(err) if is_busy(&err) && std::time::Instant::now() + pause < deadline => {
+                tracing::debug!(error = %err, "the database file is busy; connecting again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(err) => return Err(error::map_sqlx_error(err)),
+        }
+    }
+}
+
+/// Whether `err` is SQLite's `SQLITE_BUSY` (or one of its extended codes).
+fn is_busy(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db)
+        if db.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 5))
+}
+
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
@@ -205,11 +235,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT);
 
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(base.clone().journal_mode(SqliteJournalMode::Wal))
-            .await
-            .map_err(error::map_sqlx_error)?;
+        let writer = connect_writer(base.clone().journal_mode(SqliteJournalMode::Wal)).await?;
         // The writer has switched the file to WAL (a persistent setting) before any reader
         // connects; readers only read.
         let reader = SqlitePoolOptions::new()
