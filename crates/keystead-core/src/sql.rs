@@ -243,6 +243,27 @@ pub fn check_recorded(
     Ok(())
 }
 
+/// The names of `names` that `sql` uses as a whole word without [`PLACEHOLDER`] before them
+/// (outside `--` comments): what a store's test of its migration files lists, to catch a table
+/// written without the store's schema or prefix.
+#[must_use]
+pub fn names_without_placeholder<'a>(sql: &str, names: &[&'a str]) -> Vec<&'a str> {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    for name in names {
+        for (at, _) in sql.match_indices(name) {
+            let before = &sql[..at];
+            let after = &sql[at + name.len()..];
+            let whole = !before.ends_with(word) && !after.starts_with(word);
+            let in_comment = before.rsplit('\n').next().is_some_and(|l| l.contains("--"));
+            if whole && !in_comment && !before.ends_with(PLACEHOLDER) && !found.contains(name) {
+                found.push(*name);
+            }
+        }
+    }
+    found
+}
+
 /// Lower-case hexadecimal of `bytes` (how the old layout's checksums are kept in the code).
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
@@ -318,5 +339,14 @@ mod tests {
             Err(Mismatch::Unknown(3))
         );
         assert_eq!(hex(&[0, 0xab, 0x10]), "00ab10");
+    }
+
+    #[test]
+    fn a_table_without_the_placeholder_is_found() {
+        let names = ["users", "sessions"];
+        let sql = "CREATE TABLE {t}users (id int);\n-- sessions are below\n\
+                   CREATE INDEX {t}users_idx ON {t}users (id);\nDELETE FROM sessions;";
+        assert_eq!(names_without_placeholder(sql, &names), ["sessions"]);
+        assert!(names_without_placeholder("SELECT 1 FROM {t}sessions", &names).is_empty());
     }
 }

@@ -405,23 +405,15 @@ mod tests {
     #[test]
     fn every_migration_names_its_tables_through_the_placeholder() {
         for migration in MIGRATIONS.iter() {
-            for table in LEGACY_TABLES {
-                let sql = migration.sql.as_str();
-                for (at, _) in sql.match_indices(table) {
-                    let before = &sql[..at];
-                    let after = &sql[at + table.len()..];
-                    let word_start = !before.ends_with(|c: char| c.is_alphanumeric() || c == '_');
-                    let word_end = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
-                    let in_comment = before.rsplit('\n').next().is_some_and(|l| l.contains("--"));
-                    if word_start && word_end && !in_comment {
-                        assert!(
-                            before.ends_with("{t}"),
-                            "migration {}: {table} without {{t}}",
-                            migration.version
-                        );
-                    }
-                }
-            }
+            let missing = keystead_core::sql::names_without_placeholder(
+                migration.sql.as_str(),
+                &LEGACY_TABLES,
+            );
+            assert!(
+                missing.is_empty(),
+                "migration {}: {missing:?} without {{t}}",
+                migration.version
+            );
         }
     }
 }
