@@ -46,6 +46,8 @@ pub fn new_user(address: &str) -> NewUser {
             name: None,
             email_verified_at: None,
             created_at: SystemClock.now(),
+            external_id: None,
+            disabled_at: None,
         },
         password_hash: None,
     }
@@ -68,6 +70,7 @@ pub fn organization(slug: &str, at: OffsetDateTime) -> Organization {
         name: format!("Organization {slug}"),
         slug: slug.to_owned(),
         created_at: at,
+        external_id: None,
     }
 }
 

@@ -218,6 +218,14 @@ macro_rules! __with_cases {
                 record_api_token_use_ignores_earlier_times_and_unknown_ids,
                 record_api_token_use_keeps_the_latest_of_repeated_ids,
                 revoked_api_token_ids_lists_revoked_unexpired_tokens,
+                // Imports and operators.
+                imported_user_round_trips_external_id_password_and_links,
+                refused_import_writes_nothing,
+                concurrent_imports_of_one_external_id_create_one_user,
+                set_user_disabled_keeps_the_first_time_and_enables,
+                session_handoff_is_claimed_once_under_concurrency,
+                organizations_page_by_id_and_are_found_by_external_id,
+                audit_events_filter_by_kind_and_time,
                 // Audit log.
                 audit_event_round_trips_every_field,
                 audit_events_filter_by_user_and_org_newest_first,

@@ -39,6 +39,7 @@ struct State {
     oauth_flows: BTreeMap<[u8; 32], OAuthFlow>,
     change_version: i64,
     change_log: BTreeMap<i64, LoggedChange>,
+    handoffs: BTreeMap<[u8; 32], UserId>,
 }
 
 impl State {
@@ -131,6 +132,10 @@ impl MemoryStore {
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
+        self.import_user(new, &[]).await
+    }
+
+    async fn import_user(&self, new: &NewUser, links: &[ExternalAccount]) -> StoreResult<User> {
         let user = new.user.clone();
         self.guarded(
             |s| {
@@ -138,11 +143,35 @@ impl UserStore for MemoryStore {
                     Err(StoreError::Conflict(Conflict::UserId))
                 } else if s.users.values().any(|u| u.email == user.email) {
                     Err(StoreError::Conflict(Conflict::Email))
+                } else if user.external_id.is_some()
+                    && s.users.values().any(|u| u.external_id == user.external_id)
+                {
+                    Err(StoreError::Conflict(Conflict::UserExternalId))
+                } else if links.iter().enumerate().any(|(i, l)| {
+                    s.external
+                        .values()
+                        .any(|a| a.issuer == l.issuer && a.subject == l.subject)
+                        || links[..i]
+                            .iter()
+                            .any(|o| o.issuer == l.issuer && o.subject == l.subject)
+                }) {
+                    Err(StoreError::Conflict(Conflict::ExternalAccount))
+                } else if links
+                    .iter()
+                    .enumerate()
+                    .any(|(i, l)| links[..i].iter().any(|o| o.provider == l.provider))
+                {
+                    Err(StoreError::Conflict(Conflict::ProviderLinked))
+                } else if links.iter().any(|l| l.user_id != user.id) {
+                    Err(StoreError::corrupt("an imported link names another user"))
                 } else {
                     Ok(())
                 }
             },
             |s| {
+                for link in links {
+                    s.external.insert(link.id, link.clone());
+                }
                 if let Some(hash) = &new.password_hash {
                     s.passwords.insert(
                         user.id,
@@ -171,6 +200,75 @@ impl UserStore for MemoryStore {
             .values()
             .find(|u| u.email == *email)
             .cloned())
+    }
+
+    async fn user_by_external_id(&self, external_id: &str) -> StoreResult<Option<User>> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .find(|u| u.external_id.as_deref() == Some(external_id))
+            .cloned())
+    }
+
+    async fn set_user_external_id(
+        &self,
+        id: UserId,
+        external_id: Option<&str>,
+    ) -> StoreResult<User> {
+        let mut s = self.lock();
+        if external_id.is_some()
+            && s.users
+                .values()
+                .any(|u| u.id != id && u.external_id.as_deref() == external_id)
+        {
+            return Err(StoreError::Conflict(Conflict::UserExternalId));
+        }
+        let user = s.users.get_mut(&id).ok_or(StoreError::NotFound)?;
+        user.external_id = external_id.map(str::to_owned);
+        Ok(user.clone())
+    }
+
+    async fn set_user_disabled(&self, id: UserId, at: Option<OffsetDateTime>) -> StoreResult<User> {
+        let mut s = self.lock();
+        let user = s.users.get_mut(&id).ok_or(StoreError::NotFound)?;
+        match at {
+            Some(at) => {
+                user.disabled_at.get_or_insert(at);
+            }
+            None => user.disabled_at = None,
+        }
+        Ok(user.clone())
+    }
+
+    async fn claim_session_handoff(
+        &self,
+        key: &TokenHash,
+        user_id: UserId,
+        _at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let claimed = self
+            .guarded(
+                |s| {
+                    if !s.users.contains_key(&user_id) {
+                        Err(StoreError::NotFound)
+                    } else if s.handoffs.contains_key(key.as_bytes()) {
+                        Err(StoreError::Conflict(Conflict::Token))
+                    } else {
+                        Ok(())
+                    }
+                },
+                |s| {
+                    s.handoffs.insert(*key.as_bytes(), user_id);
+                    Ok(())
+                },
+            )
+            .await;
+        match claimed {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(Conflict::Token)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn set_user_name(&self, id: UserId, name: Option<&str>) -> StoreResult<User> {
@@ -209,6 +307,7 @@ impl UserStore for MemoryStore {
                 s.members.retain(|&(_, user), _| user != id);
                 s.tokens.retain(|_, t| t.user_id != id);
                 s.api_tokens.retain(|_, t| t.user_id != id);
+                s.handoffs.retain(|_, u| *u != id);
                 s.oauth_flows.retain(|_, f| f.link_user_id != Some(id));
                 for e in &mut s.audit {
                     e.actor_id = e.actor_id.filter(|&a| a != id);
@@ -514,6 +613,10 @@ impl OrganizationStore for MemoryStore {
                     Err(StoreError::NotFound)
                 } else if s.orgs.values().any(|o| o.slug == org.slug) {
                     Err(StoreError::Conflict(Conflict::OrgSlug))
+                } else if org.external_id.is_some()
+                    && s.orgs.values().any(|o| o.external_id == org.external_id)
+                {
+                    Err(StoreError::Conflict(Conflict::OrgExternalId))
                 } else {
                     Ok(())
                 }
@@ -533,6 +636,33 @@ impl OrganizationStore for MemoryStore {
 
     async fn organization_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
         Ok(self.lock().orgs.values().find(|o| o.slug == slug).cloned())
+    }
+
+    async fn organization_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> StoreResult<Option<Organization>> {
+        Ok(self
+            .lock()
+            .orgs
+            .values()
+            .find(|o| o.external_id.as_deref() == Some(external_id))
+            .cloned())
+    }
+
+    async fn organizations(
+        &self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Organization>> {
+        Ok(self
+            .lock()
+            .orgs
+            .values()
+            .filter(|o| after.is_none_or(|a| o.id > a))
+            .take(limit.min(1000) as usize)
+            .cloned()
+            .collect())
     }
 
     async fn rename_organization(&self, id: OrgId, name: &str) -> StoreResult<Organization> {
@@ -1012,6 +1142,9 @@ impl AuditStore for MemoryStore {
                     .is_none_or(|u| e.user_id == Some(u) || e.actor_id == Some(u))
                     && query.org_id.is_none_or(|o| e.org_id == Some(o))
                     && before.is_none_or(|b| (e.at, e.id) < b)
+                    && query.kind.as_deref().is_none_or(|k| e.kind == k)
+                    && query.since.is_none_or(|t| e.at >= t)
+                    && query.until.is_none_or(|t| e.at < t)
             })
             .cloned()
             .collect();
@@ -1155,6 +1288,16 @@ mod the_races_catch_a_store_without_locking {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_sign_ups() {
         fails_on_a_racy_store(cases::concurrent_sign_ups_with_one_email_create_one_user).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_imports() {
+        fails_on_a_racy_store(cases::concurrent_imports_of_one_external_id_create_one_user).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_handoffs() {
+        fails_on_a_racy_store(cases::session_handoff_is_claimed_once_under_concurrency).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -86,6 +86,8 @@ error_codes! {
     CsrfRejected = ("csrf_rejected", 403, "Cross-site request refused"),
     /// 403: the action needs a verified email address.
     EmailNotVerified = ("email_not_verified", 403, "The email address is not verified"),
+    /// 403: an operator disabled the account (told only after the right password).
+    AccountDisabled = ("account_disabled", 403, "This account is disabled"),
     /// 404: no such resource (or not visible to the caller).
     NotFound = ("not_found", 404, "Not found"),
     /// 405: the route exists but not for this method.
@@ -220,7 +222,7 @@ mod tests {
     /// never changed under a client.
     #[test]
     fn every_code_string_status_and_title_is_pinned() {
-        let pinned: [(ErrorCode, &str, u16, &str); 25] = [
+        let pinned: [(ErrorCode, &str, u16, &str); 26] = [
             (
                 ErrorCode::InvalidRequest,
                 "invalid_request",
@@ -287,6 +289,12 @@ mod tests {
                 "email_not_verified",
                 403,
                 "The email address is not verified",
+            ),
+            (
+                ErrorCode::AccountDisabled,
+                "account_disabled",
+                403,
+                "This account is disabled",
             ),
             (ErrorCode::NotFound, "not_found", 404, "Not found"),
             (

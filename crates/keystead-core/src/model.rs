@@ -28,6 +28,19 @@ pub struct User {
     /// When the account was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The user's id at the provider they were imported from (Clerk's `user_…`, Auth0's
+    /// `auth0|…`): unique across users, so that the app's own rows that hold the old id can be
+    /// mapped to this user (`UserStore::user_by_external_id`). `None` for users made here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// When an operator disabled the account: it cannot sign in, and its sessions and API
+    /// tokens were ended then. `None` for an account in use.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 impl User {
@@ -36,6 +49,22 @@ impl User {
     pub const fn email_verified(&self) -> bool {
         self.email_verified_at.is_some()
     }
+
+    /// Whether an operator disabled the account.
+    #[must_use]
+    pub const fn disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
+}
+
+/// The longest external id a store keeps (bytes).
+pub const MAX_EXTERNAL_ID_LEN: usize = 255;
+
+/// Whether `id` can be an external id: 1 to [`MAX_EXTERNAL_ID_LEN`] bytes of visible ASCII
+/// (what Clerk, Auth0 and other providers use: `user_2abc…`, `auth0|5f…`, `google-oauth2|1…`).
+#[must_use]
+pub fn is_valid_external_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_EXTERNAL_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// What a store needs to create a user, optionally with a password, in one step.
@@ -166,6 +195,10 @@ pub struct Organization {
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Its id at the provider it was imported from (Clerk's `org_…`): unique across
+    /// organizations. `None` for organizations made here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// A user's role in an organization.
@@ -478,6 +511,38 @@ audit_kinds! {
     InvitationRevoked = "invitation.revoked",
     /// An invitation was accepted.
     InvitationAccepted = "invitation.accepted",
+    /// A session of the provider the app moved from was swapped for one of ours (the hand-off window).
+    SessionHandoff = "session.handoff",
+    /// A user was imported from another provider.
+    UserImported = "import.user",
+    /// An imported user was updated by a later run of the import.
+    UserImportUpdated = "import.user_updated",
+    /// An organization was imported from another provider.
+    OrgImported = "import.org",
+    /// A membership was imported (or its role updated) from another provider.
+    MembershipImported = "import.membership",
+    /// An operator created a user.
+    AdminUserCreated = "admin.user_created",
+    /// An operator disabled a user (sessions ended, API tokens revoked).
+    AdminUserDisabled = "admin.user_disabled",
+    /// An operator enabled a disabled user again.
+    AdminUserEnabled = "admin.user_enabled",
+    /// An operator deleted a user.
+    AdminUserDeleted = "admin.user_deleted",
+    /// An operator marked a user's email verified.
+    AdminEmailVerified = "admin.email_verified",
+    /// An operator mailed a user a password reset link.
+    AdminPasswordResetSent = "admin.password_reset_sent",
+    /// An operator ended a user's sessions.
+    AdminSessionsRevoked = "admin.sessions_revoked",
+    /// An operator revoked an API token.
+    AdminApiTokenRevoked = "admin.api_token_revoked",
+    /// An operator changed a member's role.
+    AdminRoleChanged = "admin.role_changed",
+    /// An operator rotated the API token signing keys.
+    AdminKeysRotated = "admin.keys_rotated",
+    /// An operator retired a signing key (it verifies nothing from then on).
+    AdminKeyRetired = "admin.key_retired",
 }
 
 impl std::fmt::Display for AuditKind {
@@ -498,6 +563,12 @@ pub struct AuditQuery {
     pub user_id: Option<UserId>,
     /// Only events in this organization.
     pub org_id: Option<OrgId>,
+    /// Only events of this kind (`sign_in.failed`, `admin.user_disabled`, …).
+    pub kind: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this time.
+    pub until: Option<OffsetDateTime>,
     /// Only events older than this one (for paging, newest first).
     pub before: Option<AuditEventId>,
     /// At most this many (the store caps it at 1000).
@@ -512,7 +583,7 @@ mod tests {
     /// existing audit log.
     #[test]
     fn every_audit_kind_keeps_its_stored_text() {
-        let pinned: [(AuditKind, &str); 30] = [
+        let pinned: [(AuditKind, &str); 46] = [
             (AuditKind::SignUp, "sign_up"),
             (AuditKind::SignUpOAuth, "sign_up.oauth"),
             (AuditKind::SignInSucceeded, "sign_in.succeeded"),
@@ -552,6 +623,25 @@ mod tests {
             (AuditKind::MemberRemoved, "member.removed"),
             (AuditKind::InvitationRevoked, "invitation.revoked"),
             (AuditKind::InvitationAccepted, "invitation.accepted"),
+            (AuditKind::SessionHandoff, "session.handoff"),
+            (AuditKind::UserImported, "import.user"),
+            (AuditKind::UserImportUpdated, "import.user_updated"),
+            (AuditKind::OrgImported, "import.org"),
+            (AuditKind::MembershipImported, "import.membership"),
+            (AuditKind::AdminUserCreated, "admin.user_created"),
+            (AuditKind::AdminUserDisabled, "admin.user_disabled"),
+            (AuditKind::AdminUserEnabled, "admin.user_enabled"),
+            (AuditKind::AdminUserDeleted, "admin.user_deleted"),
+            (AuditKind::AdminEmailVerified, "admin.email_verified"),
+            (
+                AuditKind::AdminPasswordResetSent,
+                "admin.password_reset_sent",
+            ),
+            (AuditKind::AdminSessionsRevoked, "admin.sessions_revoked"),
+            (AuditKind::AdminApiTokenRevoked, "admin.api_token_revoked"),
+            (AuditKind::AdminRoleChanged, "admin.role_changed"),
+            (AuditKind::AdminKeysRotated, "admin.keys_rotated"),
+            (AuditKind::AdminKeyRetired, "admin.key_retired"),
         ];
         assert_eq!(AuditKind::ALL.len(), pinned.len());
         for (kind, (pinned_kind, text)) in AuditKind::ALL.into_iter().zip(pinned) {

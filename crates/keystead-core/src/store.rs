@@ -56,6 +56,10 @@ pub enum Conflict {
     ProviderLinked,
     /// A token with this hash or id exists (only a broken random generator gets here).
     Token,
+    /// Another user has this external id.
+    UserExternalId,
+    /// Another organization has this external id.
+    OrgExternalId,
 }
 
 impl fmt::Display for Conflict {
@@ -68,6 +72,8 @@ impl fmt::Display for Conflict {
             Self::ExternalAccount => "this external account",
             Self::ProviderLinked => "a link of this user at this provider",
             Self::Token => "this token",
+            Self::UserExternalId => "a user with this external id",
+            Self::OrgExternalId => "an organization with this external id",
         })
     }
 }
@@ -133,6 +139,40 @@ pub trait UserStore: Send + Sync {
 
     /// The user with this (normalized) email.
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+
+    /// The user with this external id (their id at the provider they were imported from).
+    async fn user_by_external_id(&self, external_id: &str) -> StoreResult<Option<User>>;
+
+    /// Creates an imported user in one transaction: the user (with its `external_id`,
+    /// `created_at` and verification as given), its password credential when
+    /// `new.password_hash` is set, and its links to identity providers. Nothing is written
+    /// when any part is refused: [`Conflict::Email`], [`Conflict::UserId`],
+    /// [`Conflict::UserExternalId`], [`Conflict::ExternalAccount`] or
+    /// [`Conflict::ProviderLinked`]. Each link's `user_id` must be the new user's id.
+    async fn import_user(&self, new: &NewUser, links: &[ExternalAccount]) -> StoreResult<User>;
+
+    /// Sets or clears the user's external id. [`Conflict::UserExternalId`] when another user
+    /// has it; [`StoreError::NotFound`] for an unknown user.
+    async fn set_user_external_id(
+        &self,
+        id: UserId,
+        external_id: Option<&str>,
+    ) -> StoreResult<User>;
+
+    /// Disables the user at `at` (keeping an earlier time if already disabled), or enables
+    /// them again with `None`. [`StoreError::NotFound`] for an unknown user.
+    async fn set_user_disabled(&self, id: UserId, at: Option<OffsetDateTime>) -> StoreResult<User>;
+
+    /// Records that the old provider's session `key` (a hash the caller makes of its issuer
+    /// and session id) was swapped for one of `user_id`'s sessions at `at`. `true` the first
+    /// time; `false` when it was swapped before (also under concurrent calls: exactly one
+    /// gets `true`). [`StoreError::NotFound`] for an unknown user.
+    async fn claim_session_handoff(
+        &self,
+        key: &TokenHash,
+        user_id: UserId,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
     /// Sets the display name. [`StoreError::NotFound`] for an unknown user.
     async fn set_user_name(&self, id: UserId, name: Option<&str>) -> StoreResult<User>;
@@ -296,6 +336,20 @@ pub trait OrganizationStore: Send + Sync {
 
     /// The organization with this slug.
     async fn organization_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>>;
+
+    /// The organization with this external id (its id at the provider it was imported from).
+    async fn organization_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> StoreResult<Option<Organization>>;
+
+    /// Organizations by id (ascending), after `after` when given, at most `limit` (capped at
+    /// 1000): every organization, a page at a time.
+    async fn organizations(
+        &self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Organization>>;
 
     /// Renames an organization. [`StoreError::NotFound`] for an unknown one.
     async fn rename_organization(&self, id: OrgId, name: &str) -> StoreResult<Organization>;

@@ -60,6 +60,9 @@ impl AuditStore for PostgresStore {
                AND ($2::uuid IS NULL OR org_id = $2) \
                AND ($3::uuid IS NULL \
                     OR (at, id) < (SELECT b.at, b.id FROM {t}audit_events b WHERE b.id = $3)) \
+               AND ($5::text IS NULL OR kind = $5) \
+               AND ($6::timestamptz IS NULL OR at >= $6) \
+               AND ($7::timestamptz IS NULL OR at < $7) \
              ORDER BY at DESC, id DESC \
              LIMIT $4"
         )))
@@ -67,6 +70,9 @@ impl AuditStore for PostgresStore {
         .bind(query.org_id.map(OrgId::into_uuid))
         .bind(query.before.map(keystead_core::AuditEventId::into_uuid))
         .bind(limit)
+        .bind(query.kind.as_deref())
+        .bind(query.since)
+        .bind(query.until)
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx_error)?;

@@ -53,6 +53,8 @@ fn conflict_for(constraint: &str) -> Option<Conflict> {
     Some(match constraint {
         "users_email_lower_key" => Conflict::Email,
         "users_pkey" => Conflict::UserId,
+        "users_external_id_key" => Conflict::UserExternalId,
+        "organizations_external_id_key" => Conflict::OrgExternalId,
         "organizations_slug_key" => Conflict::OrgSlug,
         "memberships_pkey" => Conflict::Membership,
         "external_accounts_issuer_subject_key" | "external_accounts_pkey" => {
@@ -66,7 +68,8 @@ fn conflict_for(constraint: &str) -> Option<Conflict> {
         | "one_time_tokens_pkey"
         | "one_time_tokens_token_hash_key"
         | "api_tokens_pkey"
-        | "oauth_flows_pkey" => Conflict::Token,
+        | "oauth_flows_pkey"
+        | "session_handoffs_pkey" => Conflict::Token,
         _ => return None,
     })
 }

@@ -79,12 +79,14 @@ impl PostgresStore {
     ) -> StoreResult<Membership> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
         sqlx::query(self.sql(
-            "INSERT INTO {t}organizations (id, name, slug, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO {t}organizations (id, name, slug, created_at, external_id) \
+             VALUES ($1, $2, $3, $4, $5)",
         ))
         .bind(org.id.into_uuid())
         .bind(org.name.as_str())
         .bind(org.slug.as_str())
         .bind(org.created_at)
+        .bind(org.external_id.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(map_sqlx_error)?;
@@ -227,6 +229,42 @@ impl OrganizationStore for PostgresStore {
         .transpose()
     }
 
+    async fn organization_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> StoreResult<Option<Organization>> {
+        sqlx::query(self.sql(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM {t}organizations WHERE external_id = $1"
+        )))
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map(rows::organization)
+        .transpose()
+    }
+
+    async fn organizations(
+        &self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Organization>> {
+        let found = sqlx::query(self.sql(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM {t}organizations WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
+        )))
+        .bind(after.map(OrgId::into_uuid))
+        .bind(i64::from(limit.min(1000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?;
+        rows::all(&found, rows::organization)
+    }
+
     async fn rename_organization(&self, id: OrgId, name: &str) -> StoreResult<Organization> {
         sqlx::query(self.sql(concat!(
             "UPDATE {t}organizations SET name = $2 WHERE id = $1 RETURNING ",
@@ -256,7 +294,7 @@ impl OrganizationStore for PostgresStore {
     }
 
     async fn organizations_for_user(&self, user_id: UserId) -> StoreResult<Vec<UserOrganization>> {
-        let found = sqlx::query(self.sql("SELECT o.id, o.name, o.slug, o.created_at, m.role AS m_role, m.joined_at AS m_joined_at \
+        let found = sqlx::query(self.sql("SELECT o.id, o.name, o.slug, o.created_at, o.external_id, m.role AS m_role, m.joined_at AS m_joined_at \
              FROM {t}memberships m JOIN {t}organizations o ON o.id = m.org_id \
              WHERE m.user_id = $1 ORDER BY m.joined_at, m.org_id"),
         )

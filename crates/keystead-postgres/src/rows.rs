@@ -15,14 +15,14 @@ use crate::error::map_sqlx_error;
 /// The columns [`user`] reads, in `SELECT` order.
 macro_rules! user_columns {
     () => {
-        "id, email, name, email_verified_at, created_at"
+        "id, email, name, email_verified_at, created_at, external_id, disabled_at"
     };
 }
 
 /// The same columns, qualified with the alias `u` for joins.
 macro_rules! user_columns_u {
     () => {
-        "u.id, u.email, u.name, u.email_verified_at, u.created_at"
+        "u.id, u.email, u.name, u.email_verified_at, u.created_at, u.external_id, u.disabled_at"
     };
 }
 
@@ -44,7 +44,7 @@ macro_rules! session_columns {
 /// The columns [`organization`] reads.
 macro_rules! organization_columns {
     () => {
-        "id, name, slug, created_at"
+        "id, name, slug, created_at, external_id"
     };
 }
 
@@ -146,6 +146,8 @@ pub(crate) fn user(row: &PgRow) -> Result<User, StoreError> {
         name: get(row, "name")?,
         email_verified_at: opt_time(row, "email_verified_at")?,
         created_at: time(row, "created_at")?,
+        external_id: get(row, "external_id")?,
+        disabled_at: opt_time(row, "disabled_at")?,
     })
 }
 
@@ -184,6 +186,7 @@ pub(crate) fn organization(row: &PgRow) -> Result<Organization, StoreError> {
         name: get(row, "name")?,
         slug: get(row, "slug")?,
         created_at: time(row, "created_at")?,
+        external_id: get(row, "external_id")?,
     })
 }
 

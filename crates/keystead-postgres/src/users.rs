@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use keystead_core::{
-    Email, NewUser, OrgId, PasswordCredential, SecretString, StoreError, StoreResult, User, UserId,
-    UserStore,
+    Email, ExternalAccount, NewUser, OrgId, PasswordCredential, SecretString, StoreError,
+    StoreResult, TokenHash, User, UserId, UserStore,
 };
 use sqlx::Row as _;
 use time::OffsetDateTime;
@@ -15,12 +15,19 @@ use crate::rows::{self, user_columns};
 use crate::sql::Tables;
 
 impl PostgresStore {
-    async fn create_user_once(&self, new: &NewUser) -> StoreResult<User> {
+    async fn create_user_once(
+        &self,
+        new: &NewUser,
+        links: &[ExternalAccount],
+    ) -> StoreResult<User> {
         let user = &new.user;
+        if links.iter().any(|link| link.user_id != user.id) {
+            return Err(StoreError::corrupt("an imported link names another user"));
+        }
         let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
         let row = sqlx::query(self.sql(concat!(
-            "INSERT INTO {t}users (id, email, name, email_verified_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING ",
+            "INSERT INTO {t}users (id, email, name, email_verified_at, created_at, external_id, \
+             disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
             user_columns!()
         )))
         .bind(user.id.into_uuid())
@@ -28,6 +35,8 @@ impl PostgresStore {
         .bind(user.name.as_deref())
         .bind(user.email_verified_at)
         .bind(user.created_at)
+        .bind(user.external_id.as_deref())
+        .bind(user.disabled_at)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_sqlx_error)?;
@@ -38,6 +47,25 @@ impl PostgresStore {
             .bind(user.id.into_uuid())
             .bind(hash.expose())
             .bind(user.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx_error)?;
+        }
+        for link in links {
+            sqlx::query(self.sql(
+                "INSERT INTO {t}external_accounts (id, user_id, provider, issuer, subject, email, \
+                 email_verified, created_at, last_used_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            ))
+            .bind(link.id.into_uuid())
+            .bind(user.id.into_uuid())
+            .bind(link.provider.as_str())
+            .bind(link.issuer.as_str())
+            .bind(link.subject.as_str())
+            .bind(link.email.as_deref())
+            .bind(link.email_verified)
+            .bind(link.created_at)
+            .bind(link.last_used_at)
             .execute(&mut *tx)
             .await
             .map_err(map_sqlx_error)?;
@@ -159,7 +187,80 @@ pub(crate) async fn ensure_other_owners(
 #[async_trait]
 impl UserStore for PostgresStore {
     async fn create_user(&self, new: &NewUser) -> StoreResult<User> {
-        retrying(|| self.create_user_once(new)).await
+        retrying(|| self.create_user_once(new, &[])).await
+    }
+
+    async fn import_user(&self, new: &NewUser, links: &[ExternalAccount]) -> StoreResult<User> {
+        retrying(|| self.create_user_once(new, links)).await
+    }
+
+    async fn user_by_external_id(&self, external_id: &str) -> StoreResult<Option<User>> {
+        sqlx::query(self.sql(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM {t}users WHERE external_id = $1"
+        )))
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map(rows::user)
+        .transpose()
+    }
+
+    async fn set_user_external_id(
+        &self,
+        id: UserId,
+        external_id: Option<&str>,
+    ) -> StoreResult<User> {
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}users SET external_id = $2 WHERE id = $1 RETURNING ",
+            user_columns!()
+        )))
+        .bind(id.into_uuid())
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map_or(Err(StoreError::NotFound), rows::user)
+    }
+
+    async fn set_user_disabled(&self, id: UserId, at: Option<OffsetDateTime>) -> StoreResult<User> {
+        // COALESCE keeps the first time of a user disabled twice; NULL enables.
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}users SET disabled_at = CASE WHEN $2::timestamptz IS NULL THEN NULL \
+             ELSE COALESCE(disabled_at, $2) END WHERE id = $1 RETURNING ",
+            user_columns!()
+        )))
+        .bind(id.into_uuid())
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map_or(Err(StoreError::NotFound), rows::user)
+    }
+
+    async fn claim_session_handoff(
+        &self,
+        key: &TokenHash,
+        user_id: UserId,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        // An unknown user fails the foreign key: NotFound.
+        let done = sqlx::query(self.sql(
+            "INSERT INTO {t}session_handoffs (key_hash, user_id, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key_hash) DO NOTHING",
+        ))
+        .bind(key.as_bytes().as_slice())
+        .bind(user_id.into_uuid())
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {

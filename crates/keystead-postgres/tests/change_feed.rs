@@ -118,6 +118,7 @@ impl Cluster {
             name: "Acme".to_owned(),
             slug: "acme".to_owned(),
             created_at: user.created_at,
+            external_id: None,
         };
         store
             .create_organization(&org, other.id)
@@ -248,6 +249,8 @@ fn new_user(email: &str) -> NewUser {
             name: None,
             email_verified_at: None,
             created_at: keystead::clock::truncate_to_micros(OffsetDateTime::now_utc()),
+            external_id: None,
+            disabled_at: None,
         },
         password_hash: None,
     }

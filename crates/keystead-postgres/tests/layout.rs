@@ -52,6 +52,8 @@ fn new_user(email: &str) -> NewUser {
             name: None,
             email_verified_at: None,
             created_at: now(),
+            external_id: None,
+            disabled_at: None,
         },
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
     }
@@ -135,6 +137,7 @@ async fn sign_up_and_in(store: &PostgresStore, email: &str) -> UserId {
         name: "Acme".to_owned(),
         slug: format!("acme-{}", Uuid::now_v7().simple()),
         created_at: now(),
+        external_id: None,
     };
     store.create_organization(&org, user.id).await.expect("org");
     assert!(matches!(

@@ -25,6 +25,8 @@ fn new_user(email: &str) -> NewUser {
             name: None,
             email_verified_at: None,
             created_at: keystead::clock::truncate_to_micros(OffsetDateTime::now_utc()),
+            external_id: None,
+            disabled_at: None,
         },
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
     }
@@ -95,6 +97,7 @@ async fn delete_user_is_not_refused_for_an_organization_deleted_meanwhile() {
         name: "Acme".to_owned(),
         slug: "acme".to_owned(),
         created_at: owner.created_at,
+        external_id: None,
     };
     store
         .create_organization(&org, owner.id)

@@ -71,6 +71,7 @@ async fn token_setup(
         name: "Bench".to_owned(),
         slug: "bench".to_owned(),
         created_at: now,
+        external_id: None,
     };
     store
         .create_organization(&org, user.id)
@@ -138,6 +139,8 @@ fn bench(c: &mut Criterion) {
             name: None,
             email_verified_at: None,
             created_at: keystead::Clock::now(&SystemClock),
+            external_id: None,
+            disabled_at: None,
         };
         store
             .create_user(&NewUser {

@@ -48,6 +48,9 @@ impl AuditStore for SqliteStore {
               WHERE (?1 IS NULL OR user_id = ?1 OR actor_id = ?1) \
                 AND (?2 IS NULL OR org_id = ?2) \
                 AND (?3 IS NULL OR (at, id) < (SELECT at, id FROM {t}audit_events WHERE id = ?3)) \
+                AND (?5 IS NULL OR kind = ?5) \
+                AND (?6 IS NULL OR at >= ?6) \
+                AND (?7 IS NULL OR at < ?7) \
               ORDER BY at DESC, id DESC \
               LIMIT ?4"
         )))
@@ -55,6 +58,9 @@ impl AuditStore for SqliteStore {
         .bind(query.org_id.map(|id| id.to_string()))
         .bind(query.before.map(|id| id.to_string()))
         .bind(i64::from(query.limit.min(MAX_AUDIT_EVENTS)))
+        .bind(query.kind.as_deref())
+        .bind(query.since.map(micros))
+        .bind(query.until.map(micros))
         .fetch_all(&self.reader)
         .await
         .map_err(map_sqlx_error)?;

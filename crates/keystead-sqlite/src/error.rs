@@ -58,7 +58,8 @@ fn map_database_error(db: Box<dyn DatabaseError>) -> StoreError {
 }
 
 /// The tables whose unique violations name a conflict, longest first.
-const CONFLICT_TABLES: [&str; 9] = [
+const CONFLICT_TABLES: [&str; 10] = [
+    "session_handoffs",
     "external_accounts",
     "one_time_tokens",
     "organizations",
@@ -87,13 +88,17 @@ fn conflict_for(message: &str) -> Option<Conflict> {
     Some(match (table, columns.as_str()) {
         (_, "users.email") => Conflict::Email,
         (_, "users.id") => Conflict::UserId,
+        (_, "users.external_id") => Conflict::UserExternalId,
+        (_, "organizations.external_id") => Conflict::OrgExternalId,
         (_, "organizations.slug") => Conflict::OrgSlug,
         (_, "memberships.org_id, memberships.user_id") => Conflict::Membership,
         (_, "external_accounts.user_id, external_accounts.provider") => Conflict::ProviderLinked,
         ("external_accounts", _) => Conflict::ExternalAccount,
-        ("sessions" | "invitations" | "one_time_tokens" | "api_tokens" | "oauth_flows", _) => {
-            Conflict::Token
-        }
+        (
+            "sessions" | "invitations" | "one_time_tokens" | "api_tokens" | "oauth_flows"
+            | "session_handoffs",
+            _,
+        ) => Conflict::Token,
         _ => return None,
     })
 }

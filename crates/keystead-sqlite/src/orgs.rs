@@ -89,12 +89,14 @@ impl OrganizationStore for SqliteStore {
         };
         let mut tx = self.begin().await?;
         sqlx::query(self.sql(
-            "INSERT INTO {t}organizations (id, name, slug, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO {t}organizations (id, name, slug, created_at, external_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         ))
         .bind(org.id.to_string())
         .bind(org.name.as_str())
         .bind(org.slug.as_str())
         .bind(micros(org.created_at))
+        .bind(org.external_id.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(map_sqlx_error)?;
@@ -143,6 +145,42 @@ impl OrganizationStore for SqliteStore {
         .transpose()
     }
 
+    async fn organization_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> StoreResult<Option<Organization>> {
+        sqlx::query(self.sql(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM {t}organizations WHERE external_id = ?1"
+        )))
+        .bind(external_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map(rows::organization)
+        .transpose()
+    }
+
+    async fn organizations(
+        &self,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Organization>> {
+        let found = sqlx::query(self.sql(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM {t}organizations WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2"
+        )))
+        .bind(after.map(|id| id.to_string()))
+        .bind(i64::from(limit.min(1000)))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_sqlx_error)?;
+        found.iter().map(rows::organization).collect()
+    }
+
     async fn rename_organization(&self, id: OrgId, name: &str) -> StoreResult<Organization> {
         sqlx::query(self.sql(concat!(
             "UPDATE {t}organizations SET name = ?1 WHERE id = ?2 RETURNING ",
@@ -175,7 +213,7 @@ impl OrganizationStore for SqliteStore {
 
     async fn organizations_for_user(&self, user_id: UserId) -> StoreResult<Vec<UserOrganization>> {
         let rows = sqlx::query(self.sql(
-            "SELECT o.id, o.name, o.slug, o.created_at, m.role, m.joined_at \
+            "SELECT o.id, o.name, o.slug, o.created_at, o.external_id, m.role, m.joined_at \
              FROM {t}memberships AS m JOIN {t}organizations AS o ON o.id = m.org_id \
              WHERE m.user_id = ?1 ORDER BY m.joined_at, o.id",
         ))
@@ -211,7 +249,8 @@ impl OrganizationStore for SqliteStore {
     async fn members(&self, org_id: OrgId) -> StoreResult<Vec<Member>> {
         let rows = sqlx::query(self.sql(
             "SELECT m.org_id, m.user_id, m.role, m.joined_at, \
-                 u.id, u.email, u.name, u.email_verified_at, u.created_at \
+                 u.id, u.email, u.name, u.email_verified_at, u.created_at, u.external_id, \
+                 u.disabled_at \
              FROM {t}memberships AS m JOIN {t}users AS u ON u.id = m.user_id \
              WHERE m.org_id = ?1 ORDER BY m.joined_at, m.user_id",
         ))

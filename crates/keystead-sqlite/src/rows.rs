@@ -138,7 +138,7 @@ fn parse_email(s: &str, column: &str) -> StoreResult<Email> {
 /// Columns of `users`, in the order [`user`] reads them (prefixed by an alias in joins).
 macro_rules! user_columns {
     () => {
-        "id, email, name, email_verified_at, created_at"
+        "id, email, name, email_verified_at, created_at, external_id, disabled_at"
     };
 }
 pub(crate) use user_columns;
@@ -150,6 +150,8 @@ pub(crate) fn user(row: &SqliteRow) -> StoreResult<User> {
         name: row.opt_text("name")?,
         email_verified_at: row.opt_time("email_verified_at")?,
         created_at: row.time("created_at")?,
+        external_id: row.opt_text("external_id")?,
+        disabled_at: row.opt_time("disabled_at")?,
     })
 }
 
@@ -199,7 +201,7 @@ pub(crate) fn session(row: &SqliteRow) -> StoreResult<Session> {
 
 macro_rules! organization_columns {
     () => {
-        "id, name, slug, created_at"
+        "id, name, slug, created_at, external_id"
     };
 }
 pub(crate) use organization_columns;
@@ -210,6 +212,7 @@ pub(crate) fn organization(row: &SqliteRow) -> StoreResult<Organization> {
         name: row.text("name")?,
         slug: row.text("slug")?,
         created_at: row.time("created_at")?,
+        external_id: row.opt_text("external_id")?,
     })
 }
 

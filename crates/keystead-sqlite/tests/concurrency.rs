@@ -28,6 +28,8 @@ async fn user(store: &SqliteStore, email: &str, clock: &ManualClock) -> User {
         name: None,
         email_verified_at: None,
         created_at: clock.now(),
+        external_id: None,
+        disabled_at: None,
     };
     store
         .create_user(&NewUser {
@@ -49,6 +51,7 @@ async fn owners_removing_each_other_through_two_stores_leave_one_owner() {
         name: "Acme".to_owned(),
         slug: "acme".to_owned(),
         created_at: clock.now(),
+        external_id: None,
     };
     a.create_organization(&org, x.id).await.unwrap();
 
@@ -177,6 +180,7 @@ async fn mixed_load_on_two_stores_never_reports_the_database_locked() {
                         name: "Org".to_owned(),
                         slug: format!("org-{t}-{i}"),
                         created_at: clock.now(),
+                        external_id: None,
                     };
                     store.create_organization(&org, created.id).await.unwrap();
                     assert_eq!(

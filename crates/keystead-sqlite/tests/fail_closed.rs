@@ -20,6 +20,8 @@ async fn session_validation_fails_closed_when_the_store_is_gone() {
         name: None,
         email_verified_at: None,
         created_at: clock.now(),
+        external_id: None,
+        disabled_at: None,
     };
     store
         .create_user(&NewUser {

@@ -585,6 +585,8 @@ fn new_user(email: &str) -> NewUser {
             name: Some("Ada".to_owned()),
             email_verified_at: None,
             created_at: keystead::clock::truncate_to_micros(time::OffsetDateTime::now_utc()),
+            external_id: None,
+            disabled_at: None,
         },
         password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
     }

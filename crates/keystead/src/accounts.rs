@@ -250,6 +250,8 @@ impl Accounts {
                     name,
                     email_verified_at: None,
                     created_at: self.clock.now(),
+                    external_id: None,
+                    disabled_at: None,
                 },
                 password_hash: Some(hash),
             })
@@ -508,15 +510,7 @@ impl Accounts {
             tracing::info!(user_id = %user.id, "reset mail not sent: mail limit reached");
             return Ok(());
         }
-        self.store
-            .delete_one_time_tokens(user.id, TokenPurpose::PasswordReset)
-            .await?;
-        let ttl = self.config.reset_ttl;
-        let token = self
-            .issue_token(&user, TokenPurpose::PasswordReset, ttl)
-            .await?;
-        let url = self.link(&self.config.reset_password_path, &token);
-        let message = self.templates.password_reset(user.email.clone(), &url, ttl);
+        let message = self.reset_message(&user).await?;
         self.send(&message).await;
         audit::record(
             &*self.store,
@@ -527,6 +521,40 @@ impl Accounts {
         )
         .await;
         Ok(())
+    }
+
+    /// A new reset link for `user` (voiding their older ones), as the mail to send.
+    async fn reset_message(&self, user: &User) -> Result<crate::mail::MailMessage, AuthError> {
+        self.store
+            .delete_one_time_tokens(user.id, TokenPurpose::PasswordReset)
+            .await?;
+        let ttl = self.config.reset_ttl;
+        let token = self
+            .issue_token(user, TokenPurpose::PasswordReset, ttl)
+            .await?;
+        let url = self.link(&self.config.reset_password_path, &token);
+        Ok(self.templates.password_reset(user.email.clone(), &url, ttl))
+    }
+
+    /// Mails `user` a reset link at an operator's request: no rate limit, and a mailer
+    /// failure is the caller's error (the operator is told), not only logged.
+    pub(crate) async fn send_password_reset_now(&self, user: &User) -> Result<(), AuthError> {
+        let message = self.reset_message(user).await?;
+        self.mailer.send(&message).await.map_err(|err| {
+            tracing::error!(error = %err, "reset mail failed");
+            AuthError::new(ErrorCode::Unavailable).with_detail("The mail could not be sent.")
+        })
+    }
+
+    /// Checks `password` against the policy and hashes it, for an account made by an operator.
+    pub(crate) async fn hash_new_password(
+        &self,
+        password: &SecretString,
+        email: &Email,
+        name: Option<&str>,
+    ) -> Result<SecretString, AuthError> {
+        self.check_policy(password, email, name)?;
+        self.hash(password).await
     }
 
     /// Sets a new password with a mailed reset token, and ends every session of the user.

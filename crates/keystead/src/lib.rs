@@ -29,6 +29,7 @@ pub use keystead_core::{clock, email, error, id, model, rbac, secret, store, tim
 pub use utoipa;
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod extract;

@@ -607,6 +607,8 @@ impl<'a> OAuth<'a> {
                         .map(str::to_owned),
                     email_verified_at: identity.email_verified.then_some(now),
                     created_at: now,
+                    external_id: None,
+                    disabled_at: None,
                 },
                 password_hash: None,
             })

@@ -231,6 +231,7 @@ impl<'a> Organizations<'a> {
                 name: name.to_owned(),
                 slug,
                 created_at: now,
+                external_id: None,
             };
             match self
                 .store()

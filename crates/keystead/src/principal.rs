@@ -236,6 +236,8 @@ mod tests {
             name: None,
             email_verified_at: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
+            external_id: None,
+            disabled_at: None,
         }
     }
 

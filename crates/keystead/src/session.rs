@@ -492,7 +492,8 @@ impl SessionManager {
     /// old one).
     ///
     /// # Errors
-    /// Store errors (`unavailable` when it cannot be reached; `not_found` for an unknown user).
+    /// `account_disabled` for a disabled user; store errors (`unavailable` when it cannot be
+    /// reached; `not_found` for an unknown user).
     pub async fn create(
         &self,
         user_id: UserId,
@@ -516,6 +517,11 @@ impl SessionManager {
             .user_by_id(user_id)
             .await?
             .ok_or(AuthError::new(ErrorCode::NotFound))?;
+        // Whatever the way in (password, provider, reset link, hand-off), a disabled account
+        // gets no session.
+        if user.disabled() {
+            return Err(AuthError::new(ErrorCode::AccountDisabled));
+        }
         let token = generate_token();
         let config = &self.inner.config;
         let absolute_expires_at = absolute_until.map_or(now + config.absolute_lifetime, |until| {
@@ -574,6 +580,12 @@ impl SessionManager {
                 self.cache_write().remove_id(session.id);
                 return Err(AuthError::new(ErrorCode::Unauthenticated));
             };
+            // Disabling ends the account's sessions; one that outlived that (made in the
+            // instant between) holds nothing either.
+            if user.disabled() {
+                self.cache_write().remove_id(session.id);
+                return Err(AuthError::new(ErrorCode::Unauthenticated));
+            }
             let membership = self.active_membership(&session).await?;
             // Activity noted here but not yet flushed is newer than what the store says.
             let pending = self

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 pub use keystead_core::feed::{Change, ChangeFeed, FeedEvent, InProcessFeed};
 
-use crate::{AuthStore, Clock};
+use crate::{AuthError, AuthStore, Clock, ErrorCode};
 
 /// How a change is spread: recorded in the store's change log (durable), then published on
 /// the feed (fast). Shared by [`Auth`](crate::Auth) and its [`ApiTokens`](super::ApiTokens).
@@ -102,6 +102,25 @@ impl Changes {
                 "could not publish a change: other instances read it from the change log"
             );
         }
+    }
+
+    /// [`announce`](Self::announce), for a process that may exit right after (an operator's
+    /// command): a change that could not be recorded is the caller's error instead of a
+    /// retry at the next poll.
+    pub(crate) async fn announce_durably(&self, change: &Change) -> Result<(), AuthError> {
+        let payload = serde_json::to_string(change).map_err(|err| {
+            tracing::error!(error = %err, "could not encode a change");
+            AuthError::new(ErrorCode::Internal)
+        })?;
+        let version = self.store.record_change(&payload, self.clock.now()).await?;
+        self.recorded(version);
+        if let Err(err) = self.feed.publish(change).await {
+            tracing::warn!(
+                error = %err.code,
+                "could not publish a change: other instances read it from the change log"
+            );
+        }
+        Ok(())
     }
 
     fn recorded(&self, version: i64) {

@@ -146,6 +146,24 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
+/// A key as [`KeyRing::keys`] lists it: everything but its secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyInfo {
+    /// The key id.
+    pub kid: String,
+    /// Its algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When a newer key replaced it as the signer.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retired_at: Option<OffsetDateTime>,
+    /// When it stops verifying (`None`: it signs).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verify_until: Option<OffsetDateTime>,
+}
+
 impl KeyRing {
     /// Loads the keys from `store`, making a first one of `algorithm` when there is none that
     /// signs with it, and dropping those past their last use.
@@ -283,6 +301,68 @@ impl KeyRing {
             listener.keys_changed().await;
         }
         Ok(kid)
+    }
+
+    /// Retires the key `kid` at once: from now on it verifies nothing (every token it signed
+    /// fails), for a key that may have leaked. When it is the signing key, a new one is made
+    /// first ([`rotate`](Self::rotate)). Returns `false` for a `kid` the ring does not hold.
+    ///
+    /// # Errors
+    /// Key store errors.
+    pub async fn retire(&self, kid: &str) -> Result<bool, AuthError> {
+        if self
+            .signing_key()
+            .is_some_and(|signer| signer.stored.kid == kid)
+        {
+            self.rotate().await?;
+        }
+        let Some(held) = self.read().get(kid).cloned() else {
+            return Ok(false);
+        };
+        let now = self.inner.clock.now();
+        let stored = StoredKey {
+            retired_at: Some(held.stored.retired_at.unwrap_or(now)),
+            verify_until: Some(now),
+            ..held.stored.clone()
+        };
+        self.inner.store.save_key(&stored).await?;
+        let key = LoadedKey::load(stored)?;
+        self.inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(kid.to_owned(), Arc::new(key));
+        tracing::warn!(%kid, "API token signing key retired: its tokens fail from now on");
+        let listeners: Vec<Arc<dyn KeyListener>> = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for listener in listeners {
+            listener.keys_changed().await;
+        }
+        Ok(true)
+    }
+
+    /// The keys held, newest first, without their secrets.
+    #[must_use]
+    pub fn keys(&self) -> Vec<KeyInfo> {
+        let mut keys: Vec<KeyInfo> = self
+            .read()
+            .values()
+            .map(|k| KeyInfo {
+                kid: k.stored.kid.clone(),
+                algorithm: k.stored.algorithm,
+                created_at: k.stored.created_at,
+                retired_at: k.stored.retired_at,
+                verify_until: k.stored.verify_until,
+            })
+            .collect();
+        keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.kid.cmp(&a.kid)));
+        keys
     }
 
     /// Removes retired keys whose tokens have all expired. Returns how many went.

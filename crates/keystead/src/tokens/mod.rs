@@ -32,7 +32,7 @@ use time::{Duration, OffsetDateTime};
 pub use dir_store::DirKeyStore;
 pub(crate) use feed::Changes;
 pub use feed::{Change, ChangeFeed, FeedEvent, InProcessFeed};
-pub use keys::{KeyAlgorithm, KeyRing, KeyStore, StoredKey};
+pub use keys::{KeyAlgorithm, KeyInfo, KeyRing, KeyStore, StoredKey};
 
 use crate::audit;
 use crate::clock::{from_unix_micros, unix_micros_ceil};
