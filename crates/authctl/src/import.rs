@@ -297,6 +297,37 @@ fn unreadable(file: &Arc<str>, line: u64, external_id: Option<String>, why: Stri
     }
 }
 
+/// The lines (1-based) CSV records start on, counted from the bytes as the reader moves
+/// forward: the csv crate's own line count is one short after `\r\n` line ends (the form most
+/// exports use).
+#[derive(Debug, Default)]
+struct Lines {
+    /// Bytes counted so far.
+    at: usize,
+    /// Line feeds among them.
+    feeds: u64,
+}
+
+impl Lines {
+    fn of(&mut self, text: &str, position: &csv::Position) -> u64 {
+        let bytes = text.as_bytes();
+        let mut start = usize::try_from(position.byte())
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start >= self.at {
+            self.feeds += bytes[self.at..start]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            self.at = start;
+        }
+        self.feeds + 1
+    }
+}
+
 /// Reads Clerk's dashboard export: a CSV with a header naming at least `id` and
 /// `primary_email_address`; `first_name`, `last_name`, `username`,
 /// `verified_email_addresses`, `password_digest`, `password_hasher` and `created_at` are read
@@ -337,11 +368,12 @@ pub fn read_clerk_csv(path: &Path) -> Result<(Vec<SourceUser>, Vec<ReportLine>),
     .map(column);
     let mut users = Vec::new();
     let mut failed = Vec::new();
+    let mut lines = Lines::default();
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
             Err(err) => {
-                let line = err.position().map_or(0, csv::Position::line);
+                let line = err.position().map_or(0, |p| lines.of(&text, p));
                 failed.push(unreadable(
                     &file,
                     line,
@@ -351,7 +383,7 @@ pub fn read_clerk_csv(path: &Path) -> Result<(Vec<SourceUser>, Vec<ReportLine>),
                 continue;
             }
         };
-        let line = record.position().map_or(0, csv::Position::line);
+        let line = record.position().map_or(0, |p| lines.of(&text, p));
         let get = |col: Option<usize>| {
             col.and_then(|c| record.get(c))
                 .map(str::trim)
@@ -839,21 +871,74 @@ impl Importer {
 
     /// Imports `users` (skipping those already there), `progress` told after each; returns
     /// one report line per user, in input order.
+    ///
+    /// Users are imported `jobs` at a time. A line that repeats an earlier line's id or email
+    /// waits until the first pass is done, so it is compared with what that line wrote (and
+    /// comes out unchanged, updated, or refused for the taken email), never raced with it; a
+    /// dry run, which writes nothing to compare with, reports it as a repeat.
     pub async fn import_users(
         &self,
         users: Vec<SourceUser>,
         progress: impl Fn() + Send + Sync + 'static,
     ) -> Vec<ReportLine> {
-        let progress = Arc::new(progress);
+        let progress: Arc<dyn Fn() + Send + Sync> = Arc::new(progress);
+        let total = users.len();
+        let mut first: HashMap<String, u64> = HashMap::new();
+        let mut now = Vec::new();
+        let mut later = Vec::new();
+        for (index, user) in users.into_iter().enumerate() {
+            let keys = [
+                format!("id:{}", user.external_id),
+                format!("email:{}", user.email.trim().to_lowercase()),
+            ];
+            match keys.iter().find_map(|k| first.get(k).copied()) {
+                Some(line) => later.push((index, user, line)),
+                None => {
+                    for key in keys {
+                        first.insert(key, user.line);
+                    }
+                    now.push((index, user));
+                }
+            }
+        }
+        let mut lines: Vec<Option<ReportLine>> = vec![None; total];
+        self.run_pass(now, &progress, &mut lines).await;
+        if self.dry_run {
+            for (index, user, line) in later {
+                lines[index] = Some(ReportLine {
+                    kind: "user",
+                    file: user.file.to_string(),
+                    line: user.line,
+                    external_id: Some(user.external_id),
+                    outcome: Outcome::Unchanged,
+                    note: Some(format!("repeats the id or email of line {line}")),
+                });
+                progress();
+            }
+        } else {
+            let later = later
+                .into_iter()
+                .map(|(index, user, _)| (index, user))
+                .collect();
+            self.run_pass(later, &progress, &mut lines).await;
+        }
+        lines.into_iter().flatten().collect()
+    }
+
+    async fn run_pass(
+        &self,
+        users: Vec<(usize, SourceUser)>,
+        progress: &Arc<dyn Fn() + Send + Sync>,
+        lines: &mut [Option<ReportLine>],
+    ) {
         let semaphore = Arc::new(Semaphore::new(self.jobs));
         let mut tasks = JoinSet::new();
-        let total = users.len();
-        for (index, user) in users.into_iter().enumerate() {
+        for (index, user) in users {
             let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
                 break;
             };
             let this = self.clone();
-            let progress = Arc::clone(&progress);
+            let progress = Arc::clone(progress);
             tasks.spawn(async move {
                 let line = this.import_user(&user).await;
                 drop(permit);
@@ -861,14 +946,12 @@ impl Importer {
                 (index, line)
             });
         }
-        let mut lines: Vec<Option<ReportLine>> = vec![None; total];
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((index, line)) => lines[index] = Some(line),
                 Err(err) => tracing::error!(error = %err, "an import task failed"),
             }
         }
-        lines.into_iter().flatten().collect()
     }
 
     async fn import_user(&self, source: &SourceUser) -> ReportLine {
