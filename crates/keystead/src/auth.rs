@@ -28,6 +28,7 @@ use http::{HeaderMap, HeaderValue, Method, header};
 
 use crate::accounts::{Accounts, AccountsConfig, ClientInfo};
 use crate::gate::{GateHeader, RequestHeaders, visible_text};
+use crate::handoff::{OldSession, SessionHandoff};
 use crate::mail::{MailTemplates, Mailer, MemoryMailer};
 use crate::oauth::{IdentityProvider, OAuth, is_valid_provider_id};
 use crate::orgs::{Organizations, OrgsConfig, OrgsState};
@@ -36,12 +37,15 @@ use crate::password_policy::PasswordPolicy;
 use crate::principal::{Credential, Principal};
 use crate::rate_limit::{RateLimitConfig, RateLimiter};
 use crate::routes::Surface;
-use crate::session::{SessionConfig, SessionManager, ValidSession};
+use crate::session::{SessionConfig, SessionManager, SessionMeta, ValidSession};
 use crate::tokens::{
     ApiTokens, Change, ChangeFeed, Changes, FeedEvent, InProcessFeed, KeyRing, TokenConfig,
 };
 use crate::web::{AppOrigin, ClientIpPolicy, CookiePolicy, CsrfPolicy, CsrfRequest};
-use crate::{AuthError, AuthStore, Clock, ErrorCode, RolePermissions, SystemClock};
+use crate::{
+    AuditEvent, AuditKind, AuthError, AuthStore, Clock, ErrorCode, RolePermissions, SystemClock,
+    TokenHash,
+};
 
 /// What authenticating a request found: a principal, or why there is none.
 ///
@@ -92,6 +96,9 @@ enum Presented<'h> {
     Bearer(&'h [u8]),
     /// The session cookie's token.
     Session(&'h str),
+    /// No credential of ours, and the old provider's session token inside the hand-off window
+    /// (see [`crate::handoff`]).
+    Handoff(String),
     /// Nothing to look up: no credential, another `Authorization` scheme, or junk under the
     /// session cookie's name.
     Answered(Authentication),
@@ -120,6 +127,7 @@ pub struct AuthBuilder {
     surface: Surface,
     cookies: CookiePolicy,
     trusted_origins: Vec<AppOrigin>,
+    handoff: Option<SessionHandoff>,
 }
 
 /// The account flows' links with the library's default verification route under the base
@@ -291,6 +299,14 @@ impl AuthBuilder {
         self
     }
 
+    /// Turns on the hand-off from the old provider (off by default): inside its window, a
+    /// request with no credential of ours that carries the old provider's session token is
+    /// swapped for one of our sessions, once per old session. See [`crate::handoff`].
+    pub fn session_handoff(mut self, handoff: SessionHandoff) -> Self {
+        self.handoff = Some(handoff);
+        self
+    }
+
     /// The mail texts.
     pub fn templates(mut self, templates: MailTemplates) -> Self {
         self.templates = Some(templates);
@@ -372,6 +388,7 @@ impl AuthBuilder {
                 client_ip: self.client_ip,
                 providers: self.providers,
                 surface: self.surface,
+                handoff: self.handoff,
             }),
         };
         // Inside a runtime the tasks start now; else the first request starts them.
@@ -408,6 +425,7 @@ pub(crate) struct Inner {
     pub(crate) client_ip: ClientIpPolicy,
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
     pub(crate) surface: Surface,
+    pub(crate) handoff: Option<SessionHandoff>,
 }
 
 impl fmt::Debug for Auth {
@@ -444,6 +462,7 @@ impl Auth {
             surface: Surface::default(),
             cookies,
             trusted_origins: Vec::new(),
+            handoff: None,
         }
     }
 
@@ -635,6 +654,7 @@ impl Auth {
                 let result = self.inner.sessions.validate(token).await;
                 self.session_authentication(token, result)
             }
+            Presented::Handoff(token) => self.hand_off(&token, headers).await,
             Presented::Answered(authn) => authn,
         }
     }
@@ -662,6 +682,8 @@ impl Auth {
                 let valid = self.inner.sessions.validate_cached(token)?;
                 Some(self.session_authentication(token, Ok(valid)))
             }
+            // The swap needs the store.
+            Presented::Handoff(_) => None,
             Presented::Answered(authn) => Some(authn),
         }
     }
@@ -702,7 +724,103 @@ impl Auth {
                 ..Authentication::default()
             });
         }
+        if let Some(handoff) = &self.inner.handoff
+            && handoff.is_open(self.inner.clock.now())
+            && let Some(token) = crate::web::cookie::single_value(&cookie_header, handoff.cookie())
+        {
+            return Presented::Handoff(token.to_owned());
+        }
         Presented::Answered(Authentication::default())
+    }
+
+    /// Swaps the old provider's session `token` for one of ours (see [`crate::handoff`]):
+    /// anonymous when it does not verify, names no user of ours, was swapped before, or the
+    /// account is disabled; `unavailable` when the store cannot answer.
+    async fn hand_off<H: RequestHeaders + ?Sized>(
+        &self,
+        token: &str,
+        headers: &H,
+    ) -> Authentication {
+        let Some(handoff) = &self.inner.handoff else {
+            return Authentication::default();
+        };
+        // A cross-origin request (a form another site posts) is not swapped: the CSRF check
+        // refuses it anyway, and swapping first would spend the old session for nothing.
+        if let Some(origin) = headers.first_text(GateHeader::Origin) {
+            let cross = self
+                .inner
+                .csrf
+                .evaluate(&CsrfRequest {
+                    method: "POST",
+                    origin: Some(origin.unwrap_or("")),
+                    has_session_cookie: true,
+                    ..CsrfRequest::default()
+                })
+                .is_err();
+            if cross {
+                return Authentication::default();
+            }
+        }
+        let now = self.inner.clock.now();
+        let Some(old) = handoff.verify(token, now) else {
+            return Authentication::default();
+        };
+        match self.swap(&old).await {
+            Ok(authn) => authn,
+            Err(err) if matches!(err.code, ErrorCode::Unavailable | ErrorCode::Internal) => {
+                Authentication {
+                    failure: Some(err),
+                    ..Authentication::default()
+                }
+            }
+            Err(err) => {
+                tracing::debug!(code = %err.code, "old session not handed off");
+                Authentication::default()
+            }
+        }
+    }
+
+    /// The user, claim, new session and audit event of a verified old session.
+    async fn swap(&self, old: &OldSession) -> Result<Authentication, AuthError> {
+        let store = &self.inner.store;
+        let Some(user) = store.user_by_external_id(&old.subject).await? else {
+            return Ok(Authentication::default());
+        };
+        if user.disabled() {
+            return Ok(Authentication::default());
+        }
+        let key = TokenHash::of(&format!("{}\n{}", old.issuer, old.sid));
+        let now = self.inner.clock.now();
+        if !store.claim_session_handoff(&key, user.id, now).await? {
+            // Swapped before: a replayed (or stolen) old token, or a request racing the first.
+            return Ok(Authentication::default());
+        }
+        let created = self
+            .inner
+            .sessions
+            .create(user.id, SessionMeta::default())
+            .await?;
+        let event = AuditEvent {
+            actor_id: Some(user.id),
+            user_id: Some(user.id),
+            data: serde_json::json!({
+                "issuer": old.issuer,
+                "sid": old.sid,
+                "session_id": created.session.id.to_string(),
+            }),
+            ..AuditEvent::new(AuditKind::SessionHandoff, now)
+        };
+        crate::audit::record(&**store, &event).await;
+        let token = created.token.expose();
+        let result = self.inner.sessions.validate(token).await;
+        let mut authn = self.session_authentication(token, result);
+        if authn.principal.is_some() {
+            let max_age = created.session.expires_at - now;
+            authn.set_cookie =
+                HeaderValue::from_str(&self.inner.cookies.session_cookie_value(token, max_age))
+                    .ok();
+        }
+        Ok(authn)
     }
 
     fn session_authentication(
@@ -776,7 +894,8 @@ impl Auth {
     }
 
     /// The contract's CSRF rule for a request: unsafe methods that carry the session cookie
-    /// must come from the app's origin; `login` (sign-in, sign-up) applies the origin check
+    /// (or, with the hand-off configured, the old provider's session cookie) must come from
+    /// the app's origin; `login` (sign-in, sign-up) applies the origin check
     /// to cookie-less browser requests too. Requests with `Authorization: Bearer` are exempt.
     ///
     /// # Errors
@@ -799,7 +918,10 @@ impl Auth {
             origin: text(GateHeader::Origin),
             referer: text(GateHeader::Referer),
             sec_fetch_site: text(GateHeader::SecFetchSite),
-            has_session_cookie: self.inner.cookies.has_session_cookie(&cookie_header),
+            has_session_cookie: self.inner.cookies.has_session_cookie(&cookie_header)
+                || self.inner.handoff.as_ref().is_some_and(|handoff| {
+                    crate::web::cookie::has_cookie(&cookie_header, handoff.cookie())
+                }),
             bearer,
             login,
         })

@@ -34,6 +34,7 @@ pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod gate;
+pub mod handoff;
 pub mod mail;
 pub mod oauth;
 pub mod orgs;

@@ -49,6 +49,120 @@ pub struct Config {
     /// `OIDC_EMAIL_LINKING`: `never` (default) or `verified`: whether a sign-in with the
     /// `oidc` provider links to the existing account with the same, provider-verified, email.
     pub oidc_email_linking: keystead::oauth::EmailLinking,
+    /// `HANDOFF_ISSUER`, `HANDOFF_JWKS_URL`, `HANDOFF_UNTIL`, `HANDOFF_AUTHORIZED_PARTIES`,
+    /// `HANDOFF_COOKIE`: the hand-off from the old provider (Clerk), when the issuer is set.
+    pub handoff: Option<HandoffConfig>,
+}
+
+/// The hand-off from the old provider: who issued its session tokens, where its keys are, and
+/// until when its sessions are swapped for ours (see `keystead::handoff`).
+#[derive(Debug, Clone)]
+pub struct HandoffConfig {
+    /// `HANDOFF_ISSUER`: the `iss` of the old provider's session tokens (Clerk: the Frontend
+    /// API URL, `https://clerk.example.com`).
+    pub issuer: String,
+    /// `HANDOFF_JWKS_URL`: its JWKS, fetched once at start.
+    pub jwks_url: String,
+    /// `HANDOFF_AUTHORIZED_PARTIES`: the origins accepted in `azp`, comma-separated (default:
+    /// none, any `azp`).
+    pub authorized_parties: Vec<String>,
+    /// `HANDOFF_UNTIL` (RFC 3339): the end of the window; old sessions are ignored after it.
+    pub until: keystead::time::OffsetDateTime,
+    /// `HANDOFF_COOKIE` (default `__session`, Clerk's): the cookie that holds the old
+    /// provider's session token.
+    pub cookie: String,
+}
+
+impl HandoffConfig {
+    /// Reads the `HANDOFF_*` variables through `var`: `None` when none is set.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let issuer = var("HANDOFF_ISSUER");
+        let jwks_url = var("HANDOFF_JWKS_URL");
+        let until = var("HANDOFF_UNTIL");
+        let parties = var("HANDOFF_AUTHORIZED_PARTIES");
+        let cookie = var("HANDOFF_COOKIE");
+        let Some(issuer) = issuer else {
+            if jwks_url.is_some() || until.is_some() || parties.is_some() || cookie.is_some() {
+                return Err(
+                    "HANDOFF_JWKS_URL, HANDOFF_UNTIL, HANDOFF_AUTHORIZED_PARTIES and \
+                            HANDOFF_COOKIE need HANDOFF_ISSUER: set it, or none of them"
+                        .into(),
+                );
+            }
+            return Ok(None);
+        };
+        let (Some(jwks_url), Some(until)) = (jwks_url, until) else {
+            return Err(
+                "HANDOFF_ISSUER, HANDOFF_JWKS_URL and HANDOFF_UNTIL: set all three or none".into(),
+            );
+        };
+        if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
+            return Err(format!(
+                "HANDOFF_JWKS_URL: {jwks_url:?} is not an http(s) URL"
+            ));
+        }
+        let until = keystead::time::OffsetDateTime::parse(
+            until.trim(),
+            &keystead::time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| format!("HANDOFF_UNTIL: {until:?} is not an RFC 3339 time ({e})"))?;
+        let authorized_parties = parties
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let cookie = cookie.map_or_else(
+            || keystead::handoff::DEFAULT_HANDOFF_COOKIE.to_owned(),
+            |c| c.trim().to_owned(),
+        );
+        if !cookie
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(format!("HANDOFF_COOKIE: {cookie:?} is not a cookie name"));
+        }
+        Ok(Some(Self {
+            issuer: issuer.trim().to_owned(),
+            jwks_url,
+            authorized_parties,
+            until,
+            cookie,
+        }))
+    }
+
+    /// Fetches the JWKS and makes the hand-off.
+    async fn session_handoff(&self) -> Result<keystead::handoff::SessionHandoff, String> {
+        let fetch = async {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()?
+                .get(&self.jwks_url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<keystead::handoff::JwkSet>()
+                .await
+        };
+        let jwks = fetch
+            .await
+            .map_err(|e| format!("HANDOFF_JWKS_URL {}: {e}", self.jwks_url))?;
+        let handoff = keystead::handoff::SessionHandoff::new(
+            &self.issuer,
+            jwks,
+            self.authorized_parties.clone(),
+            self.until,
+        )
+        .cookie_name(&self.cookie);
+        if handoff.key_count() == 0 {
+            return Err(format!(
+                "HANDOFF_JWKS_URL {}: no RS256 or ES256 key with a kid",
+                self.jwks_url
+            ));
+        }
+        Ok(handoff)
+    }
 }
 
 /// A provider's issuer and the client registered there.
@@ -136,7 +250,9 @@ impl Config {
                 ));
             }
         };
+        let handoff = HandoffConfig::from_vars(var)?;
         Ok(Self {
+            handoff,
             trusted_proxies,
             database_url,
             bind,
@@ -269,6 +385,16 @@ pub async fn build_auth(
         .with_email_linking(config.oidc_email_linking);
         builder = builder.identity_provider(Arc::new(provider));
     }
+    if let Some(handoff) = &config.handoff {
+        let handoff = handoff.session_handoff().await?;
+        tracing::info!(
+            issuer = handoff.issuer(),
+            keys = handoff.key_count(),
+            until = %handoff.not_after(),
+            "hand-off from the old provider on"
+        );
+        builder = builder.session_handoff(handoff);
+    }
     // On this runtime, `build` starts the library's background tasks (change feed, change
     // log, batched writes, sweeps); they stop when the last clone of the `Auth` goes.
     Ok(builder.build())
@@ -384,4 +510,51 @@ pub async fn tokens_page_context(
         "permissions": permissions,
         "tokens": tokens,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HandoffConfig;
+
+    fn read(vars: &[(&str, &str)]) -> Result<Option<HandoffConfig>, String> {
+        HandoffConfig::from_vars(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn handoff_variables_are_all_or_none() {
+        assert!(read(&[]).unwrap().is_none());
+        let full = [
+            ("HANDOFF_ISSUER", "https://clerk.example.com"),
+            (
+                "HANDOFF_JWKS_URL",
+                "https://clerk.example.com/.well-known/jwks.json",
+            ),
+            ("HANDOFF_UNTIL", "2026-09-01T00:00:00Z"),
+            (
+                "HANDOFF_AUTHORIZED_PARTIES",
+                "https://app.example.com, https://www.example.com",
+            ),
+        ];
+        let config = read(&full).unwrap().unwrap();
+        assert_eq!(config.cookie, "__session");
+        assert_eq!(
+            config.authorized_parties,
+            ["https://app.example.com", "https://www.example.com"]
+        );
+        assert_eq!(config.until.year(), 2026);
+        let err = read(&full[..2]).unwrap_err();
+        assert!(err.contains("HANDOFF_UNTIL"), "{err}");
+        let err = read(&full[1..]).unwrap_err();
+        assert!(err.contains("HANDOFF_ISSUER"), "{err}");
+        let mut bad = full.to_vec();
+        bad[2] = ("HANDOFF_UNTIL", "next summer");
+        assert!(read(&bad).unwrap_err().starts_with("HANDOFF_UNTIL"));
+        bad[2] = full[2];
+        bad.push(("HANDOFF_COOKIE", "a cookie; b"));
+        assert!(read(&bad).unwrap_err().starts_with("HANDOFF_COOKIE"));
+    }
 }

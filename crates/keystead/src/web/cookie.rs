@@ -363,6 +363,27 @@ fn values<'a>(cookie_header: &'a str, name: &'a str) -> impl Iterator<Item = &'a
     })
 }
 
+/// The value of the cookie `name` in a `Cookie` header, read like the session cookie: `None`
+/// when it is absent, empty, or present more than once with different values (cookie tossing
+/// fails closed). Any value is taken (the old provider's cookie holds a JWT, not one of our
+/// tokens).
+pub(crate) fn single_value<'a>(cookie_header: &'a str, name: &'a str) -> Option<&'a str> {
+    let mut found: Option<&'a str> = None;
+    for value in values(cookie_header, name).filter(|v| !v.is_empty()) {
+        match found {
+            None => found = Some(value),
+            Some(first) if first == value => {}
+            Some(_) => return None,
+        }
+    }
+    found
+}
+
+/// Whether the `Cookie` header holds a cookie named `name`, whatever its value.
+pub(crate) fn has_cookie(cookie_header: &str, name: &str) -> bool {
+    values(cookie_header, name).next().is_some()
+}
+
 fn find_token<'a>(cookie_header: &'a str, name: &'a str) -> Option<&'a str> {
     let mut found: Option<&'a str> = None;
     for value in values(cookie_header, name).filter(|v| is_plausible_token(v)) {
