@@ -64,7 +64,7 @@ pub struct HandoffConfig {
     /// `HANDOFF_JWKS_URL`: its JWKS, fetched once at start.
     pub jwks_url: String,
     /// `HANDOFF_AUTHORIZED_PARTIES`: the origins accepted in `azp`, comma-separated (default:
-    /// none, any `azp`).
+    /// the app's origin, where Clerk's frontend ran and so what its tokens name).
     pub authorized_parties: Vec<String>,
     /// `HANDOFF_UNTIL` (RFC 3339): the end of the window; old sessions are ignored after it.
     pub until: keystead::time::OffsetDateTime,
@@ -132,8 +132,12 @@ impl HandoffConfig {
         }))
     }
 
-    /// Fetches the JWKS and makes the hand-off.
-    async fn session_handoff(&self) -> Result<keystead::handoff::SessionHandoff, String> {
+    /// Fetches the JWKS and makes the hand-off; `azp` must be one of the authorized parties,
+    /// or the app's `origin` when none are set.
+    async fn session_handoff(
+        &self,
+        origin: &AppOrigin,
+    ) -> Result<keystead::handoff::SessionHandoff, String> {
         let fetch = async {
             reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
@@ -151,7 +155,11 @@ impl HandoffConfig {
         let handoff = keystead::handoff::SessionHandoff::new(
             &self.issuer,
             jwks,
-            self.authorized_parties.clone(),
+            if self.authorized_parties.is_empty() {
+                vec![origin.to_string()]
+            } else {
+                self.authorized_parties.clone()
+            },
             self.until,
         )
         .cookie_name(&self.cookie);
@@ -344,6 +352,7 @@ pub async fn build_auth(
     backend: Backend,
     origin: AppOrigin,
 ) -> Result<Auth, String> {
+    let app_origin = origin.clone();
     let mailer = FileMailer::new(&config.mail_dir)
         .map_err(|e| format!("AUTH_MAIL_DIR {}: {e}", config.mail_dir.display()))?;
     let key_store = DirKeyStore::new(&config.keys_dir)
@@ -386,7 +395,7 @@ pub async fn build_auth(
         builder = builder.identity_provider(Arc::new(provider));
     }
     if let Some(handoff) = &config.handoff {
-        let handoff = handoff.session_handoff().await?;
+        let handoff = handoff.session_handoff(&app_origin).await?;
         tracing::info!(
             issuer = handoff.issuer(),
             keys = handoff.key_count(),

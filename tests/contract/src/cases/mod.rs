@@ -10,6 +10,7 @@ mod api;
 mod conventions;
 mod csrf;
 mod email;
+mod handoff;
 mod limits;
 mod oauth;
 mod openapi;
@@ -25,6 +26,7 @@ pub use api::*;
 pub use conventions::*;
 pub use csrf::*;
 pub use email::*;
+pub use handoff::*;
 pub use limits::*;
 pub use oauth::*;
 pub use openapi::*;
@@ -55,6 +57,8 @@ macro_rules! __case_list {
             sign_in_failures_look_the_same_for_a_wrong_password_and_an_unknown_email,
             sign_out_clears_the_cookie_and_ends_the_session,
             session_shows_the_user_and_no_organization,
+            handoff_swaps_the_old_providers_session_for_ours_once,
+            handoff_refuses_old_sessions_once_the_window_closed,
             session_without_a_cookie_is_401_with_a_bearer_challenge,
             // The user's sessions.
             sessions_list_each_sign_in_and_mark_the_current_one,
