@@ -933,7 +933,17 @@ impl Importer {
     ) {
         let semaphore = Arc::new(Semaphore::new(self.jobs));
         let mut tasks = JoinSet::new();
+        let mut record = |joined: Result<(usize, ReportLine), tokio::task::JoinError>| match joined
+        {
+            Ok((index, line)) => lines[index] = Some(line),
+            Err(err) => tracing::error!(error = %err, "an import task failed"),
+        };
         for (index, user) in users {
+            // Finished tasks are collected as we go: a finished task's output stays in the
+            // set until joined, and the whole input would be held there twice.
+            while let Some(joined) = tasks.try_join_next() {
+                record(joined);
+            }
             let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
                 break;
             };
@@ -947,10 +957,7 @@ impl Importer {
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((index, line)) => lines[index] = Some(line),
-                Err(err) => tracing::error!(error = %err, "an import task failed"),
-            }
+            record(joined);
         }
     }
 
