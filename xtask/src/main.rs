@@ -9,6 +9,7 @@
 //! (see `publish.rs`): the declared minimum Rust version and the publishability of the nine
 //! library crates.
 
+mod bench_import;
 mod publish;
 
 use std::env;
@@ -52,6 +53,10 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("package") => publish::package(),
         Some("msrv") => publish::msrv(),
+        Some("bench-import") => {
+            let url = setup_postgres_and_python();
+            url.and_then(|url| bench_import::bench_import(args.get(1).map(String::as_str), &url))
+        }
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -65,7 +70,9 @@ fn main() -> ExitCode {
                  package      check that the nine library crates package (licences, readme,\n               \
                  notices, `cargo package --no-verify`)\n  \
                  msrv         check the workspace's rust-version against every dependency's\n               \
-                 and the running rustc"
+                 and the running rustc\n  \
+                 bench-import [USERS]  time `authctl import clerk` of USERS users (default\n               \
+                 100000) on SQLite and Postgres, with its peak memory"
             );
             Err("unknown command".to_owned())
         }
@@ -206,6 +213,14 @@ fn fuzz_properties(listing: &str) -> Vec<String> {
 fn fuzz_cases(report: &str) -> Option<u64> {
     let (_, rest) = report.rsplit_once(": ")?;
     rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Postgres and the Python packages only (what `bench-import` needs); returns the database URL.
+fn setup_postgres_and_python() -> Result<String, String> {
+    let database_url = env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    ensure_postgres(&database_url)?;
+    ensure_python_packages()?;
+    Ok(database_url)
 }
 
 /// Makes sure every service and tool the tests need is there; returns the database URL.
