@@ -149,7 +149,8 @@ pub struct ReportLine {
     pub kind: &'static str,
     /// The file.
     pub file: String,
-    /// The line in it.
+    /// The line in it (for a file that is one JSON document, such as a page of Clerk's
+    /// Backend API, the item's position in it, from 1).
     pub line: u64,
     /// The provider's id of the thing, when the line had one.
     pub external_id: Option<String>,
@@ -444,12 +445,12 @@ pub fn read_clerk_csv(path: &Path) -> Result<(Vec<SourceUser>, Vec<ReportLine>),
     Ok((users, failed))
 }
 
-/// The JSON values of a file that holds one JSON document or JSON lines; an array is its
-/// items, an object with a `data` array (a page of Clerk's Backend API) is those items.
-/// Returns each item with its line (1 for a single document's items).
 /// An item of a JSON file with its line, or why the line is not JSON.
 type Item = (u64, Result<Value, String>);
 
+/// The JSON values of a file that holds one JSON document or JSON lines; an array is its
+/// items, an object with a `data` array (a page of Clerk's Backend API) is those items.
+/// Returns each item with its line (for a single document, its position in it).
 fn json_items(path: &Path) -> Result<Vec<Item>, SourceError> {
     let text = read(path)?;
     let flatten = |line: u64, value: Value, out: &mut Vec<(u64, Result<Value, String>)>| match value
@@ -464,7 +465,11 @@ fn json_items(path: &Path) -> Result<Vec<Item>, SourceError> {
     };
     let mut out = Vec::new();
     if let Ok(whole) = serde_json::from_str::<Value>(&text) {
+        // One document: its items are numbered by their position in it.
         flatten(1, whole, &mut out);
+        for (i, (line, _)) in out.iter_mut().enumerate() {
+            *line = i as u64 + 1;
+        }
         return Ok(out);
     }
     for (i, line) in text.lines().enumerate() {

@@ -290,6 +290,17 @@ async fn imports_users_orgs_and_passwords(db: &Db) {
         .map(|v| v.as_u64().unwrap())
         .collect();
     assert_eq!(failed_lines(&lines, "user"), expected, "{lines:#?}");
+    let expected: Vec<u64> = manifest["failed_lines"]["clerk_memberships.json"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        failed_lines(&lines, "membership"),
+        expected,
+        "the membership of a user not in the export, by its position in the page"
+    );
     for line in lines.iter().filter(|l| l["outcome"] == "failed") {
         assert!(
             line["note"].as_str().is_some_and(|n| !n.is_empty()),

@@ -116,11 +116,13 @@ def main():
                                 "public_user_data": {"user_id": member}})
             ours = {"org:admin": "admin", "org:member": "member"}.get(role, custom.get(role))
             manifest["roles"][oid][member] = "owner" if member == creator else ours
-    # A membership of a user who is not in the export: reported, not imported.
+    # A membership of a user who is not in the export: reported (by its position in the
+    # page), not imported.
     if orgs:
         memberships.append({"object": "organization_membership", "id": "orgmem_ghost",
                             "role": "org:member", "organization": {"id": orgs[0]["id"]},
                             "public_user_data": {"user_id": "user_2ghost"}})
+        manifest["failed_lines"]["clerk_memberships.json"] = [len(memberships)]
     with open(os.path.join(args.out, "clerk_organizations.json"), "w", encoding="utf-8") as f:
         json.dump({"data": orgs, "total_count": len(orgs)}, f, ensure_ascii=False)
     with open(os.path.join(args.out, "clerk_memberships.json"), "w", encoding="utf-8") as f:
