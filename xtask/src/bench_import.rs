@@ -1,7 +1,7 @@
 //! `cargo xtask bench-import [USERS]`: how fast `authctl import clerk` takes a Clerk export
 //! of USERS users (default 100,000), on SQLite and on Postgres, and its peak memory.
 //!
-//! The export is made by `crates/authctl/tests/generate_exports.py` (bcrypt digests of cost
+//! The export is made by `crates/keystead-cli/tests/generate_exports.py` (bcrypt digests of cost
 //! 10 from Python's bcrypt, 64 distinct ones reused: the import stores digests as they are, so
 //! their number does not change its work). `authctl` is built in release mode and timed by
 //! `/usr/bin/time` (wall time and maximum resident set size); each store is imported into
@@ -73,7 +73,7 @@ pub(crate) fn bench_import(users: Option<&str>, admin_url: &str) -> Result<(), S
     run(
         "the export generator",
         Command::new("python3")
-            .arg(root.join("crates/authctl/tests/generate_exports.py"))
+            .arg(root.join("crates/keystead-cli/tests/generate_exports.py"))
             .arg(&dir)
             .args([
                 "--users",
@@ -86,12 +86,12 @@ pub(crate) fn bench_import(users: Option<&str>, admin_url: &str) -> Result<(), S
             .args(["--distinct-hashes", "64", "--cost", "10"])
             .status(),
     )?;
-    step("cargo build --release -p authctl");
+    step("cargo build --release -p keystead-cli");
     run(
         "cargo build",
         Command::new(cargo())
             .current_dir(&root)
-            .args(["build", "--release", "-p", "authctl"])
+            .args(["build", "--release", "-p", "keystead-cli"])
             .status(),
     )?;
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), Into::into);

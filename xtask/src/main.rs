@@ -6,7 +6,7 @@
 //! with, and the pinned `oidc-provider`, the real OpenID provider of the sign-in-with-a-provider
 //! cases), then runs them. It fails, rather than skipping anything, when a piece of that
 //! set-up cannot be had. Before the tests it runs `cargo xtask msrv` and `cargo xtask package`
-//! (see `publish.rs`): the declared minimum Rust version and the publishability of the nine
+//! (see `publish.rs`): the declared minimum Rust version and the publishability of the ten
 //! library crates.
 
 mod bench_import;
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
                  setup        only the set-up\n  \
                  fuzz [SECS]  run the parsers' property tests (keystead's fuzz_parsers) for\n               \
                  SECS seconds in all (default 300) and print how many cases each ran\n  \
-                 package      check that the nine library crates package (licences, readme,\n               \
+                 package      check that the ten published crates package (licences, readme,\n               \
                  notices, `cargo package --no-verify`)\n  \
                  msrv         check the workspace's rust-version against every dependency's\n               \
                  and the running rustc\n  \

@@ -18,6 +18,7 @@ pub(crate) const PUBLISHED: &[&str] = &[
     "keystead-oidc",
     "keystead-axum",
     "keystead-actix",
+    "keystead-cli",
 ];
 
 /// The files at the root that each published crate carries a byte-for-byte copy of (cargo
@@ -131,7 +132,7 @@ pub(crate) fn package() -> Result<(), String> {
         eprintln!("    {} files", listing.lines().count());
     }
 
-    step("cargo package --no-verify (the nine published crates)");
+    step("cargo package --no-verify (the ten published crates)");
     let status = Command::new(cargo())
         .current_dir(&root)
         .args(["package", "--no-verify", "--allow-dirty"])

@@ -110,7 +110,7 @@ fn authctl() -> PathBuf {
         .find(|dir| dir.join("authctl").is_file())
         .unwrap_or_else(|| {
             panic!(
-                "authctl is not built beside {}: run `cargo build -p authctl`",
+                "authctl is not built beside {}: run `cargo build -p keystead-cli`",
                 exe.display()
             )
         });
