@@ -429,17 +429,21 @@ impl Context {
     }
 
     /// The library over this database (with its change feed, so that running instances hear
-    /// of changes at once), signing keys when `keys` is given.
-    async fn auth(&self, keys: Option<KeyRing>) -> Result<Auth, Failure> {
+    /// of changes at once), signing keys when `keys` is given, and the apps' mail directory
+    /// (`AUTH_MAIL_DIR`, made if missing) when the command sends `mail`.
+    async fn auth(&self, keys: Option<KeyRing>, mail: bool) -> Result<Auth, Failure> {
         let origin = match std::env::var("APP_ORIGIN") {
             Ok(origin) if !origin.trim().is_empty() => AppOrigin::parse(&origin)
                 .map_err(|e| Failure::new(EXIT_FAILED, format!("APP_ORIGIN: {e}")))?,
             _ => AppOrigin::parse("http://localhost:3000").expect("a valid origin"),
         };
-        let mail_dir = std::env::var("AUTH_MAIL_DIR").unwrap_or_else(|_| "var/mail".to_owned());
-        let mailer = FileMailer::new(&mail_dir)
-            .map_err(|e| Failure::new(EXIT_FAILED, format!("AUTH_MAIL_DIR {mail_dir}: {e}")))?;
-        let mut builder = Auth::builder(self.backend.store(), origin).mailer(Arc::new(mailer));
+        let mut builder = Auth::builder(self.backend.store(), origin);
+        if mail {
+            let mail_dir = std::env::var("AUTH_MAIL_DIR").unwrap_or_else(|_| "var/mail".to_owned());
+            let mailer = FileMailer::new(&mail_dir)
+                .map_err(|e| Failure::new(EXIT_FAILED, format!("AUTH_MAIL_DIR {mail_dir}: {e}")))?;
+            builder = builder.mailer(Arc::new(mailer));
+        }
         if let Some(feed) = self.backend.feed().await? {
             builder = builder.change_feed(feed);
         }
@@ -450,7 +454,7 @@ impl Context {
     }
 
     async fn user(&self, key: &str) -> Result<User, Failure> {
-        let auth = self.auth(None).await?;
+        let auth = self.auth(None, false).await?;
         auth.admin(&self.actor)
             .find_user(key)
             .await?
@@ -603,7 +607,8 @@ fn user_text(user: &User) -> String {
 }
 
 async fn users(context: &Context, command: UsersCommand) -> Outcome {
-    let auth = context.auth(None).await?;
+    let mails = matches!(command, UsersCommand::SendReset { .. });
+    let auth = context.auth(None, mails).await?;
     let admin = auth.admin(&context.actor);
     match command {
         UsersCommand::Find { user } => {
@@ -768,7 +773,7 @@ async fn sessions(context: &Context, command: SessionsCommand) -> Outcome {
         }
         SessionsCommand::Revoke { user } => {
             let user = context.user(&user).await?;
-            let auth = context.auth(None).await?;
+            let auth = context.auth(None, false).await?;
             let ended = auth.admin(&context.actor).revoke_sessions(user.id).await?;
             context.print(&json!({ "ended": ended }), || {
                 format!("ended {ended} session(s) of {}", user.email.as_str())
@@ -831,7 +836,7 @@ async fn tokens(context: &Context, command: TokensCommand) -> Outcome {
             let id = uuid::Uuid::parse_str(id.trim())
                 .map(ApiTokenId::from_uuid)
                 .map_err(|_| Failure::new(EXIT_NOT_FOUND, format!("no API token {id:?}")))?;
-            let auth = context.auth(None).await?;
+            let auth = context.auth(None, false).await?;
             let record = auth.admin(&context.actor).revoke_api_token(id).await?;
             context.print(
                 &json!({ "revoked": id.to_string(), "revoked_at": record.revoked_at.and_then(|t| t.format(&Rfc3339).ok()) }),
@@ -950,7 +955,7 @@ async fn orgs(context: &Context, command: OrgsCommand) -> Outcome {
             let user = context.user(&user).await?;
             let role = Role::new(role.trim().to_owned())
                 .map_err(|e| Failure::new(2, format!("role {role:?}: {e}")))?;
-            let auth = context.auth(None).await?;
+            let auth = context.auth(None, false).await?;
             let membership = auth
                 .admin(&context.actor)
                 .set_role(org.id, user.id, &role)
@@ -1018,7 +1023,7 @@ async fn keys(context: &Context, args: KeysArgs) -> Outcome {
         TokenConfig::default().max_ttl,
     )
     .await?;
-    let auth = context.auth(Some(ring)).await?;
+    let auth = context.auth(Some(ring), false).await?;
     let admin = auth.admin(&context.actor);
     match args.command {
         KeysCommand::List => unreachable!("handled above"),

@@ -757,7 +757,12 @@ async fn operator_commands(db: &Db) {
     );
     db.expect(3, &["tokens", "revoke", &ApiTokenId::new().to_string()]);
 
-    // Mail a reset link (to the mail directory, with the app's origin).
+    // Mail a reset link (to the mail directory, with the app's origin). No command before
+    // this one sent mail, and none made the mail directory.
+    assert!(
+        !db.mail_dir().exists(),
+        "only a command that mails makes AUTH_MAIL_DIR"
+    );
     db.expect(0, &["users", "send-reset", "bob@example.com"]);
     let mails: Vec<String> = std::fs::read_dir(db.mail_dir())
         .expect("the mail directory")

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The tables of the store, its migrations table included.
-const OUR_TABLES: [&str; 16] = [
+const OUR_TABLES: [&str; 17] = [
     "api_tokens",
     "audit_events",
     "change_log",
@@ -35,6 +35,7 @@ const OUR_TABLES: [&str; 16] = [
     "organizations",
     "password_credentials",
     "rate_limits",
+    "session_handoffs",
     "sessions",
     "signing_keys",
     "users",
@@ -191,7 +192,7 @@ async fn the_tables_are_in_schema_auth_and_nothing_of_ours_in_public() {
             .fetch_all(store.pool())
             .await
             .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
     sign_up_and_in(&store, "ada@example.com").await;
     assert!(store.schema_status().await.expect("status").is_current());
     store.pool().close().await;
@@ -445,7 +446,7 @@ async fn a_database_of_the_old_layout_is_moved_into_the_schema_without_losing_a_
         .fetch_all(&pool)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
     assert!(store.schema_status().await.expect("status").is_current());
 
     // Indexes, constraints (foreign keys included) and columns are those of a fresh schema.
@@ -515,7 +516,7 @@ async fn an_old_layout_of_the_first_three_migrations_is_moved_then_completed() {
     let store = PostgresStore::from_pool(pool.clone());
     let status = store.schema_status().await.expect("status");
     assert_eq!(status.legacy, vec![1, 2, 3]);
-    assert_eq!(status.pending, vec![4, 5, 6]);
+    assert_eq!(status.pending, vec![4, 5, 6, 7]);
     store.migrate().await.expect("move and complete");
     assert_eq!(tables_in(&pool, "public").await, Vec::<String>::new());
     assert_eq!(tables_in(&pool, "auth").await, OUR_TABLES);
@@ -575,7 +576,7 @@ async fn concurrent_migrations_apply_each_version_once() {
         .fetch_all(&pool)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
     pool.close().await;
     db.teardown().await;
 }

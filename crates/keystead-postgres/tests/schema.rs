@@ -543,7 +543,7 @@ async fn migrations_are_idempotent() {
             .fetch_all(db.pool())
             .await
             .expect("versions");
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7]);
     let status = store.schema_status().await.expect("status");
     assert!(status.is_current(), "{status:?}");
     assert_eq!(status.applied, applied);

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The tables of the store, its migrations table included, without the prefix.
-const OUR_TABLES: [&str; 16] = [
+const OUR_TABLES: [&str; 17] = [
     "api_tokens",
     "audit_events",
     "change_log",
@@ -32,6 +32,7 @@ const OUR_TABLES: [&str; 16] = [
     "organizations",
     "password_credentials",
     "rate_limits",
+    "session_handoffs",
     "sessions",
     "signing_keys",
     "users",
@@ -467,7 +468,7 @@ async fn an_old_layout_of_the_first_three_migrations_is_renamed_then_completed()
     let store = SqliteStore::from_pools(app_pool(&path).await, app_pool(&path).await);
     let status = store.schema_status().await.expect("status");
     assert_eq!(status.legacy, vec![1, 2, 3]);
-    assert_eq!(status.pending, vec![4, 5, 6]);
+    assert_eq!(status.pending, vec![4, 5, 6, 7]);
     store.migrate().await.expect("rename and complete");
     assert_eq!(names(store.writer_pool(), "table").await, prefixed("auth_"));
     sign_up_and_in(&store, "ada@example.com").await;
@@ -513,7 +514,7 @@ async fn concurrent_opens_apply_each_version_once() {
         .fetch_all(&pool)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@
 //! # use keystead::principal::{Credential, Principal};
 //! # use keystead::{Email, OrgId, Role, RolePermissions, SessionId, User, UserId};
 //! # let user = User { id: UserId::new(), email: Email::parse("a@example.com").unwrap(),
-//! #     name: None, email_verified_at: None, created_at: time::OffsetDateTime::UNIX_EPOCH };
+//! #     name: None, email_verified_at: None, created_at: time::OffsetDateTime::UNIX_EPOCH,
+//! #     external_id: None, disabled_at: None };
 //! # let credential = Credential::Session { id: SessionId::new(), expires_at: time::OffsetDateTime::UNIX_EPOCH };
 //! let roles = RolePermissions::default();
 //! let principal = Principal::new(user, credential, Some((OrgId::new(), Role::ADMIN)), &roles);
