@@ -90,6 +90,26 @@ impl Authentication {
     }
 }
 
+/// What [`Auth::readiness`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    /// The store answered.
+    pub database: bool,
+    /// The change log was read within the staleness bound (changes of other instances are
+    /// seen).
+    pub change_feed: bool,
+    /// A signing key for API tokens is loaded (true when API tokens are off).
+    pub signing_keys: bool,
+}
+
+impl Readiness {
+    /// Every check holds.
+    #[must_use]
+    pub const fn is_ready(&self) -> bool {
+        self.database && self.change_feed && self.signing_keys
+    }
+}
+
 /// The credential a request presents, found in its headers.
 enum Presented<'h> {
     /// `Authorization: Bearer <token>`: the token's bytes as sent (see [`bearer_token`]).
@@ -613,6 +633,27 @@ impl Auth {
     pub async fn publish(&self, change: Change) {
         self.apply(&FeedEvent::Change(change.clone())).await;
         self.inner.changes.announce(&change).await;
+    }
+
+    /// Whether this instance can answer correctly now, for a readiness probe (`/readyz` in the
+    /// examples): the store answers a single-row read within 2 s, the change log has been read
+    /// within the staleness bound (else API tokens are refused), and, with API tokens on, a
+    /// signing key is loaded.
+    pub async fn readiness(&self) -> Readiness {
+        self.ensure_tasks();
+        let database =
+            tokio::time::timeout(StdDuration::from_secs(2), self.inner.store.change_version())
+                .await
+                .is_ok_and(|answer| answer.is_ok());
+        Readiness {
+            database,
+            change_feed: self.inner.changes.is_fresh(),
+            signing_keys: self
+                .inner
+                .tokens
+                .as_ref()
+                .is_none_or(|tokens| tokens.keys().signing_key().is_some()),
+        }
     }
 
     /// API tokens, when turned on.

@@ -50,7 +50,7 @@ pub mod web;
 #[cfg(test)]
 mod fuzz_parsers;
 
-pub use auth::{Auth, AuthBuilder, Authentication};
+pub use auth::{Auth, AuthBuilder, Authentication, Readiness};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{Email, EmailError};
 pub use error::{AuthError, ErrorCode};

@@ -98,6 +98,8 @@ async fn run() -> Result<(), String> {
                     .service(page("/dashboard/tokens", tokens_page))
                     .service(page("/static/{file}", static_file))
                     .service(page("/openapi.json", openapi))
+                    .service(page("/healthz", healthz))
+                    .service(page("/readyz", readyz))
                     .default_service(web::to(not_found)),
             )
     });
@@ -164,6 +166,22 @@ async fn not_found(app: State, user: Option<CurrentUser>, request: HttpRequest) 
     } else {
         problem(&AuthError::new(ErrorCode::NotFound))
     }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(saas_common::health_body())
+}
+
+async fn readyz(state: State) -> HttpResponse {
+    let (status, body) = saas_common::readiness(&state.auth).await;
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE),
+    )
+    .content_type("application/json")
+    .body(body)
 }
 
 async fn openapi(state: State) -> HttpResponse {

@@ -102,6 +102,8 @@ fn router(app: App) -> Router {
         .route("/api/billing", get(billing))
         .route("/static/{file}", get(static_file))
         .route("/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(auth.routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -247,6 +249,24 @@ async fn tokens_page(
 ) -> Result<Html<String>, AuthRejection> {
     let context = saas_common::tokens_page_context(&app.auth, &principal).await?;
     Ok(Html(app.pages.render("tokens.html", context)))
+}
+
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        saas_common::health_body(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    let (status, body) = saas_common::readiness(&app.auth).await;
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 async fn openapi(State(app): State<App>) -> Response {

@@ -409,6 +409,26 @@ pub async fn build_auth(
     Ok(builder.build())
 }
 
+/// `GET /healthz`: the process is up (a liveness probe; it reads nothing).
+#[must_use]
+pub fn health_body() -> String {
+    serde_json::json!({ "status": "ok" }).to_string()
+}
+
+/// `GET /readyz`: 200 `{status: "ready", checks}` when [`Auth::readiness`] holds, else 503
+/// `{status: "not_ready", checks}` naming what failed (a readiness probe: take the instance out
+/// of the load balancer until it answers correctly again).
+pub async fn readiness(auth: &Auth) -> (u16, String) {
+    let checks = auth.readiness().await;
+    let status = if checks.is_ready() {
+        "ready"
+    } else {
+        "not_ready"
+    };
+    let body = serde_json::json!({ "status": status, "checks": checks }).to_string();
+    (if checks.is_ready() { 200 } else { 503 }, body)
+}
+
 /// The sign-in buttons of the configured providers: `[{id, name, label}]`.
 #[must_use]
 pub fn provider_buttons(auth: &Auth) -> serde_json::Value {

@@ -11,6 +11,7 @@ mod conventions;
 mod csrf;
 mod email;
 mod handoff;
+mod health;
 mod limits;
 mod oauth;
 mod openapi;
@@ -27,6 +28,7 @@ pub use conventions::*;
 pub use csrf::*;
 pub use email::*;
 pub use handoff::*;
+pub use health::*;
 pub use limits::*;
 pub use oauth::*;
 pub use openapi::*;
@@ -59,6 +61,7 @@ macro_rules! __case_list {
             session_shows_the_user_and_no_organization,
             handoff_swaps_the_old_providers_session_for_ours_once,
             handoff_refuses_old_sessions_once_the_window_closed,
+            health_and_readiness_answer_without_a_credential,
             session_without_a_cookie_is_401_with_a_bearer_challenge,
             // The user's sessions.
             sessions_list_each_sign_in_and_mark_the_current_one,
