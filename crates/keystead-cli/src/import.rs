@@ -68,8 +68,9 @@ pub struct SourceUser {
 pub enum SourcePassword {
     /// No password (a user who signs in with a provider, or never set one).
     None,
-    /// A digest the library verifies (bcrypt or argon2, PHC or modular crypt format).
-    Digest(String),
+    /// A digest the library verifies (bcrypt or argon2, PHC or modular crypt format); a
+    /// secret, redacted in `Debug`.
+    Digest(SecretString),
     /// A digest the library cannot verify, with why.
     Unsupported(String),
 }
@@ -86,7 +87,9 @@ impl SourcePassword {
         let hasher = hasher.map(str::trim).filter(|h| !h.is_empty());
         match hasher {
             Some("bcrypt") | None if digest.starts_with("$2") => match bcrypt_cost(digest) {
-                Some(cost) if cost <= MAX_BCRYPT_COST => Self::Digest(digest.to_owned()),
+                Some(cost) if cost <= MAX_BCRYPT_COST => {
+                    Self::Digest(SecretString::new(digest.to_owned()))
+                }
                 Some(cost) => Self::Unsupported(format!(
                     "bcrypt cost {cost} is above what sign-in verifies ({MAX_BCRYPT_COST})"
                 )),
@@ -94,7 +97,7 @@ impl SourcePassword {
             },
             Some("argon2id" | "argon2i" | "argon2") | None if digest.starts_with("$argon2") => {
                 match argon2::password_hash::PasswordHash::new(digest) {
-                    Ok(_) => Self::Digest(digest.to_owned()),
+                    Ok(_) => Self::Digest(SecretString::new(digest.to_owned())),
                     Err(_) => Self::Unsupported("malformed argon2 digest".to_owned()),
                 }
             }
@@ -1017,7 +1020,7 @@ impl Importer {
                 .map_err(store_error);
         }
         let (password_hash, note) = match &source.password {
-            SourcePassword::Digest(digest) => (Some(SecretString::new(digest.clone())), None),
+            SourcePassword::Digest(digest) => (Some(digest.clone()), None),
             SourcePassword::Unsupported(why) => (
                 None,
                 Some(format!(
@@ -1065,14 +1068,14 @@ impl Importer {
             password_hash,
         };
         if self.dry_run {
-            if let Some(other) = self
+            if self
                 .store
                 .user_by_email(&new.user.email)
                 .await
                 .map_err(store_error)?
+                .is_some()
             {
-                return Err(store_error(StoreError::Conflict(Conflict::Email)))
-                    .map_err(|e| format!("{e} ({})", other.id));
+                return Err(store_error(StoreError::Conflict(Conflict::Email)));
             }
             return Ok((Outcome::Imported, note));
         }
@@ -1420,6 +1423,7 @@ fn now() -> OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::{SourcePassword, bcrypt_cost, slugify};
+    use keystead::SecretString;
 
     #[test]
     fn digests_are_classified_by_hasher_and_shape() {
@@ -1427,11 +1431,11 @@ mod tests {
         assert_eq!(bcrypt_cost(bcrypt), Some(10));
         assert_eq!(
             SourcePassword::classify(bcrypt, Some("bcrypt")),
-            SourcePassword::Digest(bcrypt.to_owned())
+            SourcePassword::Digest(SecretString::new(bcrypt.to_owned()))
         );
         assert_eq!(
             SourcePassword::classify(bcrypt, None),
-            SourcePassword::Digest(bcrypt.to_owned())
+            SourcePassword::Digest(SecretString::new(bcrypt.to_owned()))
         );
         let expensive = bcrypt.replace("$10$", "$17$");
         assert!(matches!(
@@ -1453,7 +1457,7 @@ mod tests {
         let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$q9rZNRMWXXNNMz5ZMK1y1Fq6QIwDtHmNBTV7JpGHH0Y";
         assert_eq!(
             SourcePassword::classify(argon, Some("argon2id")),
-            SourcePassword::Digest(argon.to_owned())
+            SourcePassword::Digest(SecretString::new(argon.to_owned()))
         );
     }
 

@@ -223,6 +223,16 @@ fn report(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The lines of `file` that the manifest says must fail.
+fn manifest_lines(manifest: &Value, file: &str) -> Vec<u64> {
+    manifest["failed_lines"][file]
+        .as_array()
+        .unwrap_or_else(|| panic!("the manifest lists {file}"))
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
 fn failed_lines(lines: &[Value], kind: &str) -> Vec<u64> {
     let mut failed: Vec<u64> = lines
         .iter()
@@ -283,19 +293,9 @@ async fn imports_users_orgs_and_passwords(db: &Db) {
         ],
     );
     let lines = report(&clerk_report);
-    let expected: Vec<u64> = manifest["failed_lines"]["clerk_users.csv"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let expected = manifest_lines(&manifest, "clerk_users.csv");
     assert_eq!(failed_lines(&lines, "user"), expected, "{lines:#?}");
-    let expected: Vec<u64> = manifest["failed_lines"]["clerk_memberships.json"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let expected = manifest_lines(&manifest, "clerk_memberships.json");
     assert_eq!(
         failed_lines(&lines, "membership"),
         expected,
@@ -364,12 +364,7 @@ async fn imports_users_orgs_and_passwords(db: &Db) {
         ],
     );
     let auth0_lines = report(&auth0_report);
-    let expected: Vec<u64> = manifest["failed_lines"]["auth0_users.ndjson"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let expected = manifest_lines(&manifest, "auth0_users.ndjson");
     assert_eq!(failed_lines(&auth0_lines, "user"), expected);
     assert_eq!(
         store.user_by_external_id("auth0|noemail").await.unwrap(),

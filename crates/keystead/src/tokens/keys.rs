@@ -289,17 +289,7 @@ impl KeyRing {
             keys.insert(kid.clone(), Arc::new(new));
         }
         tracing::info!(%kid, "new API token signing key");
-        let listeners: Vec<Arc<dyn KeyListener>> = self
-            .inner
-            .listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for listener in listeners {
-            listener.keys_changed().await;
-        }
+        self.tell_listeners().await;
         Ok(kid)
     }
 
@@ -333,17 +323,7 @@ impl KeyRing {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(kid.to_owned(), Arc::new(key));
         tracing::warn!(%kid, "API token signing key retired: its tokens fail from now on");
-        let listeners: Vec<Arc<dyn KeyListener>> = self
-            .inner
-            .listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for listener in listeners {
-            listener.keys_changed().await;
-        }
+        self.tell_listeners().await;
         Ok(true)
     }
 
@@ -363,6 +343,21 @@ impl KeyRing {
             .collect();
         keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.kid.cmp(&a.kid)));
         keys
+    }
+
+    /// Tells every listener that the keys changed (a rotation or a retirement).
+    async fn tell_listeners(&self) {
+        let listeners: Vec<Arc<dyn KeyListener>> = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for listener in listeners {
+            listener.keys_changed().await;
+        }
     }
 
     /// Removes retired keys whose tokens have all expired. Returns how many went.
