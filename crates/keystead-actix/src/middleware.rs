@@ -12,7 +12,7 @@ use keystead::gate::{
     Finish, GateFuture, GateHeader, ProtectedPaths, RequestHeaders, ResponseCookies,
     append_session_cookie,
 };
-use keystead::{Auth, Authentication};
+use keystead::{Auth, Authentication, telemetry};
 
 use crate::{actix_header_value, into_actix};
 
@@ -108,6 +108,30 @@ where
             .uri()
             .path_and_query()
             .map_or_else(|| request.path(), |pq| pq.as_str());
+        let span = telemetry::request_span(&method, path_and_query);
+        let future = {
+            let _entered = span.enter();
+            self.admit_and_call(request, method, &span)
+        };
+        future.in_span(span)
+    }
+}
+
+impl<S, B> AuthMiddlewareService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    fn admit_and_call(
+        &self,
+        request: ServiceRequest,
+        method: http::Method,
+        span: &tracing::Span,
+    ) -> AuthFuture<S, B> {
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| request.path(), |pq| pq.as_str());
         // The hot path: the caches answer, so the app is called at once, with no boxed future.
         let admitted = self.auth.admit_cached(
             &method,
@@ -117,6 +141,7 @@ where
         );
         match admitted {
             Some(Ok(authn)) => {
+                telemetry::record_authentication(span, &authn);
                 let set_cookie = authenticated(&request, authn, &self.auth);
                 GateFuture::inner(self.service.call(request), set_cookie)
             }
@@ -129,6 +154,7 @@ where
                 let service = self.service.clone();
                 let auth = self.auth.clone();
                 let protected = self.protected.clone();
+                let span = span.clone();
                 GateFuture::boxed(Box::pin(async move {
                     let path_and_query = request
                         .uri()
@@ -146,6 +172,7 @@ where
                                 .map_into_right_body());
                         }
                     };
+                    telemetry::record_authentication(&span, &authn);
                     let set_cookie = authenticated(&request, authn, &auth);
                     let response = service.call(request).await?;
                     Ok(Self::finish(response, set_cookie.as_ref()))

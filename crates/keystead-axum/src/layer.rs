@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use http::HeaderValue;
 use keystead::gate::{Finish, GateFuture, ProtectedPaths, append_session_cookie};
-use keystead::{Auth, Authentication};
+use keystead::{Auth, Authentication, telemetry};
 use tower::{Layer, Service};
 
 use crate::{into_axum, missing_connect_info};
@@ -84,7 +84,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         // Without the socket peer every client would share one rate-limit key: refuse (fail
         // closed, loudly) rather than invent an address.
         if request
@@ -94,6 +94,21 @@ where
         {
             return GateFuture::answered(missing_connect_info());
         }
+        let span = telemetry::request_span(request.method(), path_and_query(&request));
+        let future = {
+            let _entered = span.enter();
+            self.admit_and_call(request, &span)
+        };
+        future.in_span(span)
+    }
+}
+
+impl<S> AuthService<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    fn admit_and_call(&mut self, mut request: Request, span: &tracing::Span) -> AuthFuture<S> {
         // The hot path: the caches answer, so the app is called at once, with no boxed
         // future and no clone of the inner service.
         let admitted = self.auth.admit_cached(
@@ -104,6 +119,7 @@ where
         );
         match admitted {
             Some(Ok(authn)) => {
+                telemetry::record_authentication(span, &authn);
                 let set_cookie = authenticated(&mut request, authn, &self.auth);
                 GateFuture::inner(self.inner.call(request), set_cookie)
             }
@@ -114,6 +130,7 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let auth = self.auth.clone();
                 let protected = self.protected.clone();
+                let span = span.clone();
                 GateFuture::boxed(Box::pin(async move {
                     let admitted = auth
                         .admit(
@@ -127,6 +144,7 @@ where
                         Ok(authn) => authn,
                         Err(response) => return Ok(into_axum(response)),
                     };
+                    telemetry::record_authentication(&span, &authn);
                     let set_cookie = authenticated(&mut request, authn, &auth);
                     let response = inner.call(request).await?;
                     Ok(Self::finish(response, set_cookie.as_ref()))

@@ -36,6 +36,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use time::Duration;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::audit;
 use crate::mail::{MailTemplates, Mailer};
@@ -44,6 +46,7 @@ use crate::password_policy::PasswordPolicy;
 use crate::rate_limit::{RateLimitConfig, RateLimiter};
 use crate::secret::generate_token;
 use crate::session::{CreatedSession, SessionManager, SessionMeta};
+use crate::telemetry;
 use crate::web::AppOrigin;
 use crate::{
     AuditEvent, AuditKind, AuthError, AuthStore, Clock, Email, ErrorCode, NewUser, OneTimeToken,
@@ -168,6 +171,12 @@ impl Accounts {
         }
     }
 
+    /// The password hasher (its queue and work in flight are metrics).
+    #[must_use]
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
     /// Replaces the password hasher.
     #[must_use]
     pub fn with_password_hasher(mut self, hasher: PasswordHasher) -> Self {
@@ -234,6 +243,25 @@ impl Accounts {
         name: Option<String>,
         client: &ClientInfo,
     ) -> Result<(User, CreatedSession), AuthError> {
+        let span = tracing::info_span!("keystead.sign_up", user_id = Empty, outcome = Empty);
+        let result = self
+            .sign_up_with_password(email, password, name, client)
+            .instrument(span.clone())
+            .await;
+        if let Ok((user, _)) = &result {
+            span.record("user_id", tracing::field::display(user.id));
+        }
+        telemetry::sign_up(&span, &result);
+        result
+    }
+
+    async fn sign_up_with_password(
+        &self,
+        email: &str,
+        password: &SecretString,
+        name: Option<String>,
+        client: &ClientInfo,
+    ) -> Result<(User, CreatedSession), AuthError> {
         self.rate_limiter.hit_sign_up(client.ip).await?;
         let email = Email::parse(email).map_err(|_| {
             AuthError::new(ErrorCode::InvalidRequest).with_detail("The email address is invalid.")
@@ -280,6 +308,29 @@ impl Accounts {
     /// a wrong password alike; `rate_limited` (with `retry_after_secs`) past the failed
     /// sign-in limits, whatever the password; store errors.
     pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<(User, CreatedSession), AuthError> {
+        let span = tracing::info_span!(
+            "keystead.sign_in",
+            method = "password",
+            user_id = Empty,
+            outcome = Empty
+        );
+        let result = self
+            .sign_in_with_password(email, password, client)
+            .instrument(span.clone())
+            .await;
+        if let Ok((user, _)) = &result {
+            span.record("user_id", tracing::field::display(user.id));
+        }
+        telemetry::sign_in("password", &span, &result);
+        result
+    }
+
+    async fn sign_in_with_password(
         &self,
         email: &str,
         password: &SecretString,
@@ -377,6 +428,7 @@ impl Accounts {
     ///
     /// # Errors
     /// Store errors.
+    #[tracing::instrument(name = "keystead.sign_out", skip_all)]
     pub async fn sign_out(
         &self,
         session_id: SessionId,
@@ -407,6 +459,7 @@ impl Accounts {
     ///
     /// # Errors
     /// Store errors.
+    #[tracing::instrument(name = "keystead.sign_out_everywhere", skip_all)]
     pub async fn sign_out_everywhere(
         &self,
         user_id: UserId,
@@ -454,6 +507,7 @@ impl Accounts {
     /// # Errors
     /// `invalid_link` for an unknown, used or expired token (or one for an address the user no
     /// longer has); store errors.
+    #[tracing::instrument(name = "keystead.verify_email", skip_all)]
     pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<User, AuthError> {
         let now = self.clock.now();
         let consumed = self
@@ -489,6 +543,7 @@ impl Accounts {
     /// whether the mailer worked (those are logged).
     ///
     /// A new link voids the account's older reset links.
+    #[tracing::instrument(name = "keystead.password_reset.request", skip_all)]
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) {
         if let Err(err) = self.try_request_password_reset(email, client).await {
             tracing::error!(error = %err.code, "password reset request failed");
@@ -564,6 +619,7 @@ impl Accounts {
     ///
     /// # Errors
     /// `invalid_link` for an unknown, used or expired token; `weak_password`; store errors.
+    #[tracing::instrument(name = "keystead.password_reset.confirm", skip_all)]
     pub async fn confirm_password_reset(
         &self,
         token: &str,
@@ -606,6 +662,7 @@ impl Accounts {
     /// `invalid_credentials` for a wrong current password, counted against the failed
     /// sign-in limits (`rate_limited` past them); `weak_password`; `not_found` for an
     /// unknown user; store errors.
+    #[tracing::instrument(name = "keystead.change_password", skip_all)]
     pub async fn change_password(
         &self,
         user_id: UserId,

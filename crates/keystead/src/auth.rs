@@ -23,6 +23,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration as StdDuration;
+use tracing::Instrument as _;
 
 use http::{HeaderMap, HeaderValue, Method, header};
 
@@ -656,6 +657,32 @@ impl Auth {
         }
     }
 
+    /// Copies what the hot path counts (cache lookups, tokens that verified) and the gauges
+    /// (change feed, password hashing) to the installed `metrics` recorder; see
+    /// [`telemetry`](crate::telemetry) for the names. Call it before rendering a scrape; the
+    /// background tasks also call it every [`EXPORT_INTERVAL`](crate::telemetry::EXPORT_INTERVAL).
+    pub fn export_metrics(&self) {
+        let sessions = self.inner.sessions.stats();
+        let (member_hits, member_misses, tokens_valid) = self
+            .inner
+            .tokens
+            .as_ref()
+            .map_or((0, 0, 0), ApiTokens::counts);
+        let hasher = self.inner.accounts.hasher();
+        crate::telemetry::Snapshot {
+            session_hits: sessions.cache_hits,
+            session_misses: sessions.store_reads,
+            member_hits,
+            member_misses,
+            tokens_valid,
+            feed_fresh: self.inner.changes.is_fresh(),
+            feed_lag_seconds: self.inner.changes.read_lag_seconds(),
+            hashes_in_flight: hasher.in_flight(),
+            hash_queue_depth: hasher.queued(),
+        }
+        .export();
+    }
+
     /// API tokens, when turned on.
     #[must_use]
     pub fn tokens(&self) -> Option<&ApiTokens> {
@@ -806,7 +833,24 @@ impl Auth {
         let Some(old) = handoff.verify(token, now) else {
             return Authentication::default();
         };
-        match self.swap(&old).await {
+        let span = tracing::info_span!(
+            "keystead.handoff",
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty
+        );
+        let swapped = self.swap(&old).instrument(span.clone()).await;
+        let counted = match &swapped {
+            Ok(authn) => match &authn.principal {
+                Some(principal) => {
+                    span.record("user_id", tracing::field::display(principal.user.id));
+                    Ok(())
+                }
+                None => Err(AuthError::new(ErrorCode::Unauthenticated)),
+            },
+            Err(err) => Err(err.clone()),
+        };
+        crate::telemetry::sign_in("handoff", &span, &counted);
+        match swapped {
             Ok(authn) => authn,
             Err(err) if matches!(err.code, ErrorCode::Unavailable | ErrorCode::Internal) => {
                 Authentication {
@@ -922,15 +966,22 @@ impl Auth {
             // A header that is not text is no Bearer credential, whatever else failed: answered
             // as when the header was read as text first (`token_invalid`, and not a Bearer
             // request). Checked only here, on a refusal, so the hot path never pays for it.
-            Err(_) if visible_text(token).is_none() => Authentication {
-                failure: Some(AuthError::new(ErrorCode::TokenInvalid)),
-                ..Authentication::default()
-            },
-            Err(err) => Authentication {
-                failure: Some(err),
-                bearer: true,
-                ..Authentication::default()
-            },
+            Err(_) if visible_text(token).is_none() => {
+                let err = AuthError::new(ErrorCode::TokenInvalid);
+                crate::telemetry::token_refused(&err);
+                Authentication {
+                    failure: Some(err),
+                    ..Authentication::default()
+                }
+            }
+            Err(err) => {
+                crate::telemetry::token_refused(&err);
+                Authentication {
+                    failure: Some(err),
+                    bearer: true,
+                    ..Authentication::default()
+                }
+            }
         }
     }
 
@@ -1040,6 +1091,7 @@ impl Tasks {
             auth.inner.maintenance_interval,
             auth.inner.clock.now(),
         ))));
+        handles.push(AbortOnDrop(runtime.spawn(export_metrics(weak.clone()))));
         if let Some(tokens) = &auth.inner.tokens {
             let period = StdDuration::try_from(tokens.config().use_interval)
                 .unwrap_or(StdDuration::from_secs(5))
@@ -1065,6 +1117,18 @@ async fn consume_feed(weak: Weak<Inner>, mut events: tokio::sync::broadcast::Rec
         };
         let Some(auth) = upgrade(&weak) else { return };
         auth.apply(&event).await;
+    }
+}
+
+/// Hands the hot path's counts and the gauges to the metrics recorder every
+/// [`EXPORT_INTERVAL`](crate::telemetry::EXPORT_INTERVAL).
+async fn export_metrics(weak: Weak<Inner>) {
+    let mut ticker = tokio::time::interval(crate::telemetry::EXPORT_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(auth) = upgrade(&weak) else { return };
+        auth.export_metrics();
     }
 }
 
@@ -1118,6 +1182,7 @@ async fn read_change_log(weak: Weak<Inner>, staleness: StdDuration) {
             Ok(Ok(version)) => {
                 seen = Some(version);
                 last_read = std::time::Instant::now();
+                changes.note_read();
                 changes.set_fresh(true);
             }
             Ok(Err(err)) => {

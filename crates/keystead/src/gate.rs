@@ -358,6 +358,8 @@ pin_project! {
     pub struct GateFuture<F, B, A: Finish> {
         #[pin]
         state: GateState<F, B, A::Output>,
+        // The request's span (`keystead.request`), entered while the app's future runs.
+        span: tracing::Span,
         finish: PhantomData<fn() -> A>,
     }
 }
@@ -390,9 +392,19 @@ impl<F, B, A: Finish> GateFuture<F, B, A> {
         Self::from_state(GateState::Boxed { future })
     }
 
+    /// This future with `span` (the request's, from
+    /// [`telemetry::request_span`](crate::telemetry::request_span)) entered whenever it is
+    /// polled.
+    #[must_use]
+    pub fn in_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
+    }
+
     fn from_state(state: GateState<F, B, A::Output>) -> Self {
         Self {
             state,
+            span: tracing::Span::none(),
             finish: PhantomData,
         }
     }
@@ -407,7 +419,9 @@ where
     type Output = Result<A::Output, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let this = self.project();
+        let _entered = this.span.enter();
+        match this.state.project() {
             GateStateProj::Inner { future, set_cookie } => {
                 let inner = std::task::ready!(future.poll(cx))?;
                 Poll::Ready(Ok(A::finish(inner, set_cookie.take().as_ref())))

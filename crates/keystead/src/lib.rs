@@ -44,6 +44,7 @@ pub mod principal;
 pub mod rate_limit;
 pub mod routes;
 pub mod session;
+pub mod telemetry;
 pub mod tokens;
 pub mod web;
 

@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -304,6 +305,7 @@ impl<'a> OAuth<'a> {
     /// path; `email_not_verified` (403) for a link flow of a user whose email is not
     /// verified (`unauthenticated` for an unknown user); `rate_limited` past the flow starts
     /// allowed per client address; store errors.
+    #[tracing::instrument(name = "keystead.oauth.start", skip_all, fields(provider = provider_id))]
     pub async fn start(
         &self,
         provider_id: &str,
@@ -412,6 +414,48 @@ impl<'a> OAuth<'a> {
     /// `invalid_link` when there is no live flow of this browser for this provider and state
     /// (none, expired, used, another provider's, a wrong `state`); store errors.
     pub async fn callback(
+        &self,
+        provider_id: &str,
+        cookie_token: Option<&str>,
+        params: &CallbackParams,
+        signed_in: Option<UserId>,
+        client: &ClientInfo,
+    ) -> Result<FlowOutcome, AuthError> {
+        let span = tracing::info_span!(
+            "keystead.oauth.callback",
+            provider = provider_id,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty
+        );
+        let result = self
+            .finish_flow(provider_id, cookie_token, params, signed_in, client)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(FlowOutcome::SignedIn { user, .. }) => {
+                span.record("user_id", tracing::field::display(user.id));
+                crate::telemetry::sign_in("provider", &span, &Ok::<(), AuthError>(()));
+            }
+            Ok(FlowOutcome::Linked { .. }) => {
+                span.record("outcome", "linked");
+            }
+            Ok(FlowOutcome::Failed { failure, .. }) => {
+                span.record("outcome", failure.code());
+                metrics::counter!(
+                    crate::telemetry::SIGN_INS,
+                    "method" => "provider",
+                    "outcome" => failure.code()
+                )
+                .increment(1);
+            }
+            Err(err) => {
+                crate::telemetry::sign_in("provider", &span, &Err::<(), _>(err.clone()));
+            }
+        }
+        result
+    }
+
+    async fn finish_flow(
         &self,
         provider_id: &str,
         cookie_token: Option<&str>,

@@ -202,6 +202,7 @@ impl<'a> Organizations<'a> {
     ///
     /// # Errors
     /// `invalid_request` for a bad name; store errors.
+    #[tracing::instrument(name = "keystead.org.create", skip_all)]
     pub async fn create(
         &self,
         principal: &Principal,
@@ -350,6 +351,7 @@ impl<'a> Organizations<'a> {
     /// `conflict` when the address belongs to a member already; store errors. A mailer
     /// failure is logged, not returned (the invitation exists; it can be revoked and sent
     /// again).
+    #[tracing::instrument(name = "keystead.org.invite", skip_all)]
     pub async fn invite(
         &self,
         caller: &OrgCaller,
@@ -481,6 +483,7 @@ impl<'a> Organizations<'a> {
     /// concurrent accepts); `email_not_verified` when the user's email is the invited one but
     /// not verified; `forbidden` when it is another; `conflict` when the user is a member
     /// already; store errors.
+    #[tracing::instrument(name = "keystead.org.accept_invitation", skip_all)]
     pub async fn accept_invitation(
         &self,
         user_id: UserId,

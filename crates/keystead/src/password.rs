@@ -448,6 +448,12 @@ impl PasswordHasher {
         self.inner.in_flight.load(Ordering::SeqCst)
     }
 
+    /// Callers waiting for a permit right now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.inner.queued.load(Ordering::SeqCst)
+    }
+
     /// The most hashes or verifications that ever ran at once on this hasher (and its clones).
     #[must_use]
     pub fn peak_in_flight(&self) -> usize {
@@ -537,13 +543,17 @@ impl PasswordHasher {
                             (n < limit).then_some(n + 1)
                         });
                 if joined.is_err() {
+                    crate::telemetry::hash_shed();
                     return Err(PasswordError::Busy { queued: limit });
                 }
                 let _in_line = Queued(&self.inner.queued);
-                Arc::clone(&self.inner.semaphore)
+                let waiting = std::time::Instant::now();
+                let permit = Arc::clone(&self.inner.semaphore)
                     .acquire_owned()
                     .await
-                    .map_err(closed)?
+                    .map_err(closed)?;
+                crate::telemetry::hash_waited(waiting.elapsed());
+                permit
             }
         };
         let inner = Arc::clone(&self.inner);

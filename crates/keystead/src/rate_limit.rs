@@ -182,10 +182,12 @@ impl RateLimiter {
         let address_rule = self.config.sign_in_per_address;
         let email_rule = self.config.sign_in_per_email;
 
-        self.store
-            .rate_limit_hit(&address_key, address_rule, now)
-            .await?
-            .into_result()?;
+        checked(
+            self.store
+                .rate_limit_hit(&address_key, address_rule, now)
+                .await?,
+            "sign_in_address",
+        )?;
         let by_email = match self.store.rate_limit_hit(&email_key, email_rule, now).await {
             Ok(decision) => decision,
             Err(err) => {
@@ -194,6 +196,7 @@ impl RateLimiter {
             }
         };
         if !by_email.allowed {
+            crate::telemetry::rate_limited("sign_in_email");
             self.give_back(&address_key, address_rule).await;
             return Err(AuthError::rate_limited(by_email.retry_after_secs()));
         }
@@ -216,14 +219,16 @@ impl RateLimiter {
         client: IpAddr,
     ) -> Result<SignInAttempt, AuthError> {
         let address_key = key("sign-in/address", &address_key_value(client));
-        self.store
-            .rate_limit_hit(
-                &address_key,
-                self.config.sign_in_per_address,
-                self.clock.now(),
-            )
-            .await?
-            .into_result()?;
+        checked(
+            self.store
+                .rate_limit_hit(
+                    &address_key,
+                    self.config.sign_in_per_address,
+                    self.clock.now(),
+                )
+                .await?,
+            "sign_in_address",
+        )?;
         Ok(SignInAttempt {
             limiter: self.clone(),
             email_key: None,
@@ -238,10 +243,12 @@ impl RateLimiter {
     /// [`AuthError`].
     pub async fn hit_sign_up(&self, client: IpAddr) -> Result<(), AuthError> {
         let key = key("sign-up/address", &address_key_value(client));
-        self.store
-            .rate_limit_hit(&key, self.config.sign_up_per_address, self.clock.now())
-            .await?
-            .into_result()
+        checked(
+            self.store
+                .rate_limit_hit(&key, self.config.sign_up_per_address, self.clock.now())
+                .await?,
+            "sign_up_address",
+        )
     }
 
     /// Counts a start of a flow with a provider from `client` (before the flow is stored).
@@ -251,10 +258,12 @@ impl RateLimiter {
     /// [`AuthError`].
     pub async fn hit_oauth_start(&self, client: IpAddr) -> Result<(), AuthError> {
         let key = key("oauth-start/address", &address_key_value(client));
-        self.store
-            .rate_limit_hit(&key, self.config.oauth_start_per_address, self.clock.now())
-            .await?
-            .into_result()
+        checked(
+            self.store
+                .rate_limit_hit(&key, self.config.oauth_start_per_address, self.clock.now())
+                .await?,
+            "oauth_start_address",
+        )
     }
 
     /// Counts a creation of an API token by `user_id` (before it is made).
@@ -264,10 +273,12 @@ impl RateLimiter {
     /// [`AuthError`].
     pub async fn hit_token_create(&self, user_id: UserId) -> Result<(), AuthError> {
         let key = key("token-create/user", &user_id.to_string());
-        self.store
-            .rate_limit_hit(&key, self.config.token_create_per_user, self.clock.now())
-            .await?
-            .into_result()
+        checked(
+            self.store
+                .rate_limit_hit(&key, self.config.token_create_per_user, self.clock.now())
+                .await?,
+            "token_create_user",
+        )
     }
 
     /// Counts a reset or verification mail to `user_id`: `Ok(true)` to send it, `Ok(false)`
@@ -281,6 +292,9 @@ impl RateLimiter {
             .store
             .rate_limit_hit(&key, self.config.mail_per_account, self.clock.now())
             .await?;
+        if !decision.allowed {
+            crate::telemetry::rate_limited("account_mail");
+        }
         Ok(decision.allowed)
     }
 
@@ -308,6 +322,14 @@ impl RateLimiter {
             .rate_limit_refund(key, rule, self.clock.now())
             .await
     }
+}
+
+/// `decision` as a result; a refusal is counted by `rule` (`keystead_rate_limit_refusals_total`).
+fn checked(decision: RateDecision, rule: &'static str) -> Result<(), AuthError> {
+    if !decision.allowed {
+        crate::telemetry::rate_limited(rule);
+    }
+    decision.into_result()
 }
 
 impl SignInAttempt {

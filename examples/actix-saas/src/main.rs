@@ -42,6 +42,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), String> {
     let config = Config::from_env("actix-saas")?;
+    let metrics = config
+        .metrics_bind
+        .map(|bind| saas_common::install_metrics().map(|handle| (bind, handle)))
+        .transpose()?;
     let workers = std::env::var("ACTIX_WORKERS")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -62,6 +66,9 @@ async fn run() -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| AppOrigin::http_for(addr));
     let auth = saas_common::build_auth(&config, backend, origin).await?;
+    if let Some((bind, handle)) = metrics {
+        serve_metrics(bind, auth.clone(), handle)?;
+    }
     let state = web::Data::new(AppState {
         openapi: saas_common::openapi_json(&auth),
         auth,
@@ -113,6 +120,39 @@ async fn run() -> Result<(), String> {
     println!("listening on http://{addr}");
     // actix stops gracefully on SIGINT and SIGTERM.
     server.await.map_err(|e| e.to_string())
+}
+
+/// Serves `GET /metrics` on a listener of its own (`METRICS_BIND`), off the public one: a
+/// second server of one worker, beside the app's.
+fn serve_metrics(
+    bind: std::net::SocketAddr,
+    auth: Auth,
+    handle: saas_common::PrometheusHandle,
+) -> Result<(), String> {
+    let listener =
+        std::net::TcpListener::bind(bind).map_err(|e| format!("METRICS_BIND {bind}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = web::Data::new((auth, handle));
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).route(
+            "/metrics",
+            web::get().to(
+                |state: web::Data<(Auth, saas_common::PrometheusHandle)>| async move {
+                    HttpResponse::Ok()
+                        .content_type(saas_common::METRICS_CONTENT_TYPE)
+                        .body(saas_common::metrics_body(&state.0, &state.1))
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|e| format!("METRICS_BIND {addr}: {e}"))?
+    .run();
+    println!("metrics on http://{addr}");
+    actix_web::rt::spawn(server);
+    Ok(())
 }
 
 /// `GET` (and `HEAD`, as axum's `get` serves it too).

@@ -47,6 +47,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), String> {
     let config = Config::from_env("axum-saas")?;
+    let metrics = config
+        .metrics_bind
+        .map(|bind| saas_common::install_metrics().map(|handle| (bind, handle)))
+        .transpose()?;
     let backend = saas_common::open_store(&config.database_url).await?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -63,6 +67,9 @@ async fn run() -> Result<(), String> {
         pages: Arc::new(Pages::new()),
         projects: Projects::default(),
     };
+    if let Some((bind, handle)) = metrics {
+        serve_metrics(bind, app.auth.clone(), handle).await?;
+    }
     let service = service(app);
     println!("listening on http://{addr}");
     axum::serve(
@@ -74,6 +81,34 @@ async fn run() -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// Serves `GET /metrics` on a listener of its own (`METRICS_BIND`), off the public one.
+async fn serve_metrics(
+    bind: SocketAddr,
+    auth: Auth,
+    handle: saas_common::PrometheusHandle,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("METRICS_BIND {bind}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let router = Router::new().route(
+        "/metrics",
+        get(move || async move {
+            (
+                [(header::CONTENT_TYPE, saas_common::METRICS_CONTENT_TYPE)],
+                saas_common::metrics_body(&auth, &handle),
+            )
+        }),
+    );
+    println!("metrics on http://{addr}");
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, router).await {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// The app: its router inside the auth layer, so that the layer runs once per request before

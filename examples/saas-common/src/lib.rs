@@ -22,6 +22,8 @@ use keystead::mail::FileMailer;
 use keystead::tokens::{ChangeFeed, DirKeyStore, KeyAlgorithm, KeyRing, TokenConfig};
 use keystead::web::{AppOrigin, ClientIpPolicy, ForwardedHeader};
 use keystead::{Auth, AuthStore, SystemClock};
+use metrics_exporter_prometheus::PrometheusBuilder;
+pub use metrics_exporter_prometheus::PrometheusHandle;
 
 /// The app's settings, from the contract's environment variables.
 #[derive(Debug, Clone)]
@@ -32,6 +34,10 @@ pub struct Config {
     pub bind: SocketAddr,
     /// `APP_ORIGIN`, if set; otherwise `http://` + the bound address.
     pub origin: Option<AppOrigin>,
+    /// `METRICS_BIND`, if set: the address of a second listener that serves only
+    /// `GET /metrics` (Prometheus), kept off the public listener. Port 0 picks a free port;
+    /// the app prints `metrics on http://ADDR`.
+    pub metrics_bind: Option<SocketAddr>,
     /// `AUTH_MAIL_DIR` (default `var/mail`).
     pub mail_dir: PathBuf,
     /// `AUTH_KEYS` (default `var/keys`): API token signing keys.
@@ -259,7 +265,11 @@ impl Config {
             }
         };
         let handoff = HandoffConfig::from_vars(var)?;
+        let metrics_bind = var("METRICS_BIND")
+            .map(|b| b.parse().map_err(|e| format!("METRICS_BIND: {e}")))
+            .transpose()?;
         Ok(Self {
+            metrics_bind,
             handoff,
             trusted_proxies,
             database_url,
@@ -285,6 +295,39 @@ pub fn init_tracing() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
+
+/// The Prometheus recorder of `GET /metrics`, installed as the process's `metrics` recorder
+/// (before the `Auth` is built, so that no event is missed). Its histograms are trimmed every
+/// [`EXPORT_INTERVAL`](keystead::telemetry::EXPORT_INTERVAL) by a task on the current Tokio
+/// runtime.
+///
+/// # Errors
+/// When a recorder is installed already.
+pub fn install_metrics() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("METRICS_BIND: could not install the metrics recorder: {e}"))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(keystead::telemetry::EXPORT_INTERVAL);
+        loop {
+            ticker.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+/// `GET /metrics` (on the `METRICS_BIND` listener only): the Prometheus text format, with the
+/// library's counts brought up to date first.
+#[must_use]
+pub fn metrics_body(auth: &Auth, handle: &PrometheusHandle) -> String {
+    auth.export_metrics();
+    handle.render()
+}
+
+/// The content type of [`metrics_body`]: Prometheus's text format 0.0.4.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The store, and the change feed that goes with it.
 #[derive(Debug, Clone)]

@@ -92,6 +92,8 @@ pub struct AppUnderTest {
     bin: String,
     child: Option<Child>,
     addr: SocketAddr,
+    /// Where the app serves `GET /metrics`, if it printed `metrics on http://ADDR`.
+    metrics_addr: Option<SocketAddr>,
     base_url: String,
     client: Client,
     store: StoreKind,
@@ -127,7 +129,7 @@ impl AppUnderTest {
     /// Starts `bin` on a fresh `store`, with `extra_env` set on top of the suite's environment.
     ///
     /// The app gets `DATABASE_URL` (`sqlite://<tmp>/app.db`, or a new Postgres database),
-    /// `BIND=127.0.0.1:0`, `AUTH_MAIL_DIR=<tmp>/mail`, `AUTH_KEYS=<tmp>/keys`, `RUST_LOG=warn`,
+    /// `BIND=127.0.0.1:0`, `METRICS_BIND=127.0.0.1:0`, `AUTH_MAIL_DIR=<tmp>/mail`, `AUTH_KEYS=<tmp>/keys`, `RUST_LOG=warn`,
     /// no `APP_ORIGIN` (so the origin is `http://` + the bound address) and no provider
     /// settings; its working directory is the temporary directory. Its stdout and stderr are
     /// drained in the background for as long as it runs.
@@ -158,6 +160,7 @@ impl AppUnderTest {
             .current_dir(dir.path())
             .env("DATABASE_URL", &database_url)
             .env("BIND", "127.0.0.1:0")
+            .env("METRICS_BIND", "127.0.0.1:0")
             .env("AUTH_MAIL_DIR", dir.path().join("mail"))
             .env("AUTH_KEYS", dir.path().join("keys"))
             .env("RUST_LOG", "warn");
@@ -178,6 +181,7 @@ impl AppUnderTest {
             bin: bin.to_owned(),
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
             base_url: String::new(),
             client: Client::new(String::new()),
             store,
@@ -203,8 +207,8 @@ impl AppUnderTest {
         let mut stdout = BufReader::new(stdout);
         let addr =
             tokio::time::timeout(STARTUP_TIMEOUT, wait_for_listening(&mut stdout, &app.log)).await;
-        let addr = match addr {
-            Ok(Some(addr)) => addr,
+        let (addr, metrics_addr) = match addr {
+            Ok(Some(addrs)) => addrs,
             Ok(None) => {
                 let status = match app.child.as_mut() {
                     Some(child) => child.wait().await.map(|s| s.to_string()),
@@ -229,6 +233,7 @@ impl AppUnderTest {
         app.drains
             .push(tokio::spawn(drain(stdout, app.log.clone(), "stdout")));
         app.addr = addr;
+        app.metrics_addr = metrics_addr;
         app.base_url = format!("http://{addr}");
         app.client = Client::new(app.base_url.clone());
         app
@@ -253,6 +258,14 @@ impl AppUnderTest {
     #[must_use]
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// `http://ADDR/metrics`, where the app serves its metrics on the listener of
+    /// `METRICS_BIND`; `None` when the app printed no `metrics on` line.
+    #[must_use]
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics_addr
+            .map(|addr| format!("http://{addr}/metrics"))
     }
 
     /// The app's public origin: `http://ADDR`, since the suite leaves `APP_ORIGIN` unset.
@@ -438,11 +451,13 @@ impl Log {
     }
 }
 
-/// Reads `stdout` until the `listening on http://ADDR` line; `None` if it ends first.
+/// Reads `stdout` until the `listening on http://ADDR` line; `None` if it ends first. Also
+/// answers the address of an earlier `metrics on http://ADDR` line.
 async fn wait_for_listening<R: AsyncRead + Unpin>(
     stdout: &mut BufReader<R>,
     log: &Log,
-) -> Option<SocketAddr> {
+) -> Option<(SocketAddr, Option<SocketAddr>)> {
+    let mut metrics = None;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -454,7 +469,13 @@ async fn wait_for_listening<R: AsyncRead + Unpin>(
         let text = text.trim_end();
         log.push(format!("[stdout] {text}"));
         if let Some(addr) = parse_listening_line(text) {
-            return Some(addr);
+            return Some((addr, metrics));
+        }
+        if let Some(addr) = text
+            .strip_prefix("metrics on http://")
+            .and_then(|a| a.parse().ok())
+        {
+            metrics = Some(addr);
         }
     }
 }

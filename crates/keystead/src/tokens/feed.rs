@@ -1,7 +1,7 @@
 //! Spreading changes: each change is recorded in the store's change log, then published on
 //! the feed ([`ChangeFeed`], defined in `keystead-core` so that stores can implement it).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -24,6 +24,9 @@ pub(crate) struct Changes {
     /// `false` while the change log could not be read for longer than the staleness bound (or
     /// the tasks that read it cannot run): token requests are refused then.
     fresh: AtomicBool,
+    /// When the change log was last read (Unix microseconds of the clock), 0 before the first
+    /// read.
+    last_read_us: AtomicI64,
 }
 
 impl std::fmt::Debug for Changes {
@@ -48,6 +51,7 @@ impl Changes {
             pending: Mutex::new(Vec::new()),
             own: Mutex::new(std::collections::HashSet::new()),
             fresh: AtomicBool::new(true),
+            last_read_us: AtomicI64::new(0),
         }
     }
 
@@ -62,6 +66,20 @@ impl Changes {
     /// Whether the change log was read recently enough.
     pub(crate) fn is_fresh(&self) -> bool {
         self.fresh.load(Ordering::Acquire)
+    }
+
+    /// Notes a read of the change log now.
+    pub(crate) fn note_read(&self) {
+        self.last_read_us
+            .store(self.clock.now_micros(), Ordering::Release);
+    }
+
+    /// Seconds since the change log was last read (since the Unix epoch before the first read).
+    pub(crate) fn read_lag_seconds(&self) -> f64 {
+        let elapsed = self.clock.now_micros() - self.last_read_us.load(Ordering::Acquire);
+        #[allow(clippy::cast_precision_loss)] // microseconds since 1970 fit 2^52 until 2112
+        let seconds = elapsed.max(0) as f64 / 1e6;
+        seconds
     }
 
     pub(crate) fn set_fresh(&self, fresh: bool) {

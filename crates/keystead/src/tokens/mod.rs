@@ -164,6 +164,12 @@ struct Inner {
     /// Bumped by every membership invalidation: a read that started before one does not put
     /// its (possibly stale) answer into the cache.
     members_generation: AtomicU64,
+    /// Membership cache lookups answered from the cache, and read from the store
+    /// (`keystead_cache_lookups_total`).
+    member_hits: AtomicU64,
+    member_misses: AtomicU64,
+    /// Tokens that verified (`keystead_token_verifications_total{outcome="valid"}`).
+    valid: AtomicU64,
     /// Last use (microseconds since the epoch) and count of uses, per token, to flush.
     used: Mutex<HashMap<ApiTokenId, (i64, u64), IdHasher>>,
     refusals_noted: Mutex<HashMap<ApiTokenId, OffsetDateTime>>,
@@ -222,6 +228,9 @@ impl ApiTokens {
                 revoked: RwLock::new(None),
                 members: RwLock::new(HashMap::default()),
                 members_generation: AtomicU64::new(0),
+                member_hits: AtomicU64::new(0),
+                member_misses: AtomicU64::new(0),
+                valid: AtomicU64::new(0),
                 used: Mutex::new(HashMap::default()),
                 refusals_noted: Mutex::new(HashMap::new()),
             }),
@@ -253,6 +262,7 @@ impl ApiTokens {
     ///
     /// # Errors
     /// As above; `forbidden` without an active organization; store errors.
+    #[tracing::instrument(name = "keystead.token.issue", skip_all)]
     pub async fn issue(
         &self,
         principal: &Principal,
@@ -429,6 +439,7 @@ impl ApiTokens {
         roles: &RolePermissions,
     ) -> Principal {
         self.note_use(verified.id, now_us);
+        self.inner.valid.fetch_add(1, Ordering::Relaxed);
         let granted = roles.permissions(&role);
         let permissions = match verified.effective.get() {
             // The role grants the very set it granted when this token's permissions were
@@ -664,6 +675,7 @@ impl ApiTokens {
         if let Some(member) = self.cached_member(user_id, org_id, now_us) {
             return Ok(member);
         }
+        self.inner.member_misses.fetch_add(1, Ordering::Relaxed);
         let generation = self.inner.members_generation.load(Ordering::Acquire);
         let membership = self.inner.store.membership(org_id, user_id).await?;
         let user = match membership {
@@ -690,13 +702,27 @@ impl ApiTokens {
 
     /// The owner's membership from the cache, while fresh.
     fn cached_member(&self, user_id: UserId, org_id: OrgId, now_us: i64) -> Option<Member> {
-        self.inner
+        let member = self
+            .inner
             .members
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&(user_id, org_id))
             .filter(|m| now_us < m.fresh_until)
-            .cloned()
+            .cloned();
+        if member.is_some() {
+            self.inner.member_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        member
+    }
+
+    /// Membership cache hits and misses, and tokens that verified, so far.
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.inner.member_hits.load(Ordering::Relaxed),
+            self.inner.member_misses.load(Ordering::Relaxed),
+            self.inner.valid.load(Ordering::Relaxed),
+        )
     }
 
     fn note_use(&self, id: ApiTokenId, now_us: i64) {
@@ -788,6 +814,7 @@ impl ApiTokens {
     ///
     /// # Errors
     /// `not_found`; store errors.
+    #[tracing::instrument(name = "keystead.token.revoke", skip_all)]
     pub async fn revoke(&self, id: ApiTokenId, actor: UserId) -> Result<ApiTokenRecord, AuthError> {
         let record = self
             .inner

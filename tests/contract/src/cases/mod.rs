@@ -13,6 +13,7 @@ mod email;
 mod handoff;
 mod health;
 mod limits;
+mod metrics;
 mod oauth;
 mod openapi;
 mod orgs;
@@ -30,6 +31,7 @@ pub use email::*;
 pub use handoff::*;
 pub use health::*;
 pub use limits::*;
+pub use metrics::*;
 pub use oauth::*;
 pub use openapi::*;
 pub use orgs::*;
@@ -62,6 +64,7 @@ macro_rules! __case_list {
             handoff_swaps_the_old_providers_session_for_ours_once,
             handoff_refuses_old_sessions_once_the_window_closed,
             health_and_readiness_answer_without_a_credential,
+            metrics_count_the_traffic_sent,
             session_without_a_cookie_is_401_with_a_bearer_challenge,
             // The user's sessions.
             sessions_list_each_sign_in_and_mark_the_current_one,
