@@ -287,7 +287,6 @@ async fn cookie_on(instance: &AppUnderTest, path: &str, cookie: &SessionCookie) 
 ///
 /// # Panics
 /// When a rule is broken.
-#[allow(clippy::too_many_lines)]
 pub async fn three_instances(bin: &str) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -366,7 +365,7 @@ pub async fn three_instances(bin: &str) {
                 .status
         }
     });
-    let sign_ins = futures_join_all(attempts).await;
+    let sign_ins = all_at_once(attempts).await;
     let creations = (0..26).map(|i| {
         let (front, owner) = (front.clone(), owner.clone());
         async move {
@@ -380,7 +379,7 @@ pub async fn three_instances(bin: &str) {
                 .status
         }
     });
-    let token_creations = futures_join_all(creations).await;
+    let token_creations = all_at_once(creations).await;
     let count = |statuses: &[u16], status: u16| statuses.iter().filter(|s| **s == status).count();
     println!(
         "three instances ({bin}): failed sign-ins for one address: {} × 401, {} × 429 of {}; \
@@ -562,7 +561,7 @@ async fn join_org(
 }
 
 /// Runs every future at once and gives their outputs in order.
-async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn all_at_once<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
     F: Send + 'static,
     F::Output: Send + 'static,

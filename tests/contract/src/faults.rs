@@ -398,8 +398,7 @@ pub async fn change_feed_listener_killed(bin: &str) {
     let load = Load::start(&client, probes, PERIOD);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Kill the first instance's listener: the one whose pid is not the other's. Both listen on
-    // the same database; kill them all and let the other instance recover too.
+    // Kill the LISTEN backends of this database: both instances' feeds lose their connection.
     let kill_at = load.now();
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
