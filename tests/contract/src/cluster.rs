@@ -561,9 +561,9 @@ async fn join_org(
 }
 
 /// Runs every future at once and gives their outputs in order.
-async fn all_at_once<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn all_at_once<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let tasks: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
