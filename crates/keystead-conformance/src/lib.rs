@@ -348,6 +348,8 @@ macro_rules! __with_cases {
                 spread_revocation_reaches_an_instance_whose_feed_missed_it,
                 spread_membership_change_reaches_an_instance_whose_feed_missed_it,
                 spread_key_rotation_reaches_the_other_instance,
+                spread_a_new_organization_reaches_the_session_cached_on_another_instance,
+                spread_a_sign_out_reaches_the_session_cached_on_another_instance,
                 spread_accepting_an_invitation_announces_the_tokens_it_revokes,
                 spread_an_instance_without_spawned_tasks_still_gets_revocations,
                 spread_background_tasks_prune_expired_rows,

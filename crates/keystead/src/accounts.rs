@@ -612,7 +612,8 @@ impl Accounts {
         self.hash(password).await
     }
 
-    /// Sets a new password with a mailed reset token, and ends every session of the user.
+    /// Sets a new password with a mailed reset token, and ends every session of the user; the
+    /// user's id.
     ///
     /// The token is checked (and used up) before the password: a weak password spends the
     /// link, and the user asks for a new one. This keeps one store call deciding validity.
@@ -625,7 +626,7 @@ impl Accounts {
         token: &str,
         new_password: &SecretString,
         client: &ClientInfo,
-    ) -> Result<(), AuthError> {
+    ) -> Result<UserId, AuthError> {
         let now = self.clock.now();
         let consumed = self
             .store
@@ -651,7 +652,7 @@ impl Accounts {
             },
         )
         .await;
-        Ok(())
+        Ok(user.id)
     }
 
     /// Changes the password of a signed-in user who knows the current one; every other

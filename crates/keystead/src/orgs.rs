@@ -252,6 +252,9 @@ impl<'a> Organizations<'a> {
                 .set_active_org(session_id, Some(org.id))
                 .await?;
         }
+        // A new membership, and a new active organization for the session: other instances
+        // that cached the session must read it again (the session keeps its token).
+        self.changed(org.id, principal.user.id).await;
         audit::record(
             self.store(),
             &AuditEvent {

@@ -80,7 +80,12 @@ where
 #[derive(Debug)]
 enum Database {
     Sqlite,
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    /// Another instance's database, which that instance drops.
+    Joined,
 }
 
 /// A running example app: its own process, temporary directory (SQLite file, mail, keys) and,
@@ -95,10 +100,12 @@ pub struct AppUnderTest {
     /// Where the app serves `GET /metrics`, if it printed `metrics on http://ADDR`.
     metrics_addr: Option<SocketAddr>,
     base_url: String,
+    origin: String,
     client: Client,
     store: StoreKind,
     database: Database,
     database_url: String,
+    keys_dir: PathBuf,
     dir: tempfile::TempDir,
     log: Log,
     drains: Vec<JoinHandle<()>>,
@@ -137,21 +144,80 @@ impl AppUnderTest {
     /// # Panics
     /// As [`AppUnderTest::start`].
     pub async fn start_with(bin: &str, store: StoreKind, extra_env: &[(&str, &str)]) -> Self {
+        match store {
+            StoreKind::Sqlite => Self::start_inner(bin, store, Place::NewSqlite, extra_env).await,
+            StoreKind::Postgres => {
+                Self::start_on_server(bin, &postgres_admin_url(), extra_env).await
+            }
+        }
+    }
+
+    /// Starts `bin` on a fresh database `contract_<uuid>` of the Postgres server `admin_url`
+    /// (a server of the test's own, such as [`PrivatePostgres`](crate::PrivatePostgres)),
+    /// otherwise as [`AppUnderTest::start_with`].
+    ///
+    /// # Panics
+    /// As [`AppUnderTest::start`].
+    pub async fn start_on_server(bin: &str, admin_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_inner(
+            bin,
+            StoreKind::Postgres,
+            Place::NewPostgres {
+                admin_url: admin_url.to_owned(),
+            },
+            extra_env,
+        )
+        .await
+    }
+
+    /// Starts another instance of `self`'s binary on `self`'s store and signing keys
+    /// (`DATABASE_URL` and `AUTH_KEYS` are `self`'s), with a directory of its own for the rest
+    /// and `extra_env`: several instances of one app, as behind a load balancer. `self` owns
+    /// the database; finish the instances that joined it first.
+    ///
+    /// # Panics
+    /// As [`AppUnderTest::start`].
+    pub async fn join_with(&self, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_inner(
+            &self.bin,
+            self.store,
+            Place::Join {
+                database_url: self.database_url.clone(),
+                keys_dir: self.keys_dir(),
+            },
+            extra_env,
+        )
+        .await
+    }
+
+    async fn start_inner(
+        bin: &str,
+        store: StoreKind,
+        place: Place,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("contract-")
             .tempdir()
             .expect("a temporary directory for the app");
-        let (database, database_url) = match store {
-            StoreKind::Sqlite => (
+        let mut keys_dir = dir.path().join("keys");
+        let (database, database_url) = match place {
+            Place::NewSqlite => (
                 Database::Sqlite,
                 format!("sqlite://{}", dir.path().join("app.db").display()),
             ),
-            StoreKind::Postgres => {
-                let admin_url = postgres_admin_url();
+            Place::NewPostgres { admin_url } => {
                 let name = format!("contract_{}", uuid::Uuid::new_v4().simple());
                 create_database(&admin_url, &name).await;
                 let url = database_url_for(&admin_url, &name);
                 (Database::Postgres { admin_url, name }, url)
+            }
+            Place::Join {
+                database_url,
+                keys_dir: shared_keys,
+            } => {
+                keys_dir = shared_keys;
+                (Database::Joined, database_url)
             }
         };
 
@@ -162,7 +228,7 @@ impl AppUnderTest {
             .env("BIND", "127.0.0.1:0")
             .env("METRICS_BIND", "127.0.0.1:0")
             .env("AUTH_MAIL_DIR", dir.path().join("mail"))
-            .env("AUTH_KEYS", dir.path().join("keys"))
+            .env("AUTH_KEYS", &keys_dir)
             .env("RUST_LOG", "warn");
         for name in CLEARED_ENV {
             command.env_remove(name);
@@ -183,10 +249,12 @@ impl AppUnderTest {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: None,
             base_url: String::new(),
+            origin: String::new(),
             client: Client::new(String::new()),
             store,
             database,
             database_url,
+            keys_dir,
             dir,
             log: Log::default(),
             drains: Vec::new(),
@@ -235,7 +303,12 @@ impl AppUnderTest {
         app.addr = addr;
         app.metrics_addr = metrics_addr;
         app.base_url = format!("http://{addr}");
-        app.client = Client::new(app.base_url.clone());
+        app.origin = extra_env
+            .iter()
+            .rev()
+            .find(|(name, _)| *name == "APP_ORIGIN")
+            .map_or_else(|| app.base_url.clone(), |(_, origin)| (*origin).to_owned());
+        app.client = Client::with_origin(app.base_url.clone(), app.origin.clone());
         app
     }
 
@@ -268,10 +341,11 @@ impl AppUnderTest {
             .map(|addr| format!("http://{addr}/metrics"))
     }
 
-    /// The app's public origin: `http://ADDR`, since the suite leaves `APP_ORIGIN` unset.
+    /// The app's public origin: `http://ADDR`, since the suite leaves `APP_ORIGIN` unset,
+    /// unless the app was started with an `APP_ORIGIN` of the case's own.
     #[must_use]
     pub fn origin(&self) -> &str {
-        &self.base_url
+        &self.origin
     }
 
     /// The store this app runs on.
@@ -290,6 +364,27 @@ impl AppUnderTest {
     #[must_use]
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// `AUTH_KEYS`: the app's signing keys (shared by the instances that joined it).
+    #[must_use]
+    pub fn keys_dir(&self) -> PathBuf {
+        self.keys_dir.clone()
+    }
+
+    /// The app's process id, while it runs.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Kills the app with `SIGKILL` (no shutdown of any kind) and waits for it to end; its
+    /// database and directory stay until it is finished or dropped.
+    pub async fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            // An error means it already exited.
+            let _ = child.kill().await;
+        }
     }
 
     /// `AUTH_MAIL_DIR`: where the app's development mailer writes.
@@ -420,6 +515,18 @@ impl Drop for AppUnderTest {
             let _ = cleanup.join();
         }
     }
+}
+
+/// Where a new app's store comes from.
+enum Place {
+    NewSqlite,
+    NewPostgres {
+        admin_url: String,
+    },
+    Join {
+        database_url: String,
+        keys_dir: PathBuf,
+    },
 }
 
 /// The last lines the app printed, shared with the tasks that drain its pipes.

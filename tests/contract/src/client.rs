@@ -29,6 +29,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
+    origin: String,
 }
 
 impl Client {
@@ -38,19 +39,34 @@ impl Client {
     /// When the HTTP client cannot be built.
     #[must_use]
     pub fn new(base_url: String) -> Self {
+        let origin = base_url.clone();
+        Self::with_origin(base_url, origin)
+    }
+
+    /// A client for the app at `base_url` whose public origin is `origin` (`APP_ORIGIN`: an
+    /// instance behind a load balancer, reached directly).
+    ///
+    /// # Panics
+    /// When the HTTP client cannot be built.
+    #[must_use]
+    pub fn with_origin(base_url: String, origin: String) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(DEFAULT_USER_AGENT)
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("an HTTP client");
-        Self { http, base_url }
+        Self {
+            http,
+            base_url,
+            origin,
+        }
     }
 
-    /// The app's origin, `http://ADDR`.
+    /// The app's origin: `http://ADDR`, or the one given to [`Client::with_origin`].
     #[must_use]
     pub fn origin(&self) -> &str {
-        &self.base_url
+        &self.origin
     }
 
     /// A request; `target` is a path (`/auth/session`) or an absolute URL.
@@ -64,7 +80,7 @@ impl Client {
         Request {
             label: format!("{method} {target}"),
             inner: self.http.request(method, url),
-            origin: self.base_url.clone(),
+            origin: self.origin.clone(),
         }
     }
 
@@ -207,24 +223,39 @@ impl Request {
     /// # Panics
     /// When the request fails at the transport level (connection refused, timeout).
     pub async fn send(self) -> Reply {
-        let response = self
-            .inner
-            .send()
+        let label = self.label.clone();
+        self.try_send()
             .await
-            .unwrap_or_else(|e| panic!("{} failed: {e:?}", self.label));
+            .unwrap_or_else(|e| panic!("{label} failed: {e}"))
+    }
+
+    /// Sets a timeout for this request alone (the client's is 30 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.inner = self.inner.timeout(timeout);
+        self
+    }
+
+    /// Sends the request and reads the whole answer; a transport failure (connection refused
+    /// or reset, timeout) is an `Err` describing it, for load loops that count them.
+    ///
+    /// # Errors
+    /// The transport failure.
+    pub async fn try_send(self) -> Result<Reply, String> {
+        let response = self.inner.send().await.map_err(|e| format!("{e:?}"))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
-            .unwrap_or_else(|e| panic!("reading the body of {} failed: {e:?}", self.label))
+            .map_err(|e| format!("reading the body: {e:?}"))?
             .to_vec();
-        Reply {
+        Ok(Reply {
             label: self.label,
             status,
             headers,
             body,
-        }
+        })
     }
 }
 

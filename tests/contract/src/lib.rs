@@ -25,8 +25,12 @@ pub mod browser;
 pub mod cases;
 mod check;
 mod client;
+pub mod cluster;
+pub mod faults;
 pub mod flows;
+pub mod load;
 mod mail;
+mod pgserver;
 pub mod provider;
 
 pub use app::{AppUnderTest, DEFAULT_POSTGRES_URL, StoreKind, run_case};
@@ -35,6 +39,7 @@ pub use client::{
     SESSION_COOKIE, SessionCookie,
 };
 pub use mail::{Mail, token_from};
+pub use pgserver::PrivatePostgres;
 pub use reqwest::Method;
 
 /// Expands to `mod sqlite { … }` and `mod postgres { … }` with one `#[test]` per case of the

@@ -23,7 +23,7 @@ use super::api_tokens_http::{
     TokenApp, accepted, assert_refused, bearer, create_org, issue, join, jwks, kids, parts, person,
     token_app,
 };
-use super::http_routes::{App, ORIGIN, Req, assert_status};
+use super::http_routes::{App, ORIGIN, Req, assert_status, json_of};
 use crate::fixtures;
 
 /// The staleness bound of the default [`TokenConfig`] (1 s), and some slack for a loaded
@@ -168,6 +168,65 @@ pub async fn spread_membership_change_reaches_an_instance_whose_feed_missed_it(
     })
     .await;
     assert!(reached, "B keeps the old role after {BOUND:?}");
+}
+
+/// An organization made through instance A is the session's active organization on instance
+/// B too (which had the session cached, with none) within the staleness bound, though B's
+/// feed never carried anything and the clock stands still (so B's session cache never
+/// expires): making an organization is a membership change that every instance is told.
+pub async fn spread_a_new_organization_reaches_the_session_cached_on_another_instance(
+    store: Arc<dyn AuthStore>,
+) {
+    let (t, b) = two_instances_apart(&store).await;
+    let a = &t.app;
+    let _tasks = (
+        a.auth.spawn_background_tasks(),
+        b.auth.spawn_background_tasks(),
+    );
+    let owner = person(a, "owner@example.com").await;
+    let org_on_b = async || json_of(&b.session(&owner.cookie).await)["org"]["id"].clone();
+    assert!(org_on_b().await.is_null(), "B caches no organization");
+
+    let org = create_org(a, &owner, "Acme").await;
+    let reached = within(BOUND, || async {
+        org_on_b().await == org.to_string().as_str()
+    })
+    .await;
+    assert!(
+        reached,
+        "B still shows the session without its new organization after {BOUND:?}"
+    );
+}
+
+/// A sign-out through instance A is refused by instance B (which had the session cached)
+/// within the staleness bound, though B's feed never carried anything and the clock stands
+/// still (so B's session cache never expires): ending sessions is a change every instance is
+/// told, not one each learns when its cache entry runs out.
+pub async fn spread_a_sign_out_reaches_the_session_cached_on_another_instance(
+    store: Arc<dyn AuthStore>,
+) {
+    let (t, b) = two_instances_apart(&store).await;
+    let a = &t.app;
+    let _tasks = (
+        a.auth.spawn_background_tasks(),
+        b.auth.spawn_background_tasks(),
+    );
+    let owner = person(a, "owner@example.com").await;
+    assert_status(&b.session(&owner.cookie).await, StatusCode::OK);
+    assert_status(&b.session(&owner.cookie).await, StatusCode::OK);
+
+    let response = a
+        .send(Req::post("/auth/sign-out").cookie(&owner.cookie).empty())
+        .await;
+    assert_status(&response, StatusCode::NO_CONTENT);
+    let reached = within(BOUND, || async {
+        b.session(&owner.cookie).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(
+        reached,
+        "B still accepts a session signed out through A after {BOUND:?}"
+    );
 }
 
 /// After a key rotation on instance A, instance B accepts the tokens A signs with the new

@@ -39,6 +39,15 @@ fn own_session(call: &Call<'_>, user_id: crate::UserId) -> Option<SessionId> {
         .and_then(|p| p.session_id())
 }
 
+/// Sessions of `user_id` ended: every instance drops the user's cached sessions now (through
+/// the change feed, and the change log within the staleness bound), rather than when their
+/// cache entries expire.
+async fn sessions_ended(call: &Call<'_>, user_id: crate::UserId) {
+    call.auth
+        .publish(crate::tokens::Change::UserChanged { user_id })
+        .await;
+}
+
 /// A session the request came with is replaced by the new one (no two live sessions for one
 /// browser, and no fixation of a session planted before sign-in).
 pub(super) async fn end_previous_session(call: &Call<'_>) {
@@ -81,6 +90,7 @@ pub(super) async fn sign_out(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     let id = principal.require_session()?;
     call.auth.accounts().sign_out(id, &call.client).await?;
+    sessions_ended(call, principal.user.id).await;
     Ok(Reply::empty(StatusCode::NO_CONTENT).cookie(removal_cookie(call)))
 }
 
@@ -147,6 +157,7 @@ pub(super) async fn end_session(call: &Call<'_>) -> Result<Reply, AuthError> {
         .accounts()
         .sign_out(session.id, &call.client)
         .await?;
+    sessions_ended(call, principal.user.id).await;
     let reply = Reply::empty(StatusCode::NO_CONTENT);
     Ok(if session.id == current {
         reply.cookie(removal_cookie(call))
@@ -162,6 +173,7 @@ pub(super) async fn sign_out_everywhere(call: &Call<'_>) -> Result<Reply, AuthEr
         .accounts()
         .sign_out_everywhere(principal.user.id, &call.client)
         .await?;
+    sessions_ended(call, principal.user.id).await;
     Ok(Reply::empty(StatusCode::NO_CONTENT).cookie(removal_cookie(call)))
 }
 
@@ -235,10 +247,12 @@ pub(super) fn password_reset(call: &Call<'_>) -> Result<Reply, AuthError> {
 pub(super) async fn password_reset_confirm(call: &Call<'_>) -> Result<Reply, AuthError> {
     let body: ResetConfirmBody = call.body()?;
     let password = SecretString::from(body.password);
-    call.auth
+    let user_id = call
+        .auth
         .accounts()
         .confirm_password_reset(&body.token, &password, &call.client)
         .await?;
+    sessions_ended(call, user_id).await;
     let reply = Reply::json(StatusCode::OK, &Done {});
     // Every session ended, this browser's too if it had one.
     Ok(if call.authn.principal.is_some() {
@@ -262,6 +276,7 @@ pub(super) async fn change_password(call: &Call<'_>) -> Result<Reply, AuthError>
             &call.client,
         )
         .await?;
+    sessions_ended(call, principal.user.id).await;
     // The other sessions ended; this one goes on under a new id.
     let cookie = rotate_session(call, session_id).await?;
     Ok(Reply::json(StatusCode::OK, &Done {}).cookie(cookie))
