@@ -230,6 +230,7 @@ macro_rules! __with_cases {
                 audit_event_round_trips_every_field,
                 audit_events_filter_by_user_and_org_newest_first,
                 audit_events_page_with_before_and_limit,
+                delete_audit_events_before_removes_only_older_events_in_batches,
                 // Races.
                 concurrent_sign_ups_with_one_email_create_one_user,
                 concurrent_creates_of_one_slug_create_one_organization,

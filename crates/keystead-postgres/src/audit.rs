@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use keystead_core::{AuditEvent, AuditQuery, AuditStore, OrgId, StoreError, StoreResult, UserId};
+use time::OffsetDateTime;
 
 use crate::PostgresStore;
 use crate::error::map_sqlx_error;
@@ -77,5 +78,23 @@ impl AuditStore for PostgresStore {
         .await
         .map_err(map_sqlx_error)?;
         rows::all(&found, rows::audit_event)
+    }
+
+    async fn delete_audit_events_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        // The oldest first, through the (at, id) index; one bounded statement per call.
+        let done = sqlx::query(self.sql(
+            "DELETE FROM {t}audit_events WHERE id IN \
+                 (SELECT id FROM {t}audit_events WHERE at < $1 ORDER BY at, id LIMIT $2)",
+        ))
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?;
+        Ok(done.rows_affected())
     }
 }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use keystead_core::{AuditEvent, AuditQuery, AuditStore, StoreResult};
+use time::OffsetDateTime;
 
 use crate::SqliteStore;
 use crate::error::map_sqlx_error;
@@ -65,5 +66,23 @@ impl AuditStore for SqliteStore {
         .await
         .map_err(map_sqlx_error)?;
         rows::all(&rows, rows::audit_event)
+    }
+
+    async fn delete_audit_events_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        // The oldest first, through the (at, id) index; one bounded statement per call.
+        let done = sqlx::query(self.sql(
+            "DELETE FROM {t}audit_events WHERE id IN \
+                 (SELECT id FROM {t}audit_events WHERE at < ?1 ORDER BY at, id LIMIT ?2)",
+        ))
+        .bind(micros(before))
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .map_err(map_sqlx_error)?;
+        Ok(done.rows_affected())
     }
 }
