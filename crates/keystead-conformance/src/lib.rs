@@ -231,6 +231,7 @@ macro_rules! __with_cases {
                 audit_events_filter_by_user_and_org_newest_first,
                 audit_events_page_with_before_and_limit,
                 delete_audit_events_before_removes_only_older_events_in_batches,
+                http_audit_export_quotes_cells_and_defuses_formulas,
                 // Races.
                 concurrent_sign_ups_with_one_email_create_one_user,
                 concurrent_creates_of_one_slug_create_one_organization,

@@ -41,20 +41,33 @@ impl AuditStore for SqliteStore {
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         // Newest first by (time, id); `before` pages on from that event's position (an
-        // unknown `before` matches nothing).
-        let rows = sqlx::query(self.sql(concat!(
-            "SELECT ",
-            audit_event_columns!(),
-            " FROM {t}audit_events \
-              WHERE (?1 IS NULL OR user_id = ?1 OR actor_id = ?1) \
-                AND (?2 IS NULL OR org_id = ?2) \
-                AND (?3 IS NULL OR (at, id) < (SELECT at, id FROM {t}audit_events WHERE id = ?3)) \
-                AND (?5 IS NULL OR kind = ?5) \
-                AND (?6 IS NULL OR at >= ?6) \
-                AND (?7 IS NULL OR at < ?7) \
-              ORDER BY at DESC, id DESC \
-              LIMIT ?4"
-        )))
+        // unknown `before` matches nothing). The statement is picked by the filters that lead:
+        // an organization reads its `(org_id, at)` index, a user the `(user_id, at)` and
+        // `(actor_id, at)` ones (a multi-index OR), anything else walks `(at, id)` from the
+        // newest; the other filters are checked on the way.
+        macro_rules! select {
+            ($lead:literal) => {
+                concat!(
+                    "SELECT ",
+                    audit_event_columns!(),
+                    " FROM {t}audit_events WHERE ",
+                    $lead,
+                    " AND (?3 IS NULL OR (at, id) < (SELECT at, id FROM {t}audit_events WHERE id = ?3)) \
+                      AND (?5 IS NULL OR kind = ?5) \
+                      AND (?6 IS NULL OR at >= ?6) \
+                      AND (?7 IS NULL OR at < ?7) \
+                    ORDER BY at DESC, id DESC \
+                    LIMIT ?4"
+                )
+            };
+        }
+        let template = match (query.org_id.is_some(), query.user_id.is_some()) {
+            (true, true) => select!("org_id = ?2 AND (user_id = ?1 OR actor_id = ?1)"),
+            (true, false) => select!("org_id = ?2 AND ?1 IS NULL"),
+            (false, true) => select!("(user_id = ?1 OR actor_id = ?1) AND ?2 IS NULL"),
+            (false, false) => select!("?1 IS NULL AND ?2 IS NULL"),
+        };
+        let rows = sqlx::query(self.sql(template))
         .bind(query.user_id.map(|id| id.to_string()))
         .bind(query.org_id.map(|id| id.to_string()))
         .bind(query.before.map(|id| id.to_string()))

@@ -102,7 +102,7 @@ fn parse_time(name: &str, value: &str) -> Result<OffsetDateTime, AuthError> {
         return Ok(at);
     }
     let date_format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(value, &date_format)
+    time::Date::parse(value, date_format)
         .map(|date| date.midnight().assume_utc())
         .map_err(|_| invalid(format!("{name} must be an RFC 3339 time or a date (YYYY-MM-DD).")))
 }

@@ -46,8 +46,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
-pub use response::{local_path, percent_encode, problem_response};
-pub(crate) use response::percent_decode;
+pub use response::{local_path, percent_decode, percent_encode, problem_response};
 pub use surface::{Surface, SurfaceError};
 pub use table::{Access, RouteSpec};
 

@@ -101,7 +101,8 @@ pub fn percent_encode(input: &str) -> String {
 
 /// Decodes `%XX` escapes and `+` (as a space, the form encoding); invalid escapes stay as they
 /// are, invalid UTF-8 is replaced.
-pub(crate) fn percent_decode(input: &str) -> String {
+#[must_use]
+pub fn percent_decode(input: &str) -> String {
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
