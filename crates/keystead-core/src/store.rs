@@ -547,8 +547,11 @@ pub trait AuditStore: Send + Sync {
     /// Deletes at most `limit` of the events that happened before `before` (oldest first), in
     /// one statement; answers how many went. The retention sweep calls it until it answers
     /// fewer than `limit`, so no one statement holds the table for long.
-    async fn delete_audit_events_before(&self, before: OffsetDateTime, limit: u32)
-    -> StoreResult<u64>;
+    async fn delete_audit_events_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 /// Rate limit state: one theoretical arrival time (`tat`) per key, decided by

@@ -81,16 +81,16 @@ impl AuditStore for PostgresStore {
             (false, false) => select!("$1::uuid IS NULL AND $2::uuid IS NULL"),
         };
         let found = sqlx::query(self.sql(template))
-        .bind(query.user_id.map(UserId::into_uuid))
-        .bind(query.org_id.map(OrgId::into_uuid))
-        .bind(query.before.map(keystead_core::AuditEventId::into_uuid))
-        .bind(limit)
-        .bind(query.kind.as_deref())
-        .bind(query.since)
-        .bind(query.until)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?;
+            .bind(query.user_id.map(UserId::into_uuid))
+            .bind(query.org_id.map(OrgId::into_uuid))
+            .bind(query.before.map(keystead_core::AuditEventId::into_uuid))
+            .bind(limit)
+            .bind(query.kind.as_deref())
+            .bind(query.since)
+            .bind(query.until)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_sqlx_error)?;
         rows::all(&found, rows::audit_event)
     }
 

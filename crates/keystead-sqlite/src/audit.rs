@@ -68,16 +68,16 @@ impl AuditStore for SqliteStore {
             (false, false) => select!("?1 IS NULL AND ?2 IS NULL"),
         };
         let rows = sqlx::query(self.sql(template))
-        .bind(query.user_id.map(|id| id.to_string()))
-        .bind(query.org_id.map(|id| id.to_string()))
-        .bind(query.before.map(|id| id.to_string()))
-        .bind(i64::from(query.limit.min(MAX_AUDIT_EVENTS)))
-        .bind(query.kind.as_deref())
-        .bind(query.since.map(micros))
-        .bind(query.until.map(micros))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_sqlx_error)?;
+            .bind(query.user_id.map(|id| id.to_string()))
+            .bind(query.org_id.map(|id| id.to_string()))
+            .bind(query.before.map(|id| id.to_string()))
+            .bind(i64::from(query.limit.min(MAX_AUDIT_EVENTS)))
+            .bind(query.kind.as_deref())
+            .bind(query.since.map(micros))
+            .bind(query.until.map(micros))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_sqlx_error)?;
         rows::all(&rows, rows::audit_event)
     }
 

@@ -104,7 +104,11 @@ fn parse_time(name: &str, value: &str) -> Result<OffsetDateTime, AuthError> {
     let date_format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(value, date_format)
         .map(|date| date.midnight().assume_utc())
-        .map_err(|_| invalid(format!("{name} must be an RFC 3339 time or a date (YYYY-MM-DD).")))
+        .map_err(|_| {
+            invalid(format!(
+                "{name} must be an RFC 3339 time or a date (YYYY-MM-DD)."
+            ))
+        })
 }
 
 impl AuditFilter {
@@ -142,11 +146,10 @@ impl AuditFilter {
                 "since" => filter.since = Some(parse_time("since", value)?),
                 "until" => filter.until = Some(parse_time("until", value)?),
                 "cursor" => {
-                    filter.cursor = Some(
-                        value
-                            .parse()
-                            .map_err(|_| invalid("cursor is not one this API answered.".to_owned()))?,
-                    );
+                    filter.cursor =
+                        Some(value.parse().map_err(|_| {
+                            invalid("cursor is not one this API answered.".to_owned())
+                        })?);
                 }
                 "limit" => {
                     filter.limit = value
@@ -154,7 +157,9 @@ impl AuditFilter {
                         .ok()
                         .filter(|n| (1..=MAX_PAGE).contains(n))
                         .ok_or_else(|| {
-                            invalid(format!("limit must be a whole number from 1 to {MAX_PAGE}."))
+                            invalid(format!(
+                                "limit must be a whole number from 1 to {MAX_PAGE}."
+                            ))
                         })?;
                 }
                 _ => {}
@@ -430,7 +435,10 @@ mod tests {
         assert_eq!(f.until, Some(time::macros::datetime!(2026-12-07 10:00 UTC)));
         assert_eq!(f.limit, 7);
         assert_eq!(f.user_id, None);
-        assert_eq!(AuditFilter::from_query(None).unwrap(), AuditFilter::default());
+        assert_eq!(
+            AuditFilter::from_query(None).unwrap(),
+            AuditFilter::default()
+        );
         for bad in [
             "user=bob",
             "since=yesterday",

@@ -1233,7 +1233,10 @@ impl Auth {
                 .await,
         );
         if let Some(retention) = self.inner.audit_retention {
-            log("audit events", self.prune_audit_events(now - retention).await);
+            log(
+                "audit events",
+                self.prune_audit_events(now - retention).await,
+            );
         }
     }
 

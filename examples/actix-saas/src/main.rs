@@ -317,8 +317,7 @@ async fn audit_page(
     request: HttpRequest,
 ) -> Result<HttpResponse, AuthRejection> {
     let query = Some(request.query_string()).filter(|q| !q.is_empty());
-    let (status, context) =
-        saas_common::audit_page_context(&app.auth, &principal, query).await?;
+    let (status, context) = saas_common::audit_page_context(&app.auth, &principal, query).await?;
     Ok(html(
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         app.pages.render("audit.html", context),

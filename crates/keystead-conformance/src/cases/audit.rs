@@ -220,15 +220,24 @@ pub async fn delete_audit_events_before_removes_only_older_events_in_batches(
         "a call deletes at most its limit"
     );
     let left = ids(&*store, &query(100)).await;
-    let newest_first = |from: usize| -> Vec<AuditEventId> {
-        events[from..].iter().rev().map(|e| e.id).collect()
-    };
+    let newest_first =
+        |from: usize| -> Vec<AuditEventId> { events[from..].iter().rev().map(|e| e.id).collect() };
     assert_eq!(left, newest_first(2), "the oldest went first");
-    assert_eq!(store.delete_audit_events_before(cutoff, 2).await.unwrap(), 1);
-    assert_eq!(store.delete_audit_events_before(cutoff, 2).await.unwrap(), 0);
+    assert_eq!(
+        store.delete_audit_events_before(cutoff, 2).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.delete_audit_events_before(cutoff, 2).await.unwrap(),
+        0
+    );
     assert_eq!(ids(&*store, &query(100)).await, newest_first(3));
     let kept = store.audit_events(&query(100)).await.unwrap();
-    assert_eq!(kept.last(), Some(&events[3]), "the event at the cut-off stays, whole");
+    assert_eq!(
+        kept.last(),
+        Some(&events[3]),
+        "the event at the cut-off stays, whole"
+    );
     // The user's and the organization's queries see only what is left.
     let by_user = AuditQuery {
         user_id: Some(user.id),
@@ -240,7 +249,10 @@ pub async fn delete_audit_events_before_removes_only_older_events_in_batches(
         ..query(100)
     };
     assert_eq!(ids(&*store, &in_org).await, vec![events[4].id]);
-    assert_eq!(store.delete_audit_events_before(cutoff, 0).await.unwrap(), 0);
+    assert_eq!(
+        store.delete_audit_events_before(cutoff, 0).await.unwrap(),
+        0
+    );
     assert_eq!(
         store
             .delete_audit_events_before(clock.now() + Duration::seconds(1), 1000)

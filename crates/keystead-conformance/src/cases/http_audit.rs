@@ -18,7 +18,11 @@ pub async fn http_audit_export_quotes_cells_and_defuses_formulas(store: Arc<dyn 
     let app = app(&store);
     let (owner_id, owner) = app.sign_up("owner@example.com").await;
     let response = app
-        .send(Req::post("/orgs").cookie(&owner).json(&json!({ "name": "Acme" })))
+        .send(
+            Req::post("/orgs")
+                .cookie(&owner)
+                .json(&json!({ "name": "Acme" })),
+        )
         .await;
     assert_status(&response, StatusCode::CREATED);
     let org_id = json_of(&response)["id"].as_str().unwrap().to_owned();
@@ -35,7 +39,11 @@ pub async fn http_audit_export_quotes_cells_and_defuses_formulas(store: Arc<dyn 
     store.record_audit_event(&event).await.unwrap();
 
     let csv = app
-        .send(Req::get(&format!("/orgs/{org_id}/audit/export?format=csv")).cookie(&owner).empty())
+        .send(
+            Req::get(&format!("/orgs/{org_id}/audit/export?format=csv"))
+                .cookie(&owner)
+                .empty(),
+        )
         .await;
     assert_status(&csv, StatusCode::OK);
     let header = |name: &str| {
@@ -78,7 +86,11 @@ pub async fn http_audit_export_quotes_cells_and_defuses_formulas(store: Arc<dyn 
     );
 
     let jsonl = app
-        .send(Req::get(&format!("/orgs/{org_id}/audit/export")).cookie(&owner).empty())
+        .send(
+            Req::get(&format!("/orgs/{org_id}/audit/export"))
+                .cookie(&owner)
+                .empty(),
+        )
         .await;
     assert_status(&jsonl, StatusCode::OK);
     assert_eq!(
@@ -100,11 +112,89 @@ pub async fn http_audit_export_quotes_cells_and_defuses_formulas(store: Arc<dyn 
 
     let (_, outsider) = app.sign_up("outsider@example.com").await;
     let refused = app
-        .send(Req::get(&format!("/orgs/{org_id}/audit/export?format=csv")).cookie(&outsider).empty())
+        .send(
+            Req::get(&format!("/orgs/{org_id}/audit/export?format=csv"))
+                .cookie(&outsider)
+                .empty(),
+        )
         .await;
     assert_problem(&refused, 403, "forbidden");
     let bad = app
-        .send(Req::get(&format!("/orgs/{org_id}/audit/export?format=xlsx")).cookie(&owner).empty())
+        .send(
+            Req::get(&format!("/orgs/{org_id}/audit/export?format=xlsx"))
+                .cookie(&owner)
+                .empty(),
+        )
         .await;
     assert_problem(&bad, 400, "invalid_request");
+}
+
+/// An export answers at most `keystead::audit::MAX_EXPORT` events; past it the
+/// `Audit-Next-Cursor` header names the cursor of the rest, and the export with that cursor
+/// carries on where the first stopped: every event once.
+pub async fn http_audit_export_past_its_cap_names_the_cursor_of_the_rest(
+    store: Arc<dyn AuthStore>,
+) {
+    let app = app(&store);
+    let (_, owner) = app.sign_up("owner@example.com").await;
+    let response = app
+        .send(
+            Req::post("/orgs")
+                .cookie(&owner)
+                .json(&json!({ "name": "Bulk" })),
+        )
+        .await;
+    assert_status(&response, StatusCode::CREATED);
+    let org_id = json_of(&response)["id"].as_str().unwrap().to_owned();
+    let extra = 10;
+    let start = app.clock.now();
+    for i in 0..keystead::audit::MAX_EXPORT + extra {
+        let event = AuditEvent {
+            org_id: Some(org_id.parse().unwrap()),
+            ..AuditEvent::custom(
+                "app.bulk",
+                start + keystead::time::Duration::milliseconds(i as i64 + 1),
+            )
+        };
+        store.record_audit_event(&event).await.unwrap();
+    }
+    let export = |cursor: Option<String>| {
+        let path = match cursor {
+            Some(c) => format!("/orgs/{org_id}/audit/export?cursor={c}"),
+            None => format!("/orgs/{org_id}/audit/export"),
+        };
+        let owner = owner.clone();
+        let app = &app;
+        async move {
+            let response = app.send(Req::get(&path).cookie(&owner).empty()).await;
+            assert_status(&response, StatusCode::OK);
+            let next = response
+                .headers()
+                .get("audit-next-cursor")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let ids: Vec<String> = String::from_utf8(response.body().to_vec())
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            (ids, next)
+        }
+    };
+    let (first, next) = export(None).await;
+    assert_eq!(first.len(), keystead::audit::MAX_EXPORT);
+    assert_eq!(next.as_deref(), first.last().map(String::as_str));
+    let (rest, after) = export(next).await;
+    assert_eq!(after, None, "the rest fits");
+    // The rest: the oldest bulk events and the organization's creation.
+    assert_eq!(rest.len(), extra + 1);
+    let mut all: Vec<&String> = first.iter().chain(&rest).collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "no event twice");
 }

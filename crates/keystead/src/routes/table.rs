@@ -13,11 +13,11 @@ use http::Method;
 use utoipa::openapi::{Ref, RefOr, Schema};
 
 use super::schema::{
-    AcceptReply, AccountsReply, AuditPageReply, ActiveOrgBody, ActiveOrgReply, ChangePasswordBody, CreateOrgBody,
-    CurrentSession, Done, EmailBody, InvitationView, InviteBody, Jwks, MemberView, NewTokenBody,
-    NewTokenReply, OrgWithRole, ProvidersReply, ResetConfirmBody, RoleBody, SessionListItem,
-    SignInBody, SignInReply, SignUpBody, TokenBody, TokenView, TransferBody, TransferReply,
-    UserReply,
+    AcceptReply, AccountsReply, ActiveOrgBody, ActiveOrgReply, AuditPageReply, ChangePasswordBody,
+    CreateOrgBody, CurrentSession, Done, EmailBody, InvitationView, InviteBody, Jwks, MemberView,
+    NewTokenBody, NewTokenReply, OrgWithRole, ProvidersReply, ResetConfirmBody, RoleBody,
+    SessionListItem, SignInBody, SignInReply, SignUpBody, TokenBody, TokenView, TransferBody,
+    TransferReply, UserReply,
 };
 use super::{Call, Reply, account, audit, oauth, orgs, tokens};
 use crate::AuthError;
@@ -289,11 +289,31 @@ const fn with_cookie(answer: Answer) -> Answer {
 
 /// The filters and paging of the audit routes.
 const AUDIT_FILTERS: [Query; 5] = [
-    Query { name: "user", description: "Only events done by or concerning this user (an id).", required: false },
-    Query { name: "kind", description: "Only events of this kind (`sign_in.failed`, …).", required: false },
-    Query { name: "since", description: "Only events at or after this time (RFC 3339, or a date: its midnight UTC).", required: false },
-    Query { name: "until", description: "Only events before this time (RFC 3339, or a date: its midnight UTC).", required: false },
-    Query { name: "cursor", description: "The `next_cursor` of the page before (opaque).", required: false },
+    Query {
+        name: "user",
+        description: "Only events done by or concerning this user (an id).",
+        required: false,
+    },
+    Query {
+        name: "kind",
+        description: "Only events of this kind (`sign_in.failed`, …).",
+        required: false,
+    },
+    Query {
+        name: "since",
+        description: "Only events at or after this time (RFC 3339, or a date: its midnight UTC).",
+        required: false,
+    },
+    Query {
+        name: "until",
+        description: "Only events before this time (RFC 3339, or a date: its midnight UTC).",
+        required: false,
+    },
+    Query {
+        name: "cursor",
+        description: "The `next_cursor` of the page before (opaque).",
+        required: false,
+    },
 ];
 
 const AUDIT_LIMIT: Query = Query {

@@ -11,7 +11,15 @@ use crate::{AppUnderTest, SessionCookie, check};
 
 /// The keys of an event.
 const EVENT_KEYS: &[&str] = &[
-    "id", "at", "kind", "actor_id", "user_id", "org_id", "ip", "user_agent", "data",
+    "id",
+    "at",
+    "kind",
+    "actor_id",
+    "user_id",
+    "org_id",
+    "ip",
+    "user_agent",
+    "data",
 ];
 
 /// An owner's organization (named `name`) with an admin and a member who joined by
@@ -46,7 +54,11 @@ impl Team {
 
 /// `GET path` with `cookie`, asserted 200 `{events, next_cursor}`; every event has exactly the
 /// event keys. Returns the events and the cursor.
-async fn page(app: &AppUnderTest, path: &str, cookie: &SessionCookie) -> (Vec<Value>, Option<String>) {
+async fn page(
+    app: &AppUnderTest,
+    path: &str,
+    cookie: &SessionCookie,
+) -> (Vec<Value>, Option<String>) {
     let body = app.client().get_with(path, cookie).await.json_with(200);
     check::exact_keys(&body, &["events", "next_cursor"], "an audit page");
     let events = body["events"]
@@ -78,7 +90,11 @@ async fn walk(app: &AppUnderTest, path: &str, limit: usize, cookie: &SessionCook
         let (events, next) = page(app, &target, cookie).await;
         assert!(events.len() <= limit, "{target}: {} events", events.len());
         if next.is_some() {
-            assert_eq!(events.len(), limit, "{target}: a page before the last is full");
+            assert_eq!(
+                events.len(),
+                limit,
+                "{target}: a page before the last is full"
+            );
         }
         all.extend(events);
         match next {
@@ -116,7 +132,10 @@ fn assert_newest_first(events: &[Value]) {
             .expect("an RFC 3339 time")
         })
         .collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "not newest first: {times:?}");
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "not newest first: {times:?}"
+    );
 }
 
 /// `GET /orgs/{org_id}/audit`: owners and admins see the organization's events (creation,
@@ -134,7 +153,11 @@ pub async fn org_audit_log_is_for_admins_and_owners_and_filters(app: &AppUnderTe
     }
     for event in &all {
         assert_eq!(event["org_id"], team.org.as_str(), "{event}");
-        assert_eq!(event["ip"], Value::Null, "no client address in the org log: {event}");
+        assert_eq!(
+            event["ip"],
+            Value::Null,
+            "no client address in the org log: {event}"
+        );
         assert_eq!(event["user_agent"], Value::Null, "{event}");
     }
     let (as_admin, _) = page(app, &format!("{path}?limit=200"), &team.admin.cookie).await;
@@ -154,13 +177,27 @@ pub async fn org_audit_log_is_for_admins_and_owners_and_filters(app: &AppUnderTe
         )
         .await
         .problem(403, "forbidden");
-    app.client().get(&path).send().await.problem(401, "unauthenticated");
+    app.client()
+        .get(&path)
+        .send()
+        .await
+        .problem(401, "unauthenticated");
 
     // kind
-    let (invited, _) = page(app, &format!("{path}?kind=member.invited"), &team.owner.cookie).await;
+    let (invited, _) = page(
+        app,
+        &format!("{path}?kind=member.invited"),
+        &team.owner.cookie,
+    )
+    .await;
     assert_eq!(invited.len(), 2, "two invitations: {invited:?}");
     assert!(invited.iter().all(|e| e["kind"] == "member.invited"));
-    let (none, next) = page(app, &format!("{path}?kind=no.such.kind"), &team.owner.cookie).await;
+    let (none, next) = page(
+        app,
+        &format!("{path}?kind=no.such.kind"),
+        &team.owner.cookie,
+    )
+    .await;
     assert!(none.is_empty() && next.is_none());
     // user: events done by or concerning the member
     let member_id = team.member.id();
@@ -250,7 +287,11 @@ pub async fn org_audit_log_pages_with_a_cursor_without_gaps_or_duplicates(app: &
     let path = format!("/orgs/{org}/audit");
     let (whole, next) = page(app, &format!("{path}?limit=200"), &owner.cookie).await;
     assert_eq!(next, None);
-    assert_eq!(whole.len(), 10, "a creation and nine invitations: {whole:?}");
+    assert_eq!(
+        whole.len(),
+        10,
+        "a creation and nine invitations: {whole:?}"
+    );
     for limit in [1, 3, 4, 10] {
         let walked = walk(app, &format!("{path}?"), limit, &owner.cookie).await;
         assert_eq!(ids(&walked), ids(&whole), "limit {limit}");
@@ -258,7 +299,13 @@ pub async fn org_audit_log_pages_with_a_cursor_without_gaps_or_duplicates(app: &
     let (first, next) = page(app, &format!("{path}?limit=10"), &owner.cookie).await;
     assert_eq!(first.len(), 10);
     assert_eq!(next, None, "a full last page names no cursor");
-    let invited = walk(app, &format!("{path}?kind=member.invited&"), 2, &owner.cookie).await;
+    let invited = walk(
+        app,
+        &format!("{path}?kind=member.invited&"),
+        2,
+        &owner.cookie,
+    )
+    .await;
     assert_eq!(invited.len(), 9);
     assert_eq!(
         ids(&invited),
@@ -333,7 +380,10 @@ pub async fn org_audit_export_is_jsonl_or_csv_with_cells_escaped(app: &AppUnderT
         .find(|r| &r[2] == "org.created")
         .expect("the creation is exported");
     let data: Value = serde_json::from_str(&created[8]).unwrap();
-    assert_eq!(data["name"], name, "the name with commas and quotes reads back whole");
+    assert_eq!(
+        data["name"], name,
+        "the name with commas and quotes reads back whole"
+    );
 
     app.client()
         .get_with(&format!("{path}/export?format=csv"), &team.member.cookie)
@@ -347,13 +397,25 @@ pub async fn org_audit_export_is_jsonl_or_csv_with_cells_escaped(app: &AppUnderT
         .get_with(&format!("{path}/export?since=soon"), &team.owner.cookie)
         .await
         .problem(400, "invalid_request");
-    let (only, _) = page(app, &format!("{path}?kind=member.invited"), &team.owner.cookie).await;
+    let (only, _) = page(
+        app,
+        &format!("{path}?kind=member.invited"),
+        &team.owner.cookie,
+    )
+    .await;
     let filtered = app
         .client()
-        .get_with(&format!("{path}/export?kind=member.invited"), &team.owner.cookie)
+        .get_with(
+            &format!("{path}/export?kind=member.invited"),
+            &team.owner.cookie,
+        )
         .await
         .expect(200);
-    assert_eq!(filtered.text().lines().count(), only.len(), "the export filters too");
+    assert_eq!(
+        filtered.text().lines().count(),
+        only.len(),
+        "the export filters too"
+    );
 }
 
 /// `GET /auth/security-events`: the signed-in user's own sign-ins, failed sign-ins and
@@ -390,12 +452,18 @@ pub async fn security_events_are_the_users_own(app: &AppUnderTest) {
         .iter()
         .find(|e| e["kind"] == "sign_in.succeeded" && e["user_agent"] == "ada-laptop/1.0")
         .unwrap_or_else(|| panic!("the sign-in from the laptop, with its agent: {mine:?}"));
-    assert!(laptop["ip"].is_string(), "the address of her own sign-in: {laptop}");
+    assert!(
+        laptop["ip"].is_string(),
+        "the address of her own sign-in: {laptop}"
+    );
     let failed = mine
         .iter()
         .find(|e| e["kind"] == "sign_in.failed")
         .expect("the failed sign-in");
-    assert!(failed["ip"].is_string(), "the failed sign-in's address: {failed}");
+    assert!(
+        failed["ip"].is_string(),
+        "the failed sign-in's address: {failed}"
+    );
 
     let paged = walk(app, path, 1, &ada_again).await;
     assert_eq!(ids(&paged), ids(&mine), "paging one by one");
@@ -438,17 +506,36 @@ pub async fn audit_pages_render_for_admins_and_the_user(app: &AppUnderTest) {
     let body = html(&owner_view, 200);
     assert!(body.contains(r#"id="audit-filters""#), "{body}");
     assert!(body.contains(r#"id="audit-events""#), "{body}");
-    assert!(body.contains("member.invited") && body.contains("org.created"), "{body}");
-    assert!(body.contains("&lt;b&gt;Bold&lt;&#x2f;b&gt; &amp; Co") || body.contains("&lt;b&gt;Bold&lt;/b&gt; &amp; Co"), "{body}");
-    assert!(!body.contains("<b>Bold</b>"), "the name must be escaped: {body}");
-    assert!(body.contains("admin@example.com"), "members by email: {body}");
+    assert!(
+        body.contains("member.invited") && body.contains("org.created"),
+        "{body}"
+    );
+    assert!(
+        body.contains("&lt;b&gt;Bold&lt;&#x2f;b&gt; &amp; Co")
+            || body.contains("&lt;b&gt;Bold&lt;/b&gt; &amp; Co"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("<b>Bold</b>"),
+        "the name must be escaped: {body}"
+    );
+    assert!(
+        body.contains("admin@example.com"),
+        "members by email: {body}"
+    );
     // minijinja escapes `/` in attributes as `&#x2f;`, which a browser reads as `/`.
     let links = body.replace("&#x2f;", "/").replace("&amp;", "&");
     assert!(
-        links.contains(&format!(r#"href="/orgs/{}/audit/export?format=csv""#, team.org)),
+        links.contains(&format!(
+            r#"href="/orgs/{}/audit/export?format=csv""#,
+            team.org
+        )),
         "{body}"
     );
-    assert!(!body.contains(r#"id="audit-next""#), "one page holds it all: {body}");
+    assert!(
+        !body.contains(r#"id="audit-next""#),
+        "one page holds it all: {body}"
+    );
 
     let paged = app
         .client()
@@ -504,7 +591,10 @@ pub async fn audit_pages_render_for_admins_and_the_user(app: &AppUnderTest) {
         .await;
     let body = html(&security, 200);
     assert!(body.contains(r#"id="security-events""#), "{body}");
-    assert!(body.contains("sign_up") && body.contains("invitation.accepted"), "{body}");
+    assert!(
+        body.contains("sign_up") && body.contains("invitation.accepted"),
+        "{body}"
+    );
     app.client()
         .get("/dashboard/audit")
         .accept_html()
