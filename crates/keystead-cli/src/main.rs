@@ -1140,54 +1140,24 @@ async fn audit(context: &Context, command: AuditCommand) -> Outcome {
             filter,
         } => {
             let mut query = audit_query(context, filter).await?;
-            let out: Box<dyn Write> = match &output {
+            let mut out: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let csv_error = |e: csv::Error| Failure::new(EXIT_FAILED, e.to_string());
-            let mut sink = match format {
-                ExportFormat::Jsonl => Sink::Jsonl(out),
-                ExportFormat::Csv => {
-                    let mut writer = csv::Writer::from_writer(out);
-                    writer
-                        .write_record([
-                            "id",
-                            "at",
-                            "kind",
-                            "actor_id",
-                            "user_id",
-                            "org_id",
-                            "ip",
-                            "user_agent",
-                            "data",
-                        ])
-                        .map_err(csv_error)?;
-                    Sink::Csv(Box::new(writer))
-                }
-            };
+            // The formats of the HTTP export (`keystead::audit`): CSV cells quoted, and a cell
+            // that starts like a formula defused with a `'`.
+            if matches!(format, ExportFormat::Csv) {
+                out.write_all(keystead::audit::csv_header().as_bytes())?;
+            }
             let mut count = 0_usize;
             loop {
                 let page = store.audit_events(&query).await?;
                 for event in &page {
-                    match &mut sink {
-                        Sink::Csv(writer) => {
-                            let opt = |v: Option<String>| v.unwrap_or_default();
-                            writer
-                                .write_record([
-                                    event.id.to_string(),
-                                    opt(event.at.format(&Rfc3339).ok()),
-                                    event.kind.clone(),
-                                    opt(event.actor_id.map(|u| u.to_string())),
-                                    opt(event.user_id.map(|u| u.to_string())),
-                                    opt(event.org_id.map(|o| o.to_string())),
-                                    opt(event.ip.clone()),
-                                    opt(event.user_agent.clone()),
-                                    event.data.to_string(),
-                                ])
-                                .map_err(csv_error)?;
-                        }
-                        Sink::Jsonl(out) => writeln!(out, "{}", event_json(event))?,
-                    }
+                    let line = match format {
+                        ExportFormat::Csv => keystead::audit::csv_line(event),
+                        ExportFormat::Jsonl => keystead::audit::json_line(event),
+                    };
+                    out.write_all(line.as_bytes())?;
                 }
                 count += page.len();
                 match page.last() {
@@ -1197,22 +1167,13 @@ async fn audit(context: &Context, command: AuditCommand) -> Outcome {
                     _ => break,
                 }
             }
-            match &mut sink {
-                Sink::Csv(writer) => writer.flush()?,
-                Sink::Jsonl(out) => out.flush()?,
-            }
+            out.flush()?;
             if output.is_some() {
                 eprintln!("exported {count} event(s)");
             }
         }
     }
     Ok(())
-}
-
-/// Where an export goes.
-enum Sink {
-    Jsonl(Box<dyn Write>),
-    Csv(Box<csv::Writer<Box<dyn Write>>>),
 }
 
 fn print_event(context: &Context, event: &AuditEvent) {

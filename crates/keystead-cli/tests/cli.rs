@@ -826,7 +826,7 @@ async fn operator_commands(db: &Db) {
     );
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 2, "a header and one event: {csv}");
-    assert!(rows[0].starts_with("id,at,kind,"));
+    assert!(rows[0].starts_with("\"id\",\"at\",\"kind\","), "{csv}");
     assert!(rows[1].contains("admin.user_disabled") && rows[1].contains("ops-alice"));
     let tail = db.expect(0, &["--json", "audit", "tail", "-n", "3"]);
     let events: Vec<Value> = tail

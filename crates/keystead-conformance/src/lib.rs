@@ -230,6 +230,9 @@ macro_rules! __with_cases {
                 audit_event_round_trips_every_field,
                 audit_events_filter_by_user_and_org_newest_first,
                 audit_events_page_with_before_and_limit,
+                delete_audit_events_before_removes_only_older_events_in_batches,
+                http_audit_export_quotes_cells_and_defuses_formulas,
+                http_audit_export_past_its_cap_names_the_cursor_of_the_rest,
                 // Races.
                 concurrent_sign_ups_with_one_email_create_one_user,
                 concurrent_creates_of_one_slug_create_one_organization,

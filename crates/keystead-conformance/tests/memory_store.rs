@@ -1152,6 +1152,24 @@ impl AuditStore for MemoryStore {
         events.truncate(query.limit.min(1000) as usize);
         Ok(events)
     }
+
+    async fn delete_audit_events_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let mut old: Vec<_> = s
+            .audit
+            .iter()
+            .filter(|e| e.at < before)
+            .map(|e| (e.at, e.id))
+            .collect();
+        old.sort();
+        old.truncate(limit as usize);
+        s.audit.retain(|e| !old.contains(&(e.at, e.id)));
+        Ok(old.len() as u64)
+    }
 }
 
 #[async_trait]

@@ -273,7 +273,8 @@ impl Default for RolePermissions {
         .map(Permission::from_static)
         .collect();
         let mut admin = member.clone();
-        admin.extend(["members:manage", "tokens:manage"].map(Permission::from_static));
+        admin
+            .extend(["members:manage", "tokens:manage", "audit:read"].map(Permission::from_static));
         let mut owner = admin.clone();
         owner.extend(["billing:manage", "org:delete"].map(Permission::from_static));
         Self::empty()

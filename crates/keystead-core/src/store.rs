@@ -533,7 +533,8 @@ pub trait ApiTokenStore: Send + Sync {
     async fn revoked_api_token_ids(&self, now: OffsetDateTime) -> StoreResult<Vec<ApiTokenId>>;
 }
 
-/// The audit log. Append-only.
+/// The audit log. Append-only; events leave only by age ([`AuditStore::delete_audit_events_before`],
+/// the retention an app sets).
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends an event.
@@ -542,6 +543,15 @@ pub trait AuditStore: Send + Sync {
     /// Events matching the query, newest first by `(at, id)`; `before` pages past the named
     /// event (an unknown `before` gives nothing). `limit` is capped at 1000; 0 gives nothing.
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Deletes at most `limit` of the events that happened before `before` (oldest first), in
+    /// one statement; answers how many went. The retention sweep calls it until it answers
+    /// fewer than `limit`, so no one statement holds the table for long.
+    async fn delete_audit_events_before(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 /// Rate limit state: one theoretical arrival time (`tat`) per key, decided by

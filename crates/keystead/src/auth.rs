@@ -145,6 +145,7 @@ pub struct AuthBuilder {
     tokens: Option<(KeyRing, TokenConfig)>,
     providers: Vec<Arc<dyn IdentityProvider>>,
     maintenance_interval: StdDuration,
+    audit_retention: Option<time::Duration>,
     surface: Surface,
     cookies: CookiePolicy,
     trusted_origins: Vec<AppOrigin>,
@@ -162,6 +163,13 @@ fn under_base_path(mut accounts: AccountsConfig, surface: &Surface) -> AccountsC
 
 /// How often the background tasks delete what has expired, by default.
 pub const DEFAULT_MAINTENANCE_INTERVAL: StdDuration = StdDuration::from_secs(10 * 60);
+
+/// How many audit events one statement of the retention sweep deletes at most.
+pub const AUDIT_PRUNE_BATCH: u32 = 1000;
+
+/// How many batches of [`AUDIT_PRUNE_BATCH`] one sweep deletes at most; what is left goes in
+/// the next sweep.
+pub const AUDIT_PRUNE_BATCHES: u32 = 100;
 
 /// How long entries stay in the store's change log: an instance that could not read it for
 /// longer drops all its caches instead (it notices the gap).
@@ -257,6 +265,16 @@ impl AuthBuilder {
     /// tasks start). At least 10 ms.
     pub fn maintenance_interval(mut self, interval: StdDuration) -> Self {
         self.maintenance_interval = interval.max(StdDuration::from_millis(10));
+        self
+    }
+
+    /// How long audit events are kept (default: forever). With a retention set, the
+    /// maintenance sweep (every [`maintenance_interval`](Self::maintenance_interval)) deletes
+    /// the events older than it, in batches of [`AUDIT_PRUNE_BATCH`], at most
+    /// [`AUDIT_PRUNE_BATCHES`] batches a sweep (the rest go in the next one). At least one
+    /// hour: a shorter one is taken as an hour.
+    pub fn audit_retention(mut self, retention: time::Duration) -> Self {
+        self.audit_retention = Some(retention.max(time::Duration::HOUR));
         self
     }
 
@@ -393,6 +411,7 @@ impl AuthBuilder {
                     .unwrap_or(StdDuration::from_secs(1))
                     .max(StdDuration::from_millis(20)),
                 maintenance_interval: self.maintenance_interval,
+                audit_retention: self.audit_retention,
                 tasks: OnceLock::new(),
                 tokens,
                 cookies: self.cookies,
@@ -437,6 +456,8 @@ pub(crate) struct Inner {
     /// The staleness bound: the change log is read every half of it.
     staleness: StdDuration,
     maintenance_interval: StdDuration,
+    /// How long audit events are kept; `None`: forever.
+    audit_retention: Option<time::Duration>,
     /// The background tasks, started once; dropped (so stopped) with the last `Auth` clone.
     tasks: OnceLock<Tasks>,
     pub(crate) tokens: Option<ApiTokens>,
@@ -480,6 +501,7 @@ impl Auth {
             tokens: None,
             providers: Vec::new(),
             maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            audit_retention: None,
             surface: Surface::default(),
             cookies,
             trusted_origins: Vec::new(),
@@ -1254,7 +1276,7 @@ impl Auth {
 
     /// Deletes what has expired (each failure logged): idle rate-limit keys, sessions,
     /// one-time tokens, sign-in flows with a provider, change log entries past their
-    /// retention.
+    /// retention, and audit events past theirs when one is set.
     async fn delete_expired(&self, now: time::OffsetDateTime) {
         let store = &self.inner.store;
         let log = |what: &str, result: Result<u64, crate::StoreError>| match result {
@@ -1275,6 +1297,40 @@ impl Auth {
                 .delete_changes_before(now - CHANGE_LOG_RETENTION)
                 .await,
         );
+        if let Some(retention) = self.inner.audit_retention {
+            log(
+                "audit events",
+                self.prune_audit_events(now - retention).await,
+            );
+        }
+    }
+
+    /// Deletes audit events older than `before`, batch by batch, at most
+    /// [`AUDIT_PRUNE_BATCHES`] batches; answers how many went.
+    async fn prune_audit_events(
+        &self,
+        before: time::OffsetDateTime,
+    ) -> Result<u64, crate::StoreError> {
+        let mut deleted = 0;
+        for _ in 0..AUDIT_PRUNE_BATCHES {
+            let n = self
+                .inner
+                .store
+                .delete_audit_events_before(before, AUDIT_PRUNE_BATCH)
+                .await?;
+            deleted += n;
+            if n < u64::from(AUDIT_PRUNE_BATCH) {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// How long audit events are kept (`None`: forever), as
+    /// [`AuthBuilder::audit_retention`] set it.
+    #[must_use]
+    pub fn audit_retention(&self) -> Option<time::Duration> {
+        self.inner.audit_retention
     }
 }
 

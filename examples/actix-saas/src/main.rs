@@ -103,6 +103,8 @@ async fn run() -> Result<(), String> {
                     .service(page("/dashboard", dashboard))
                     .service(page("/dashboard/members", members_page))
                     .service(page("/dashboard/tokens", tokens_page))
+                    .service(page("/dashboard/audit", audit_page))
+                    .service(page("/dashboard/security", security_page))
                     .service(page("/static/{file}", static_file))
                     .service(page("/openapi.json", openapi))
                     .service(page("/healthz", healthz))
@@ -345,6 +347,35 @@ async fn tokens_page(app: State, principal: Principal) -> Result<HttpResponse, A
     Ok(html(
         StatusCode::OK,
         app.pages.render("tokens.html", context),
+    ))
+}
+
+/// The active organization's audit log (admins and owners), filtered and paged by the query.
+async fn audit_page(
+    app: State,
+    principal: Principal,
+    request: HttpRequest,
+) -> Result<HttpResponse, AuthRejection> {
+    let query = Some(request.query_string()).filter(|q| !q.is_empty());
+    let (status, context) = saas_common::audit_page_context(&app.auth, &principal, query).await?;
+    Ok(html(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        app.pages.render("audit.html", context),
+    ))
+}
+
+/// The user's own security events, filtered and paged by the query.
+async fn security_page(
+    app: State,
+    principal: Principal,
+    request: HttpRequest,
+) -> Result<HttpResponse, AuthRejection> {
+    let query = Some(request.query_string()).filter(|q| !q.is_empty());
+    let (status, context) =
+        saas_common::security_page_context(&app.auth, &principal, query).await?;
+    Ok(html(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        app.pages.render("security.html", context),
     ))
 }
 

@@ -132,6 +132,8 @@ fn router(app: App) -> Router {
         .route("/dashboard", get(dashboard))
         .route("/dashboard/members", get(members_page))
         .route("/dashboard/tokens", get(tokens_page))
+        .route("/dashboard/audit", get(audit_page))
+        .route("/dashboard/security", get(security_page))
         .route("/api/projects", get(list_projects))
         .route("/api/deployments", post(create_deployment))
         .route("/api/billing", get(billing))
@@ -284,6 +286,36 @@ async fn tokens_page(
 ) -> Result<Html<String>, AuthRejection> {
     let context = saas_common::tokens_page_context(&app.auth, &principal).await?;
     Ok(Html(app.pages.render("tokens.html", context)))
+}
+
+/// The active organization's audit log (admins and owners), filtered and paged by the query.
+async fn audit_page(
+    State(app): State<App>,
+    principal: Principal,
+    uri: axum::http::Uri,
+) -> Result<Response, AuthRejection> {
+    let (status, context) =
+        saas_common::audit_page_context(&app.auth, &principal, uri.query()).await?;
+    Ok((
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        Html(app.pages.render("audit.html", context)),
+    )
+        .into_response())
+}
+
+/// The user's own security events, filtered and paged by the query.
+async fn security_page(
+    State(app): State<App>,
+    principal: Principal,
+    uri: axum::http::Uri,
+) -> Result<Response, AuthRejection> {
+    let (status, context) =
+        saas_common::security_page_context(&app.auth, &principal, uri.query()).await?;
+    Ok((
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        Html(app.pages.render("security.html", context)),
+    )
+        .into_response())
 }
 
 async fn healthz() -> Response {

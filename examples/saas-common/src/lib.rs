@@ -4,6 +4,7 @@
 //! and the app's own small domain (projects and deployments).
 #![forbid(unsafe_code)]
 
+mod audit;
 mod domain;
 mod members;
 mod openapi;
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use audit::{audit_page_context, security_page_context};
 pub use domain::{Deployment, Project, Projects};
 pub use members::{accept_invitation_context, members_page_context};
 pub use openapi::openapi_json;
@@ -55,6 +57,9 @@ pub struct Config {
     /// `OIDC_EMAIL_LINKING`: `never` (default) or `verified`: whether a sign-in with the
     /// `oidc` provider links to the existing account with the same, provider-verified, email.
     pub oidc_email_linking: keystead::oauth::EmailLinking,
+    /// `AUDIT_RETENTION_DAYS`: how many days audit events are kept (a whole number from 1;
+    /// unset or empty: forever); older ones are deleted by the library's maintenance sweep.
+    pub audit_retention_days: Option<u32>,
     /// `HANDOFF_ISSUER`, `HANDOFF_JWKS_URL`, `HANDOFF_UNTIL`, `HANDOFF_AUTHORIZED_PARTIES`,
     /// `HANDOFF_COOKIE`: the hand-off from the old provider (Clerk), when the issuer is set.
     pub handoff: Option<HandoffConfig>,
@@ -264,12 +269,27 @@ impl Config {
                 ));
             }
         };
+        let audit_retention_days = var("AUDIT_RETENTION_DAYS")
+            .map(|days| {
+                days.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|d| (1..=36_500).contains(d))
+                    .ok_or_else(|| {
+                        format!(
+                            "AUDIT_RETENTION_DAYS: {days:?} is not a whole number of days \
+                             from 1 to 36500 (unset keeps events forever)"
+                        )
+                    })
+            })
+            .transpose()?;
         let handoff = HandoffConfig::from_vars(var)?;
         let metrics_bind = var("METRICS_BIND")
             .map(|b| b.parse().map_err(|e| format!("METRICS_BIND: {e}")))
             .transpose()?;
         Ok(Self {
             metrics_bind,
+            audit_retention_days,
             handoff,
             trusted_proxies,
             database_url,
@@ -415,6 +435,9 @@ pub async fn build_auth(
         .api_tokens(keys, token_config);
     if let Some(feed) = backend.feed {
         builder = builder.change_feed(feed);
+    }
+    if let Some(days) = config.audit_retention_days {
+        builder = builder.audit_retention(keystead::time::Duration::days(i64::from(days)));
     }
     if let Some(google) = &config.google {
         let provider = keystead_oidc::OidcProvider::google_at(

@@ -89,6 +89,7 @@ pub async fn members_page_context(auth: &Auth, principal: &Principal) -> Result<
         "role": caller.role().as_str(),
         "members": members,
         "can_manage": can_manage,
+        "can_audit": caller.principal.has(keystead::audit::AUDIT_READ),
         "roles": grantable,
         "invitations": invitations,
     }))

@@ -51,6 +51,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/accept_invitation.html"),
     ),
     ("tokens.html", include_str!("../templates/tokens.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
+    ("security.html", include_str!("../templates/security.html")),
     (
         "not_found.html",
         include_str!("../templates/not_found.html"),

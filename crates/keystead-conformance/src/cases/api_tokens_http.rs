@@ -53,6 +53,7 @@ const ALL_PERMISSIONS: &[&str] = &[
     "tokens:create",
     "members:manage",
     "tokens:manage",
+    "audit:read",
     "billing:manage",
     "org:delete",
 ];

@@ -191,3 +191,74 @@ pub async fn audit_events_page_with_before_and_limit(store: Arc<dyn AuthStore>) 
     let full = store.audit_events(&page(Some(e4), 1)).await.unwrap();
     assert_eq!(full, vec![e3.clone()], "paged events read back whole");
 }
+
+/// `delete_audit_events_before` (the retention sweep's) deletes only events before the cut-off,
+/// the oldest first and at most `limit` a call, whatever their references; the newer ones and
+/// the one exactly at the cut-off stay, whole.
+pub async fn delete_audit_events_before_removes_only_older_events_in_batches(
+    store: Arc<dyn AuthStore>,
+) {
+    let clock = ManualClock::starting_now();
+    let user = given_user(&*store, "old@example.com").await;
+    let org = given_org(&*store, "acme", user.id, clock.now()).await;
+    let mut events = Vec::new();
+    for i in 0..6 {
+        clock.advance(Duration::seconds(1));
+        let mut e = audit_event("retention.event", clock.now());
+        if i % 2 == 0 {
+            e.user_id = Some(user.id);
+            e.org_id = Some(org.id);
+        }
+        store.record_audit_event(&e).await.unwrap();
+        events.push(e);
+    }
+    // The cut-off is the fourth event's time: the first three are older.
+    let cutoff = events[3].at;
+    assert_eq!(
+        store.delete_audit_events_before(cutoff, 2).await.unwrap(),
+        2,
+        "a call deletes at most its limit"
+    );
+    let left = ids(&*store, &query(100)).await;
+    let newest_first =
+        |from: usize| -> Vec<AuditEventId> { events[from..].iter().rev().map(|e| e.id).collect() };
+    assert_eq!(left, newest_first(2), "the oldest went first");
+    assert_eq!(
+        store.delete_audit_events_before(cutoff, 2).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.delete_audit_events_before(cutoff, 2).await.unwrap(),
+        0
+    );
+    assert_eq!(ids(&*store, &query(100)).await, newest_first(3));
+    let kept = store.audit_events(&query(100)).await.unwrap();
+    assert_eq!(
+        kept.last(),
+        Some(&events[3]),
+        "the event at the cut-off stays, whole"
+    );
+    // The user's and the organization's queries see only what is left.
+    let by_user = AuditQuery {
+        user_id: Some(user.id),
+        ..query(100)
+    };
+    assert_eq!(ids(&*store, &by_user).await, vec![events[4].id]);
+    let in_org = AuditQuery {
+        org_id: Some(org.id),
+        ..query(100)
+    };
+    assert_eq!(ids(&*store, &in_org).await, vec![events[4].id]);
+    assert_eq!(
+        store.delete_audit_events_before(cutoff, 0).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .delete_audit_events_before(clock.now() + Duration::seconds(1), 1000)
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(ids(&*store, &query(100)).await.is_empty());
+}

@@ -1767,6 +1767,7 @@ pub async fn http_created_org_becomes_the_active_org_with_owner_permissions(
             "tokens:create",
             "members:manage",
             "tokens:manage",
+            "audit:read",
             "billing:manage",
             "org:delete",
         ])

@@ -27,6 +27,7 @@
 //! `invalid_request`), then the route's own rules.
 
 mod account;
+mod audit;
 mod form;
 mod oauth;
 mod openapi;
@@ -45,7 +46,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
-pub use response::{local_path, percent_encode, problem_response};
+pub use response::{local_path, percent_decode, percent_encode, problem_response};
 pub use surface::{Surface, SurfaceError};
 pub use table::{Access, RouteSpec};
 
@@ -68,6 +69,10 @@ pub(crate) struct Reply {
     body: Option<Bytes>,
     set_cookies: Vec<String>,
     location: Option<String>,
+    /// The body's type when it is not JSON (a download).
+    content_type: Option<&'static str>,
+    /// More headers (a download's `Content-Disposition`).
+    headers: Vec<(header::HeaderName, String)>,
 }
 
 impl Reply {
@@ -80,6 +85,26 @@ impl Reply {
             body: serde_json::to_vec(body).ok().map(Bytes::from),
             ..Self::default()
         }
+    }
+
+    /// A download: `body` of `content_type`, saved by a browser as `filename` (a name made
+    /// of ids and ASCII, never of input).
+    fn download(content_type: &'static str, filename: &str, body: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body: Some(Bytes::from(body)),
+            content_type: Some(content_type),
+            headers: vec![(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            )],
+            ..Self::default()
+        }
+    }
+
+    fn header(mut self, name: header::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     fn redirect(status: StatusCode, location: String) -> Self {

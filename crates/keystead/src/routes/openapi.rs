@@ -64,6 +64,18 @@ fn answer_response(
     if let Some(schema) = answer.schema {
         response = response.content("application/json", Content::new(Some(schema(schemas))));
     }
+    for media_type in answer.download {
+        response = response.content(*media_type, Content::new(Some(string_schema(None))));
+    }
+    if !answer.download.is_empty() {
+        response = response.header(
+            "Content-Disposition",
+            HeaderBuilder::new()
+                .schema(string_schema(None))
+                .description(Some("attachment, with a file name."))
+                .build(),
+        );
+    }
     if answer.redirect {
         response = response.header(
             "Location",

@@ -55,15 +55,20 @@ pub fn problem_response(err: &AuthError) -> Response<Bytes> {
 
 pub(super) fn reply_response(reply: Reply) -> Response<Bytes> {
     let body = reply.body.unwrap_or_default();
-    let has_body = !body.is_empty();
+    let has_body = !body.is_empty() || reply.content_type.is_some();
     let mut response = Response::new(body);
     *response.status_mut() = reply.status;
     let headers = response.headers_mut();
     if has_body {
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
+            HeaderValue::from_static(reply.content_type.unwrap_or("application/json")),
         );
+    }
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.append(name, value);
+        }
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     for cookie in reply.set_cookies {
@@ -96,7 +101,8 @@ pub fn percent_encode(input: &str) -> String {
 
 /// Decodes `%XX` escapes and `+` (as a space, the form encoding); invalid escapes stay as they
 /// are, invalid UTF-8 is replaced.
-pub(super) fn percent_decode(input: &str) -> String {
+#[must_use]
+pub fn percent_decode(input: &str) -> String {
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -545,3 +545,63 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) scope: Option<String>,
 }
+
+/// One audit event as the audit routes show it. `ip` and `user_agent` are `null` in an
+/// organization's log (they are the members' own); in the user's security events they are
+/// those of the client that did it, when the user did it or nobody did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventView {
+    #[schema(format = Uuid)]
+    id: String,
+    #[schema(format = DateTime)]
+    at: String,
+    /// `sign_in.failed`, `member.role_changed`, … (or an app's own kind).
+    kind: String,
+    /// Who did it, if known.
+    #[schema(format = Uuid)]
+    actor_id: Option<String>,
+    /// Whom it concerns, if a user.
+    #[schema(format = Uuid)]
+    user_id: Option<String>,
+    /// Which organization, if any.
+    #[schema(format = Uuid)]
+    org_id: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    /// What else the event keeps (never a secret).
+    #[schema(value_type = Object)]
+    data: Value,
+}
+
+impl From<&crate::AuditEvent> for AuditEventView {
+    fn from(event: &crate::AuditEvent) -> Self {
+        Self {
+            id: event.id.to_string(),
+            at: rfc3339(event.at),
+            kind: event.kind.clone(),
+            actor_id: event.actor_id.map(|u| u.to_string()),
+            user_id: event.user_id.map(|u| u.to_string()),
+            org_id: event.org_id.map(|o| o.to_string()),
+            ip: event.ip.clone(),
+            user_agent: event.user_agent.clone(),
+            data: event.data.clone(),
+        }
+    }
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPageReply {
+    events: Vec<AuditEventView>,
+    /// Pass it as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+impl From<&crate::audit::AuditPage> for AuditPageReply {
+    fn from(page: &crate::audit::AuditPage) -> Self {
+        Self {
+            events: page.events.iter().map(AuditEventView::from).collect(),
+            next_cursor: page.next_cursor.clone(),
+        }
+    }
+}

@@ -13,13 +13,13 @@ use http::Method;
 use utoipa::openapi::{Ref, RefOr, Schema};
 
 use super::schema::{
-    AcceptReply, AccountsReply, ActiveOrgBody, ActiveOrgReply, ChangePasswordBody, CreateOrgBody,
-    CurrentSession, Done, EmailBody, InvitationView, InviteBody, Jwks, MemberView, NewTokenBody,
-    NewTokenReply, OrgWithRole, ProvidersReply, ResetConfirmBody, RoleBody, SessionListItem,
-    SignInBody, SignInReply, SignUpBody, TokenBody, TokenView, TransferBody, TransferReply,
-    UserReply,
+    AcceptReply, AccountsReply, ActiveOrgBody, ActiveOrgReply, AuditPageReply, ChangePasswordBody,
+    CreateOrgBody, CurrentSession, Done, EmailBody, InvitationView, InviteBody, Jwks, MemberView,
+    NewTokenBody, NewTokenReply, OrgWithRole, ProvidersReply, ResetConfirmBody, RoleBody,
+    SessionListItem, SignInBody, SignInReply, SignUpBody, TokenBody, TokenView, TransferBody,
+    TransferReply, UserReply,
 };
-use super::{Call, Reply, account, oauth, orgs, tokens};
+use super::{Call, Reply, account, audit, oauth, orgs, tokens};
 use crate::AuthError;
 
 /// What a handler returns.
@@ -72,6 +72,8 @@ pub(crate) struct Answer {
     pub(crate) sets_cookie: bool,
     /// Whether it is a redirect (`Location`).
     pub(crate) redirect: bool,
+    /// A download's media types (its body is a file, not JSON), with `Content-Disposition`.
+    pub(crate) download: &'static [&'static str],
 }
 
 /// One route: a method on a path pattern (`{name}` matches one non-empty segment).
@@ -241,6 +243,7 @@ const fn ok(description: &'static str, schema: SchemaFn) -> Answer {
         schema: Some(schema),
         sets_cookie: false,
         redirect: false,
+        download: &[],
     }
 }
 
@@ -258,6 +261,15 @@ const fn empty(status: u16, description: &'static str) -> Answer {
         schema: None,
         sets_cookie: false,
         redirect: false,
+        download: &[],
+    }
+}
+
+/// A 200 whose body is a file of one of `media_types`.
+const fn download(description: &'static str, media_types: &'static [&'static str]) -> Answer {
+    Answer {
+        download: media_types,
+        ..empty(200, description)
     }
 }
 
@@ -274,6 +286,47 @@ const fn with_cookie(answer: Answer) -> Answer {
         ..answer
     }
 }
+
+/// The filters and paging of the audit routes.
+const AUDIT_FILTERS: [Query; 5] = [
+    Query {
+        name: "user",
+        description: "Only events done by or concerning this user (an id).",
+        required: false,
+    },
+    Query {
+        name: "kind",
+        description: "Only events of this kind (`sign_in.failed`, …).",
+        required: false,
+    },
+    Query {
+        name: "since",
+        description: "Only events at or after this time (RFC 3339, or a date: its midnight UTC).",
+        required: false,
+    },
+    Query {
+        name: "until",
+        description: "Only events before this time (RFC 3339, or a date: its midnight UTC).",
+        required: false,
+    },
+    Query {
+        name: "cursor",
+        description: "The `next_cursor` of the page before (opaque).",
+        required: false,
+    },
+];
+
+const AUDIT_LIMIT: Query = Query {
+    name: "limit",
+    description: "How many events, 1 to 200 (default 50).",
+    required: false,
+};
+
+const EXPORT_FORMAT: Query = Query {
+    name: "format",
+    description: "`jsonl` (default) or `csv`.",
+    required: false,
+};
 
 const NEXT: Query = Query {
     name: "next",
@@ -387,6 +440,13 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         access: Session, body: JsonOrForm(schema::<ChangePasswordBody>()), query: [],
         answers: [with_cookie(ok("Changed; this session goes on under a new id.", schema::<Done>()))],
         handler: handler!(account::change_password)),
+    route!(GET "/auth/security-events", "listSecurityEvents", "accounts",
+        "The user's own security events: sign-ins, failed ones, password, sessions, tokens…",
+        access: Session, body: None,
+        query: [AUDIT_FILTERS[0], AUDIT_FILTERS[1], AUDIT_FILTERS[2], AUDIT_FILTERS[3],
+            AUDIT_FILTERS[4], AUDIT_LIMIT],
+        answers: [ok("A page of the events, newest first.", schema::<AuditPageReply>())],
+        handler: handler!(audit::security_events)),
     route!(POST "/auth/active-org", "setActiveOrg", "organizations",
         "Choose the session's active organization (or none)",
         access: Session, body: JsonOrForm(schema::<ActiveOrgBody>()), query: [],
@@ -419,6 +479,21 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         access: Principal, body: None, query: [],
         answers: [empty(204, "Removed.")],
         handler: handler!(orgs::remove_member)),
+    route!(GET "/orgs/{org_id}/audit", "listAuditEvents", "organizations",
+        "The organization's audit log (audit:read: admins and owners)",
+        access: Principal, body: None,
+        query: [AUDIT_FILTERS[0], AUDIT_FILTERS[1], AUDIT_FILTERS[2], AUDIT_FILTERS[3],
+            AUDIT_FILTERS[4], AUDIT_LIMIT],
+        answers: [ok("A page of the events, newest first.", schema::<AuditPageReply>())],
+        handler: handler!(audit::org_log)),
+    route!(GET "/orgs/{org_id}/audit/export", "exportAuditEvents", "organizations",
+        "Every matching event of the audit log as a file (audit:read; up to 10 000, the \
+         Audit-Next-Cursor header names the rest)",
+        access: Principal, body: None,
+        query: [EXPORT_FORMAT, AUDIT_FILTERS[0], AUDIT_FILTERS[1], AUDIT_FILTERS[2],
+            AUDIT_FILTERS[3], AUDIT_FILTERS[4]],
+        answers: [download("The events, newest first.", &["application/x-ndjson", "text/csv"])],
+        handler: handler!(audit::org_export)),
     route!(GET "/orgs/{org_id}/invitations", "listInvitations", "organizations",
         "Pending invitations",
         access: Principal, body: None, query: [],

@@ -17,6 +17,7 @@ const OWNER_PERMISSIONS: &[&str] = &[
     "tokens:create",
     "members:manage",
     "tokens:manage",
+    "audit:read",
     "billing:manage",
     "org:delete",
 ];

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod api;
+mod audit;
 mod conventions;
 mod csrf;
 mod email;
@@ -25,6 +26,7 @@ mod tokens;
 
 pub use accounts::*;
 pub use api::*;
+pub use audit::*;
 pub use conventions::*;
 pub use csrf::*;
 pub use email::*;
@@ -50,6 +52,12 @@ macro_rules! __case_list {
             // The OpenAPI document, and schemathesis driving the app from it.
             openapi_document_names_every_route_of_the_contract,
             schemathesis_finds_no_server_error_or_schema_violation,
+            // The audit log, read: the organization's, its export, the user's own, the pages.
+            org_audit_log_is_for_admins_and_owners_and_filters,
+            org_audit_log_pages_with_a_cursor_without_gaps_or_duplicates,
+            org_audit_export_is_jsonl_or_csv_with_cells_escaped,
+            security_events_are_the_users_own,
+            audit_pages_render_for_admins_and_the_user,
             // Accounts: sign-up, sign-in, sign-out, the current session.
             sign_up_creates_the_user_and_sets_a_session_cookie,
             sign_up_sends_a_verification_mail,

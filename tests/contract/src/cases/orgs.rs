@@ -95,7 +95,7 @@ async fn role_in(
 
 /// Invites `email` into `org` as `role` (by `inviter`), signs them up, verifies the address,
 /// accepts the mailed invitation and makes `org` the session's active organization.
-async fn join(
+pub(super) async fn join(
     app: &AppUnderTest,
     org: &str,
     inviter: &SessionCookie,
