@@ -7,6 +7,9 @@
 #
 #   benches/load.sh [axum|actix] [sqlite|postgres]   (default axum sqlite; needs wrk, curl, taskset)
 #
+# LOAD_DATABASE_URL=postgres://… runs against that existing database (migrated on start, kept
+# afterwards; `cargo xtask bench-scale` uses it on its filled database) instead of a fresh one.
+#
 # PROFILE=dev runs a debug build (dependencies at opt-level 2), and LOAD_TARGET_BIN=<path> a
 # load-target binary built already (no build): both only to check that the script works,
 # never for numbers.
@@ -54,10 +57,14 @@ trap cleanup EXIT
 case "$STORE" in
   sqlite) DATABASE_URL="sqlite://$WORK/bench.db" ;;
   postgres)
-    PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-    DB_NAME="loadbench_$$"
-    psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
-    DATABASE_URL="${PG_ADMIN_URL%/*}/$DB_NAME"
+    if [[ -n "${LOAD_DATABASE_URL:-}" ]]; then
+      DATABASE_URL="$LOAD_DATABASE_URL"
+    else
+      PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+      DB_NAME="loadbench_$$"
+      psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
+      DATABASE_URL="${PG_ADMIN_URL%/*}/$DB_NAME"
+    fi
     ;;
   *) echo "usage: $0 [axum|actix] [sqlite|postgres]" >&2; exit 2 ;;
 esac
@@ -73,7 +80,7 @@ echo "server: load-target-$APP at $ADDR (pid $SERVER_PID, store $STORE, core 0, 
 
 # A user with an organization: GET /api/projects needs read:projects in the active org.
 COOKIE="$(curl -sS -o /dev/null -D - "$ADDR/auth/sign-up" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"a long benchmark passphrase"}' \
+  -d "{\"email\":\"bench-$$@example.com\",\"password\":\"a long benchmark passphrase\"}" \
   | tr -d '\r' | sed -n 's/^set-cookie: \(authkit_session=[^;]*\).*/\1/Ip')"
 curl -sS -o /dev/null -f "$ADDR/orgs" -H "cookie: $COOKIE" -H "origin: $ADDR" \
   -H 'content-type: application/json' -d '{"name":"Bench"}'

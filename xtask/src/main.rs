@@ -10,6 +10,7 @@
 //! library crates.
 
 mod bench_import;
+mod bench_scale;
 mod publish;
 
 use std::env;
@@ -53,6 +54,9 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("package") => publish::package(),
         Some("msrv") => publish::msrv(),
+        Some("bench-scale") => {
+            ensure_postgres_for_bench().and_then(|url| bench_scale::bench_scale(&args[1..], &url))
+        }
         Some("bench-import") => {
             let url = setup_postgres_and_python();
             url.and_then(|url| bench_import::bench_import(args.get(1).map(String::as_str), &url))
@@ -72,7 +76,11 @@ fn main() -> ExitCode {
                  msrv         check the workspace's rust-version against every dependency's\n               \
                  and the running rustc\n  \
                  bench-import [USERS]  time `authctl import clerk` of USERS users (default\n               \
-                 100000) on SQLite and Postgres, with its peak memory"
+                 100000) on SQLite and Postgres, with its peak memory\n  \
+                 bench-scale [--users N] [--sample N] [--skip-hot] [--keep]\n               \
+                 fill Postgres with N users (default 1000000), 10 sessions each, a token\n               \
+                 each (10 % revoked), an org per 10 users; measure start-up, memory, the\n               \
+                 cold and hot paths, table sizes and the cold path's plans"
             );
             Err("unknown command".to_owned())
         }
@@ -220,6 +228,13 @@ fn setup_postgres_and_python() -> Result<String, String> {
     let database_url = env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
     ensure_postgres(&database_url)?;
     ensure_python_packages()?;
+    Ok(database_url)
+}
+
+/// Postgres only (what `bench-scale` needs); returns the database URL.
+fn ensure_postgres_for_bench() -> Result<String, String> {
+    let database_url = env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+    ensure_postgres(&database_url)?;
     Ok(database_url)
 }
 

@@ -335,6 +335,7 @@ macro_rules! __with_cases {
                 api_tokens_http_token_claims_are_checked_beyond_the_signature,
                 api_tokens_http_token_expires_with_the_clock,
                 api_tokens_http_revoked_token_is_401_token_revoked_at_once,
+                api_tokens_http_revocation_list_is_pruned_by_expiry,
                 api_tokens_http_other_authorization_schemes_are_not_bearer,
                 api_tokens_http_token_with_bytes_that_are_not_text_is_token_invalid,
                 api_tokens_http_token_of_a_removed_owner_is_401_token_revoked,

@@ -1107,12 +1107,15 @@ impl ApiTokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn revoked_api_token_ids(&self, now: OffsetDateTime) -> StoreResult<Vec<ApiTokenId>> {
+    async fn revoked_api_token_ids(
+        &self,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(ApiTokenId, OffsetDateTime)>> {
         let s = self.lock();
         Ok(s.api_tokens
             .values()
             .filter(|t| t.revoked_at.is_some() && now < t.expires_at)
-            .map(|t| t.id)
+            .map(|t| (t.id, t.expires_at))
             .collect())
     }
 }

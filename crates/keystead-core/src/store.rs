@@ -528,9 +528,13 @@ pub trait ApiTokenStore: Send + Sync {
     /// unknown ids are skipped.
     async fn record_api_token_use(&self, used: &[(ApiTokenId, OffsetDateTime)]) -> StoreResult<()>;
 
-    /// Ids of tokens that are revoked but not yet expired at `now`: the revocation list a
-    /// verifier must hold.
-    async fn revoked_api_token_ids(&self, now: OffsetDateTime) -> StoreResult<Vec<ApiTokenId>>;
+    /// Tokens that are revoked but not yet expired at `now`, each id with its expiry (the
+    /// record's `expires_at`), in no particular order: the revocation list a verifier must
+    /// hold, and when each entry may leave it.
+    async fn revoked_api_token_ids(
+        &self,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(ApiTokenId, OffsetDateTime)>>;
 }
 
 /// The audit log. Append-only; events leave only by age ([`AuditStore::delete_audit_events_before`],

@@ -213,13 +213,24 @@ impl ApiTokenStore for PostgresStore {
         retrying(|| self.record_api_token_use_once(&ids, &times)).await
     }
 
-    async fn revoked_api_token_ids(&self, now: OffsetDateTime) -> StoreResult<Vec<ApiTokenId>> {
-        let ids: Vec<Uuid> = sqlx::query_scalar(self.sql("SELECT id FROM {t}api_tokens WHERE revoked_at IS NOT NULL AND expires_at > $1 ORDER BY id"),
-        )
+    async fn revoked_api_token_ids(
+        &self,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<(ApiTokenId, OffsetDateTime)>> {
+        // The partial index `api_tokens_revoked_idx` (expires_at WHERE revoked_at IS NOT NULL)
+        // finds these rows without reading the unrevoked ones. No `ORDER BY id`: SQLite's
+        // planner would walk the whole table by its primary key for it.
+        let rows: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(self.sql(
+            "SELECT id, expires_at FROM {t}api_tokens \
+             WHERE revoked_at IS NOT NULL AND expires_at > $1",
+        ))
         .bind(now)
         .fetch_all(&self.pool)
         .await
         .map_err(map_sqlx_error)?;
-        Ok(ids.into_iter().map(ApiTokenId::from_uuid).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(id, expires_at)| (ApiTokenId::from_uuid(id), expires_at))
+            .collect())
     }
 }

@@ -777,7 +777,8 @@ async fn hot_path_lookups_use_indexes() {
         "SELECT * FROM auth_memberships AS m JOIN auth_users AS u ON u.id = m.user_id WHERE m.org_id = ?1",
         "SELECT * FROM auth_memberships WHERE org_id = ?1 AND role = 'owner' AND user_id <> ?2",
         "SELECT * FROM auth_api_tokens WHERE org_id = ?1 ORDER BY created_at DESC, id DESC",
-        "SELECT id FROM auth_api_tokens WHERE revoked_at IS NOT NULL AND expires_at > ?2",
+        "SELECT id, expires_at FROM auth_api_tokens WHERE revoked_at IS NOT NULL \
+         AND expires_at > ?2",
         "SELECT * FROM auth_one_time_tokens WHERE token_hash = ?1 AND purpose = 'password_reset'",
         "SELECT * FROM auth_invitations WHERE token_hash = ?1",
         "SELECT * FROM auth_invitations WHERE org_id = ?1 AND accepted_at IS NULL \

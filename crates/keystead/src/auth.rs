@@ -260,8 +260,8 @@ impl AuthBuilder {
     }
 
     /// How often the background tasks delete what has expired: idle rate-limit keys,
-    /// sessions, one-time tokens, sign-in flows with a provider, old change log entries
-    /// (default [`DEFAULT_MAINTENANCE_INTERVAL`], 10 minutes; the first sweep runs as the
+    /// sessions, one-time tokens, sign-in flows with a provider, old change log entries, and
+    /// the in-memory revocations of expired API tokens (default [`DEFAULT_MAINTENANCE_INTERVAL`], 10 minutes; the first sweep runs as the
     /// tasks start). At least 10 ms.
     pub fn maintenance_interval(mut self, interval: StdDuration) -> Self {
         self.maintenance_interval = interval.max(StdDuration::from_millis(10));
@@ -1170,7 +1170,8 @@ async fn flush_token_use(weak: Weak<Inner>, period: StdDuration) {
 }
 
 /// Deletes what has expired every `period`: the first time at once, of what had expired at
-/// `started` (when the tasks started), then of what has expired by then.
+/// `started` (when the tasks started), then of what has expired by then; and drops the
+/// revocations of expired tokens from the in-memory list.
 async fn sweep(weak: Weak<Inner>, period: StdDuration, started: time::OffsetDateTime) {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1180,6 +1181,12 @@ async fn sweep(weak: Weak<Inner>, period: StdDuration, started: time::OffsetDate
         let Some(auth) = upgrade(&weak) else { return };
         let now = first.take().unwrap_or_else(|| auth.inner.clock.now());
         auth.delete_expired(now).await;
+        if let Some(tokens) = &auth.inner.tokens {
+            let dropped = tokens.prune_revocations().await;
+            if dropped > 0 {
+                tracing::debug!(dropped, "pruned expired revocations");
+            }
+        }
     }
 }
 

@@ -324,8 +324,8 @@ pub async fn record_api_token_use_keeps_the_latest_of_repeated_ids(store: Arc<dy
 }
 
 /// `revoked_api_token_ids` lists the records revoked and not yet expired at `now` (the
-/// revocation list); unrevoked and expired records are not on it, and records drop off it as
-/// they expire.
+/// revocation list), each with its recorded expiry; unrevoked and expired
+/// records are not on it, and records drop off it as they expire.
 pub async fn revoked_api_token_ids_lists_revoked_unexpired_tokens(store: Arc<dyn AuthStore>) {
     let clock = ManualClock::starting_now();
     let now = clock.now();
@@ -349,10 +349,15 @@ pub async fn revoked_api_token_ids_lists_revoked_unexpired_tokens(store: Arc<dyn
         .unwrap();
 
     let listed = store.revoked_api_token_ids(now).await.unwrap();
-    assert_eq!(sorted(&listed), sorted(&[long.id, short.id]));
+    let ids: Vec<ApiTokenId> = listed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(sorted(&ids), sorted(&[long.id, short.id]));
+    for (id, expires_at) in &listed {
+        // The expiry as the store keeps it (to the microsecond).
+        assert_eq!(*expires_at, stored(&*store, *id).await.expires_at, "{id}");
+    }
     clock.advance(Duration::hours(2));
     assert_eq!(
         store.revoked_api_token_ids(clock.now()).await.unwrap(),
-        vec![long.id]
+        vec![(long.id, stored(&*store, long.id).await.expires_at)]
     );
 }

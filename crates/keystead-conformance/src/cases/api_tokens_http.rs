@@ -932,6 +932,15 @@ pub async fn api_tokens_http_revoked_token_is_401_token_revoked_at_once(store: A
 
 /// Another `Auth` over the same store and key directory: a second instance of the app.
 async fn token_app_sharing_keys(store: &Arc<dyn AuthStore>, t: &TokenApp) -> App {
+    token_app_sharing_keys_with(store, t, TokenConfig::default()).await
+}
+
+/// A second instance of the app with its own token settings.
+async fn token_app_sharing_keys_with(
+    store: &Arc<dyn AuthStore>,
+    t: &TokenApp,
+    config: TokenConfig,
+) -> App {
     let keys = KeyRing::load_or_create(
         Arc::new(DirKeyStore::new(t.keys_dir.path()).expect("a key store")),
         t.app.clock.clone(),
@@ -947,7 +956,7 @@ async fn token_app_sharing_keys(store: &Arc<dyn AuthStore>, t: &TokenApp) -> App
     )
     .clock(t.app.clock.clone())
     .mailer(Arc::new(mailer.clone()))
-    .api_tokens(keys, TokenConfig::default())
+    .api_tokens(keys, config)
     .build();
     App {
         store: store.clone(),
@@ -955,6 +964,130 @@ async fn token_app_sharing_keys(store: &Arc<dyn AuthStore>, t: &TokenApp) -> App
         mailer,
         auth,
     }
+}
+
+/// A token issued by `by` for `days` days: its id and the token.
+async fn issue_for_days(app: &App, by: &Person, days: i64) -> (String, String) {
+    let body = json!({ "name": "ci", "scopes": ["read:projects"], "expires_in_days": days });
+    let response = request_token(app, by, &body).await;
+    assert_status(&response, StatusCode::CREATED);
+    let body = json_of(&response);
+    (
+        body["id"].as_str().expect("an id").to_owned(),
+        body["token"].as_str().expect("a token").to_owned(),
+    )
+}
+
+/// The revocation list an instance holds is bounded by expiry: `prune_revocations` drops the
+/// revocations of expired tokens (refused as `token_expired` from then on, as before), keeps
+/// those of tokens still valid (refused as `token_revoked`, on both paths), and does not drop
+/// a revocation that came from the feed without the token's expiry before the store shows
+/// the token expired — even on an instance whose longest lifetime is shorter than the token's.
+pub async fn api_tokens_http_revocation_list_is_pruned_by_expiry(store: Arc<dyn AuthStore>) {
+    let t = token_app(&store).await;
+    let app = &t.app;
+    let tokens = app.auth.tokens().expect("API tokens are on");
+    let owner = person(app, "owner@example.com").await;
+    create_org(app, &owner, "Acme").await;
+    let (short_id, short) = issue_for_days(app, &owner, 1).await;
+    let (long_id, long) = issue_for_days(app, &owner, 30).await;
+    let (fed_id, fed) = issue_for_days(app, &owner, 30).await;
+    // A second instance whose longest lifetime (10 days) is shorter than the tokens' (30).
+    let mut config = TokenConfig::default();
+    config.max_ttl = Duration::days(10);
+    let short_lived = token_app_sharing_keys_with(&store, &t, config).await;
+    let other = short_lived.auth.tokens().expect("API tokens are on");
+    for token in [&short, &long, &fed] {
+        accepted(bearer(app, token).await, "before revocation");
+        accepted(bearer(&short_lived, token).await, "before revocation, B");
+    }
+    assert_eq!(tokens.revocations_held(), 0);
+
+    for id in [&short_id, &long_id] {
+        let response = app
+            .send(
+                Req::delete(&format!("/api/tokens/{id}"))
+                    .cookie(&owner.cookie)
+                    .empty(),
+            )
+            .await;
+        assert_status(&response, StatusCode::NO_CONTENT);
+    }
+    // Revoked elsewhere: this instance learns only the id, from the feed.
+    let fed_token_id = fed_id.parse().expect("a token id");
+    app.store
+        .revoke_api_token(fed_token_id, app.clock.now())
+        .await
+        .expect("revoke_api_token");
+    let fed_change = Change::TokenRevoked { id: fed_token_id };
+    app.auth.publish(fed_change.clone()).await;
+    short_lived
+        .auth
+        .apply(&keystead::tokens::FeedEvent::Change(fed_change))
+        .await;
+    assert_eq!(tokens.revocations_held(), 3);
+    assert_eq!(tokens.prune_revocations().await, 0, "nothing has expired");
+    for token in [&short, &long, &fed] {
+        assert_refused(
+            &bearer(app, token).await,
+            ErrorCode::TokenRevoked,
+            "revoked",
+        );
+    }
+
+    // Two days on: the 1-day token's revocation goes; the others stay, and still count.
+    app.clock.advance(Duration::days(2));
+    assert_eq!(tokens.prune_revocations().await, 1);
+    assert_eq!(tokens.revocations_held(), 2);
+    assert_refused(
+        &bearer(app, &short).await,
+        ErrorCode::TokenExpired,
+        "the pruned revoked token, past its expiry",
+    );
+    for token in [&long, &fed] {
+        assert_refused(
+            &bearer(app, token).await,
+            ErrorCode::TokenRevoked,
+            "revoked, unexpired, after the prune",
+        );
+    }
+
+    // Eleven days on, past B's longest lifetime: B's estimate for the feed's revocation has
+    // run out, but the store says the token is good for 19 more days, so it stays.
+    app.clock.advance(Duration::days(9));
+    other.prune_revocations().await;
+    assert_refused(
+        &bearer(&short_lived, &fed).await,
+        ErrorCode::TokenRevoked,
+        "B: revoked, past B's longest lifetime, not past its own expiry",
+    );
+    assert_eq!(
+        tokens.prune_revocations().await,
+        0,
+        "A holds the feed's revocation until A's longest lifetime"
+    );
+
+    // Past the tokens' expiry: the exactly dated revocation goes at once, the feed's stays
+    // until A's estimate runs out. Every token is refused as expired.
+    app.clock.advance(Duration::days(20));
+    assert_eq!(tokens.prune_revocations().await, 1);
+    assert_eq!(tokens.revocations_held(), 1, "the feed's, until 365 days");
+    for token in [&short, &long, &fed] {
+        assert_refused(
+            &bearer(app, token).await,
+            ErrorCode::TokenExpired,
+            "expired",
+        );
+        assert_refused(
+            &bearer(&short_lived, token).await,
+            ErrorCode::TokenExpired,
+            "expired, B",
+        );
+    }
+    // A year after the revocation, A reads the token's expiry and lets it go.
+    app.clock.advance(Duration::days(365));
+    assert_eq!(tokens.prune_revocations().await, 1);
+    assert_eq!(tokens.revocations_held(), 0);
 }
 
 /// An owner removed from the organization: their token is 401 `token_revoked` as soon as the

@@ -8,7 +8,9 @@
 //! checked once per token, not once per request, see [`Verified`]); on a miss, the
 //! header's `kid` looked up in our key ring only, the algorithm pinned by that key (never read
 //! from the token; `jwk`, `jku`, `x5u` ignored), `typ`, signature, `iss`, `aud`, `exp`, `nbf`;
-//! then the revocation list (in memory, kept current by the [change feed](feed)); then the
+//! then the revocation list (in memory, kept current by the [change feed](feed), and bounded:
+//! a revocation is dropped once its token has expired, see
+//! [`ApiTokens::prune_revocations`]); then the
 //! owner's current role in the token's organization (cached, invalidated by the feed). The
 //! effective permissions are the token's scopes that the role still grants. If the feed has been
 //! down longer than the staleness bound, token requests fail closed (503).
@@ -18,7 +20,7 @@ mod dir_store;
 pub mod feed;
 pub mod keys;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
@@ -137,6 +139,19 @@ struct Member {
     fresh_until: i64,
 }
 
+/// An entry of the revocation list: until when the token needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Revocation {
+    /// The token's expiry (microseconds since the epoch, rounded up): from then on it is
+    /// refused as expired before the revocation list is consulted, and the entry may go.
+    until_us: i64,
+    /// Whether `until_us` is the token's recorded expiry. A revocation that came from the
+    /// feed names only the id: it is held until now + the longest lifetime
+    /// ([`TokenConfig::max_ttl`]), then the prune reads the token's expiry from the store
+    /// before letting it go (a token issued under a longer lifetime is not dropped early).
+    exact: bool,
+}
+
 /// Hashes the maps keyed by our own ids (UUIDs we generated, read from the store or from
 /// tokens we signed, never chosen by a client) with `foldhash`, seeded per process, instead
 /// of SipHash: these lookups run on every Bearer request.
@@ -159,7 +174,8 @@ struct Inner {
     issuer: String,
     audience: String,
     verified: RwLock<HashMap<TokenHash, Arc<Verified>, TokenHashBuilder>>,
-    revoked: RwLock<Option<HashSet<ApiTokenId, IdHasher>>>,
+    /// The revoked tokens that have not expired yet; `None` until loaded from the store.
+    revoked: RwLock<Option<HashMap<ApiTokenId, Revocation, IdHasher>>>,
     members: RwLock<HashMap<(UserId, OrgId), Member, IdHasher>>,
     /// Bumped by every membership invalidation: a read that started before one does not put
     /// its (possibly stale) answer into the cache.
@@ -638,18 +654,130 @@ impl ApiTokens {
         Ok(())
     }
 
+    /// Loads the revocation list from the store: the tokens revoked and not expired, each
+    /// with its expiry. The entries already held are kept (a revocation is never undone): a
+    /// revocation marked while the store was read is not lost, and whatever has expired among
+    /// them goes with the next prune.
     async fn reload_revocations(&self) -> Result<(), AuthError> {
-        let ids = self
+        let rows = self
             .inner
             .store
             .revoked_api_token_ids(self.inner.clock.now())
             .await?;
-        *self
+        let mut loaded: HashMap<ApiTokenId, Revocation, IdHasher> =
+            HashMap::with_capacity_and_hasher(rows.len(), IdHasher::default());
+        for (id, expires_at) in rows {
+            loaded.insert(
+                id,
+                Revocation {
+                    until_us: unix_micros_ceil(expires_at),
+                    exact: true,
+                },
+            );
+        }
+        let mut revoked = self
             .inner
             .revoked
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(ids.into_iter().collect());
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = revoked.take() {
+            for (id, revocation) in held {
+                loaded.entry(id).or_insert(revocation);
+            }
+        }
+        *revoked = Some(loaded);
         Ok(())
+    }
+
+    /// Drops from the revocation list the tokens that have expired: they are refused as
+    /// expired before the list is consulted (the token's `exp` is at most its recorded
+    /// expiry), so the list holds only the revocations still in force, however many tokens
+    /// were ever revoked. An entry that came from the feed without the token's expiry is
+    /// dropped only once the store shows that the token has expired (or re-dated with its
+    /// recorded expiry); when the store cannot answer, it is kept for the next prune.
+    /// Runs with the maintenance sweep ([`AuthBuilder::maintenance_interval`](crate::AuthBuilder::maintenance_interval));
+    /// returns how many entries were dropped.
+    pub async fn prune_revocations(&self) -> usize {
+        let now_us = self.inner.clock.now_micros();
+        let mut dropped = 0;
+        let mut to_check = Vec::new();
+        {
+            let mut revoked = self
+                .inner
+                .revoked
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(set) = revoked.as_mut() else {
+                return 0;
+            };
+            set.retain(|id, revocation| {
+                if now_us < revocation.until_us {
+                    return true;
+                }
+                if revocation.exact {
+                    dropped += 1;
+                    return false;
+                }
+                to_check.push(*id);
+                true
+            });
+        }
+        for id in to_check {
+            let update = match self.inner.store.api_token(id).await {
+                Ok(Some(record)) => Some(unix_micros_ceil(record.expires_at)),
+                // The record is gone (its user or organization was deleted): without its
+                // expiry, the entry is held for another longest lifetime.
+                Ok(None) => None,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read a revoked token's expiry");
+                    continue;
+                }
+            };
+            let mut revoked = self
+                .inner
+                .revoked
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(set) = revoked.as_mut() else {
+                return dropped;
+            };
+            let Some(entry) = set.get_mut(&id) else {
+                continue;
+            };
+            match update {
+                Some(until_us) if now_us >= until_us => {
+                    set.remove(&id);
+                    dropped += 1;
+                }
+                Some(until_us) => {
+                    *entry = Revocation {
+                        until_us,
+                        exact: true,
+                    };
+                }
+                None => entry.until_us = self.estimated_expiry(now_us),
+            }
+        }
+        dropped
+    }
+
+    /// How many revocations this instance holds (0 before the list is loaded): the tokens
+    /// revoked and not known to have expired.
+    #[must_use]
+    pub fn revocations_held(&self) -> usize {
+        self.inner
+            .revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, HashMap::len)
+    }
+
+    /// The latest expiry a token revoked at `now_us` can have under this configuration.
+    fn estimated_expiry(&self, now_us: i64) -> i64 {
+        from_unix_micros(now_us)
+            .checked_add(self.inner.config.max_ttl)
+            .map_or(i64::MAX, unix_micros_ceil)
     }
 
     fn is_revoked(&self, id: ApiTokenId) -> bool {
@@ -663,7 +791,7 @@ impl ApiTokens {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(|set| set.contains(&id))
+            .map(|set| set.contains_key(&id))
     }
 
     async fn member(
@@ -821,7 +949,7 @@ impl ApiTokens {
             .store
             .revoke_api_token(id, self.inner.clock.now())
             .await?;
-        self.mark_revoked(id);
+        self.mark_revoked(id, Some(record.expires_at));
         self.inner
             .changes
             .announce(&Change::TokenRevoked { id })
@@ -840,7 +968,19 @@ impl ApiTokens {
         Ok(record)
     }
 
-    fn mark_revoked(&self, id: ApiTokenId) {
+    /// Adds a revocation to the list (when loaded): until the token's expiry when known, else
+    /// until the latest expiry a token can have (see [`Revocation::exact`]).
+    fn mark_revoked(&self, id: ApiTokenId, expires_at: Option<OffsetDateTime>) {
+        let revocation = match expires_at {
+            Some(at) => Revocation {
+                until_us: unix_micros_ceil(at),
+                exact: true,
+            },
+            None => Revocation {
+                until_us: self.estimated_expiry(self.inner.clock.now_micros()),
+                exact: false,
+            },
+        };
         if let Some(set) = self
             .inner
             .revoked
@@ -848,7 +988,11 @@ impl ApiTokens {
             .unwrap_or_else(PoisonError::into_inner)
             .as_mut()
         {
-            set.insert(id);
+            let entry = set.entry(id).or_insert(revocation);
+            // An exact expiry wins over an estimate.
+            if revocation.exact && !entry.exact {
+                *entry = revocation;
+            }
         }
     }
 
@@ -860,7 +1004,7 @@ impl ApiTokens {
             self.inner.members_generation.fetch_add(1, Ordering::AcqRel);
         }
         match event {
-            FeedEvent::Change(Change::TokenRevoked { id }) => self.mark_revoked(*id),
+            FeedEvent::Change(Change::TokenRevoked { id }) => self.mark_revoked(*id, None),
             FeedEvent::Change(Change::MembershipChanged { org_id, user_id }) => {
                 self.inner
                     .members
