@@ -279,8 +279,8 @@ async fn optional_user_and_principal_extractors() {
     app.create_org(&cookie).await;
     assert_eq!(
         app.get("/principal", Some(&cookie)).await.body,
-        b"who@example.com 10",
-        "an owner has the 10 permissions of the contract"
+        b"who@example.com 11",
+        "an owner has the 11 permissions of the contract"
     );
     // A dead cookie is anonymous for optional extractors, and the response clears it.
     let forged = "authkit_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -448,7 +448,7 @@ async fn active_org_needs_an_active_organization_and_is_optional() {
     app.create_org(&cookie).await;
     let reply = app.get("/active-org", Some(&cookie)).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.body, b"owner 10 true");
+    assert_eq!(reply.body, b"owner 11 true");
     assert_eq!(app.get("/maybe-org", Some(&cookie)).await.body, b"owner");
 }
 

@@ -246,8 +246,8 @@ async fn optional_user_and_principal_extractors() {
     app.create_org(&cookie).await;
     let (_, _, body) = app.get("/principal", Some(&cookie)).await;
     assert_eq!(
-        body, b"who@example.com 10",
-        "an owner has the 10 permissions of the contract"
+        body, b"who@example.com 11",
+        "an owner has the 11 permissions of the contract"
     );
     // A dead cookie is anonymous for optional extractors, and the response clears it.
     let forged = "authkit_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -338,7 +338,7 @@ async fn active_org_needs_an_active_organization_and_is_optional() {
     app.create_org(&cookie).await;
     let (status, _, body) = app.get("/active-org", Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, b"owner 10 true");
+    assert_eq!(body, b"owner 11 true");
     let (_, _, body) = app.get("/maybe-org", Some(&cookie)).await;
     assert_eq!(body, b"owner");
 }

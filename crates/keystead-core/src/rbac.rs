@@ -297,7 +297,10 @@ mod tests {
         assert!(map.grants(&Role::ADMIN, &p("tokens:manage")));
         assert!(!map.grants(&Role::ADMIN, &p("billing:manage")));
         assert!(map.grants(&Role::OWNER, &p("org:delete")));
-        assert_eq!(map.permissions(&Role::OWNER).len(), 10);
+        assert!(map.grants(&Role::ADMIN, &p("audit:read")));
+        assert!(map.grants(&Role::OWNER, &p("audit:read")));
+        assert!(!map.grants(&Role::MEMBER, &p("audit:read")));
+        assert_eq!(map.permissions(&Role::OWNER).len(), 11);
         assert!(map.permissions(&Role::new("viewer").unwrap()).is_empty());
         assert!(!map.knows_permission(&p("launch:missiles")));
     }
