@@ -10,6 +10,7 @@
 //! library crates.
 
 mod bench_import;
+mod bench_storm;
 mod publish;
 
 use std::env;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("package") => publish::package(),
         Some("msrv") => publish::msrv(),
+        Some("bench-storm") => bench_storm::bench_storm(args.get(1).map(String::as_str)),
         Some("bench-import") => {
             let url = setup_postgres_and_python();
             url.and_then(|url| bench_import::bench_import(args.get(1).map(String::as_str), &url))
@@ -72,7 +74,10 @@ fn main() -> ExitCode {
                  msrv         check the workspace's rust-version against every dependency's\n               \
                  and the running rustc\n  \
                  bench-import [USERS]  time `authctl import clerk` of USERS users (default\n               \
-                 100000) on SQLite and Postgres, with its peak memory"
+                 100000) on SQLite and Postgres, with its peak memory\n  \
+                 bench-storm [CYCLES]  the login storm: authenticated GETs' p50/p99 before and\n               \
+                 during 64 simultaneous sign-ins, with the default hashing bound, 2 and 64\n               \
+                 (release, pinned like benches/load.sh; default 3 cycles)"
             );
             Err("unknown command".to_owned())
         }

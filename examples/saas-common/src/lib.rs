@@ -52,6 +52,11 @@ pub struct Config {
     /// `HANDOFF_ISSUER`, `HANDOFF_JWKS_URL`, `HANDOFF_UNTIL`, `HANDOFF_AUTHORIZED_PARTIES`,
     /// `HANDOFF_COOKIE`: the hand-off from the old provider (Clerk), when the issuer is set.
     pub handoff: Option<HandoffConfig>,
+    /// `AUTH_PASSWORD_CONCURRENCY`: how many password hashes and verifications may run at once
+    /// (a positive number; default the library's, one per CPU the process may run on). The
+    /// line of callers waiting for one is 16 per permit; past it sign-ins and sign-ups are
+    /// shed with 503 `unavailable`. Each hash in flight holds 19 MiB.
+    pub password_concurrency: Option<usize>,
 }
 
 /// The hand-off from the old provider: who issued its session tokens, where its keys are, and
@@ -259,8 +264,10 @@ impl Config {
             }
         };
         let handoff = HandoffConfig::from_vars(var)?;
+        let password_concurrency = parse_password_concurrency(var("AUTH_PASSWORD_CONCURRENCY"))?;
         Ok(Self {
             handoff,
+            password_concurrency,
             trusted_proxies,
             database_url,
             bind,
@@ -272,6 +279,26 @@ impl Config {
             oidc_email_linking,
         })
     }
+}
+
+/// `AUTH_PASSWORD_CONCURRENCY`: unset, or a positive number the library accepts as its bound.
+fn parse_password_concurrency(value: Option<String>) -> Result<Option<usize>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| {
+            keystead::password::PasswordConfig::default()
+                .max_concurrent(*n)
+                .is_ok()
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            format!("AUTH_PASSWORD_CONCURRENCY: expected a positive number, got {value:?}")
+        })
 }
 
 /// Sets up `tracing` from `RUST_LOG` (default `info`), logging to stderr: stdout carries only
@@ -372,6 +399,12 @@ pub async fn build_auth(
         .api_tokens(keys, token_config);
     if let Some(feed) = backend.feed {
         builder = builder.change_feed(feed);
+    }
+    if let Some(permits) = config.password_concurrency {
+        let hashing = keystead::password::PasswordConfig::default()
+            .max_concurrent(permits)
+            .map_err(|e| format!("AUTH_PASSWORD_CONCURRENCY: {e}"))?;
+        builder = builder.password_hashing(hashing);
     }
     if let Some(google) = &config.google {
         let provider = keystead_oidc::OidcProvider::google_at(
@@ -551,6 +584,19 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_owned())
         })
+    }
+
+    #[test]
+    fn password_concurrency_is_a_positive_number() {
+        assert_eq!(parse_password_concurrency(None), Ok(None));
+        assert_eq!(
+            parse_password_concurrency(Some(" 64 ".into())),
+            Ok(Some(64))
+        );
+        for bad in ["0", "-1", "two", "1.5"] {
+            let err = parse_password_concurrency(Some(bad.into())).unwrap_err();
+            assert!(err.contains("AUTH_PASSWORD_CONCURRENCY"), "{err}");
+        }
     }
 
     #[test]

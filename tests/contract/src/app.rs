@@ -135,6 +135,20 @@ impl AppUnderTest {
     /// # Panics
     /// As [`AppUnderTest::start`].
     pub async fn start_with(bin: &str, store: StoreKind, extra_env: &[(&str, &str)]) -> Self {
+        Self::start_under(&[], bin, store, extra_env).await
+    }
+
+    /// As [`AppUnderTest::start_with`], with `bin` run by a launcher that execs it in place
+    /// (`["taskset", "-c", "0"]`): the process, and so [`AppUnderTest::pid`], is the app's.
+    ///
+    /// # Panics
+    /// As [`AppUnderTest::start`].
+    pub async fn start_under(
+        launcher: &[&str],
+        bin: &str,
+        store: StoreKind,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("contract-")
             .tempdir()
@@ -153,7 +167,14 @@ impl AppUnderTest {
             }
         };
 
-        let mut command = Command::new(bin);
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
         command
             .current_dir(dir.path())
             .env("DATABASE_URL", &database_url)
@@ -241,6 +262,12 @@ impl AppUnderTest {
     /// As [`AppUnderTest::start`].
     pub async fn sibling_with(&self, extra_env: &[(&str, &str)]) -> Self {
         Self::start_with(&self.bin, self.store, extra_env).await
+    }
+
+    /// The app's process id, while it runs (to read its `/proc/<pid>/status`).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// The address the app listens on.

@@ -28,6 +28,7 @@ mod client;
 pub mod flows;
 mod mail;
 pub mod provider;
+pub mod storm;
 
 pub use app::{AppUnderTest, DEFAULT_POSTGRES_URL, StoreKind, run_case};
 pub use client::{
