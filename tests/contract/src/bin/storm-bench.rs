@@ -78,7 +78,7 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
             "--app-cpus" => parsed.app_cpus.clone_from(&value),
             "--workers" => parsed.workers = number()?.to_string(),
             "--storms" => {
-                parsed.config.storms = usize::try_from(number()?).map_err(|e| e.to_string())?
+                parsed.config.storms = usize::try_from(number()?).map_err(|e| e.to_string())?;
             }
             "--quiet-secs" => parsed.config.quiet = Duration::from_secs(number()?),
             "--connections" => {
