@@ -576,7 +576,7 @@ pub async fn tokens_page_context(
 
 #[cfg(test)]
 mod tests {
-    use super::HandoffConfig;
+    use super::{HandoffConfig, parse_password_concurrency};
 
     fn read(vars: &[(&str, &str)]) -> Result<Option<HandoffConfig>, String> {
         HandoffConfig::from_vars(|name| {
