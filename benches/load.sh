@@ -19,6 +19,10 @@
 # warm-up; bare, bare with the cookie, cookie, bare with the Bearer header, Bearer, … for
 # CYCLES cycles (default 3); the medians, the ratio of the medians, and the median of each
 # cycle's own ratio (which cancels the drift of a shared machine between cycles).
+#
+# WORKERS=2 (default 1) gives the server two workers (TOKIO_WORKER_THREADS / ACTIX_WORKERS) on
+# both cores (`taskset -c 0,1`), and wrk two threads on the same two cores: server and wrk then
+# compete for them, so compare its ratios with a WORKERS=1 run, not its req/s alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,23 +31,31 @@ case "${1:-}" in axum|actix) APP="$1"; shift ;; esac
 STORE="${1:-sqlite}"
 CYCLES="${CYCLES:-3}"
 DURATION="${DURATION:-10s}"
+WORKERS="${WORKERS:-1}"
+case "$WORKERS" in
+  1) SERVER_CPUS=0; WRK_CPUS=1 ;;
+  2) SERVER_CPUS=0,1; WRK_CPUS=0,1 ;;
+  *) echo "load.sh: WORKERS must be 1 or 2" >&2; exit 2 ;;
+esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/authkit-target}"
 
 for tool in wrk curl taskset; do
   command -v "$tool" >/dev/null || { echo "load.sh: $tool is missing (apt-get install wrk curl util-linux)" >&2; exit 1; }
 done
 
+WORK="$(mktemp -d)"
+DB_NAME=""
 if [[ -n "${LOAD_TARGET_BIN:-}" ]]; then
   BIN="$LOAD_TARGET_BIN"
 else
   PROFILE="${PROFILE:-release}"
   cargo build --profile "$PROFILE" --quiet -p load-target --bin "load-target-$APP"
   case "$PROFILE" in dev) PROFILE_DIR=debug ;; *) PROFILE_DIR="$PROFILE" ;; esac
-  BIN="$CARGO_TARGET_DIR/$PROFILE_DIR/load-target-$APP"
+  # A copy: another checkout building into a shared target directory cannot swap it mid-run.
+  cp "$CARGO_TARGET_DIR/$PROFILE_DIR/load-target-$APP" "$WORK/load-target-$APP"
+  BIN="$WORK/load-target-$APP"
 fi
 
-WORK="$(mktemp -d)"
-DB_NAME=""
 cleanup() {
   [[ -n "${SERVER_PID:-}" ]] && kill "$SERVER_PID" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -70,13 +82,13 @@ case "$STORE" in
 esac
 
 mkfifo "$WORK/out"
-TOKIO_WORKER_THREADS=1 ACTIX_WORKERS=1 RUST_LOG=warn BIND=127.0.0.1:0 \
+TOKIO_WORKER_THREADS="$WORKERS" ACTIX_WORKERS="$WORKERS" RUST_LOG=warn BIND=127.0.0.1:0 \
   DATABASE_URL="$DATABASE_URL" AUTH_MAIL_DIR="$WORK/mail" AUTH_KEYS="$WORK/keys" \
-  taskset -c 0 "$BIN" >"$WORK/out" 2>"$WORK/err" &
+  taskset -c "$SERVER_CPUS" "$BIN" >"$WORK/out" 2>"$WORK/err" &
 SERVER_PID=$!
 read -r line <"$WORK/out"
 ADDR="${line#listening on }"
-echo "server: load-target-$APP at $ADDR (pid $SERVER_PID, store $STORE, core 0, 1 worker)"
+echo "server: load-target-$APP at $ADDR (pid $SERVER_PID, store $STORE, cores $SERVER_CPUS, $WORKERS worker(s); wrk on cores $WRK_CPUS)"
 
 # A user with an organization: GET /api/projects needs read:projects in the active org.
 COOKIE="$(curl -sS -o /dev/null -D - "$ADDR/auth/sign-up" -H 'content-type: application/json' \
@@ -95,14 +107,14 @@ BARE_STATUS="$(curl -sS -o /dev/null -w '%{http_code}' "$ADDR/bench/projects")"
 
 run_wrk() { # url [header] -> requests/sec
   local url="$1"; shift
-  taskset -c 1 wrk -t1 -c32 -d"$DURATION" --latency "$@" "$url" | tee -a "$WORK/wrk.log" \
+  taskset -c "$WRK_CPUS" wrk -t"$WORKERS" -c32 -d"$DURATION" --latency "$@" "$url" | tee -a "$WORK/wrk.log" \
     | awk '/^Requests\/sec:/ {print $2}'
 }
 
 echo "warm-up"
-taskset -c 1 wrk -t1 -c32 -d2s "$ADDR/bench/projects" >/dev/null
-taskset -c 1 wrk -t1 -c32 -d2s -H "cookie: $COOKIE" "$ADDR/api/projects" >/dev/null
-taskset -c 1 wrk -t1 -c32 -d2s -H "authorization: Bearer $TOKEN" "$ADDR/api/projects" >/dev/null
+taskset -c "$WRK_CPUS" wrk -t"$WORKERS" -c32 -d2s "$ADDR/bench/projects" >/dev/null
+taskset -c "$WRK_CPUS" wrk -t"$WORKERS" -c32 -d2s -H "cookie: $COOKIE" "$ADDR/api/projects" >/dev/null
+taskset -c "$WRK_CPUS" wrk -t"$WORKERS" -c32 -d2s -H "authorization: Bearer $TOKEN" "$ADDR/api/projects" >/dev/null
 
 # Five runs a cycle: the bare route with no credential, the bare route with the same
 # `Cookie` or `Authorization` header as the authenticated run (the auth-free app serving the

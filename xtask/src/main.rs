@@ -11,6 +11,7 @@
 
 mod bench_import;
 mod bench_scale;
+mod bench_storm;
 mod publish;
 
 use std::env;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Some("bench-scale") => {
             ensure_postgres_for_bench().and_then(|url| bench_scale::bench_scale(&args[1..], &url))
         }
+        Some("bench-storm") => bench_storm::bench_storm(args.get(1).map(String::as_str)),
         Some("bench-import") => {
             let url = setup_postgres_and_python();
             url.and_then(|url| bench_import::bench_import(args.get(1).map(String::as_str), &url))
@@ -80,7 +82,10 @@ fn main() -> ExitCode {
                  bench-scale [--users N] [--sample N] [--skip-hot] [--keep]\n               \
                  fill Postgres with N users (default 1000000), 10 sessions each, a token\n               \
                  each (10 % revoked), an org per 10 users; measure start-up, memory, the\n               \
-                 cold and hot paths, table sizes and the cold path's plans"
+                 cold and hot paths, table sizes and the cold path's plans\n  \
+                 bench-storm [CYCLES]  the login storm: authenticated GETs' p50/p99 before and\n               \
+                 during 64 simultaneous sign-ins, with the default hashing bound, 2 and 64\n               \
+                 (release, pinned like benches/load.sh; default 3 cycles)"
             );
             Err("unknown command".to_owned())
         }

@@ -63,6 +63,11 @@ pub struct Config {
     /// `HANDOFF_ISSUER`, `HANDOFF_JWKS_URL`, `HANDOFF_UNTIL`, `HANDOFF_AUTHORIZED_PARTIES`,
     /// `HANDOFF_COOKIE`: the hand-off from the old provider (Clerk), when the issuer is set.
     pub handoff: Option<HandoffConfig>,
+    /// `AUTH_PASSWORD_CONCURRENCY`: how many password hashes and verifications may run at once
+    /// (a positive number; default the library's, one per CPU the process may run on). The
+    /// line of callers waiting for one is 16 per permit; past it sign-ins and sign-ups are
+    /// shed with 503 `unavailable`. Each hash in flight holds 19 MiB.
+    pub password_concurrency: Option<usize>,
 }
 
 /// The hand-off from the old provider: who issued its session tokens, where its keys are, and
@@ -287,10 +292,12 @@ impl Config {
         let metrics_bind = var("METRICS_BIND")
             .map(|b| b.parse().map_err(|e| format!("METRICS_BIND: {e}")))
             .transpose()?;
+        let password_concurrency = parse_password_concurrency(var("AUTH_PASSWORD_CONCURRENCY"))?;
         Ok(Self {
             metrics_bind,
             audit_retention_days,
             handoff,
+            password_concurrency,
             trusted_proxies,
             database_url,
             bind,
@@ -302,6 +309,26 @@ impl Config {
             oidc_email_linking,
         })
     }
+}
+
+/// `AUTH_PASSWORD_CONCURRENCY`: unset, or a positive number the library accepts as its bound.
+fn parse_password_concurrency(value: Option<String>) -> Result<Option<usize>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| {
+            keystead::password::PasswordConfig::default()
+                .max_concurrent(*n)
+                .is_ok()
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            format!("AUTH_PASSWORD_CONCURRENCY: expected a positive number, got {value:?}")
+        })
 }
 
 /// Sets up `tracing` from `RUST_LOG` (default `info`), logging to stderr: stdout carries only
@@ -438,6 +465,12 @@ pub async fn build_auth(
     }
     if let Some(days) = config.audit_retention_days {
         builder = builder.audit_retention(keystead::time::Duration::days(i64::from(days)));
+    }
+    if let Some(permits) = config.password_concurrency {
+        let hashing = keystead::password::PasswordConfig::default()
+            .max_concurrent(permits)
+            .map_err(|e| format!("AUTH_PASSWORD_CONCURRENCY: {e}"))?;
+        builder = builder.password_hashing(hashing);
     }
     if let Some(google) = &config.google {
         let provider = keystead_oidc::OidcProvider::google_at(
@@ -609,7 +642,7 @@ pub async fn tokens_page_context(
 
 #[cfg(test)]
 mod tests {
-    use super::HandoffConfig;
+    use super::{HandoffConfig, parse_password_concurrency};
 
     fn read(vars: &[(&str, &str)]) -> Result<Option<HandoffConfig>, String> {
         HandoffConfig::from_vars(|name| {
@@ -617,6 +650,19 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_owned())
         })
+    }
+
+    #[test]
+    fn password_concurrency_is_a_positive_number() {
+        assert_eq!(parse_password_concurrency(None), Ok(None));
+        assert_eq!(
+            parse_password_concurrency(Some(" 64 ".into())),
+            Ok(Some(64))
+        );
+        for bad in ["0", "-1", "two", "1.5"] {
+            let err = parse_password_concurrency(Some(bad.into())).unwrap_err();
+            assert!(err.contains("AUTH_PASSWORD_CONCURRENCY"), "{err}");
+        }
     }
 
     #[test]

@@ -144,12 +144,27 @@ impl AppUnderTest {
     /// # Panics
     /// As [`AppUnderTest::start`].
     pub async fn start_with(bin: &str, store: StoreKind, extra_env: &[(&str, &str)]) -> Self {
-        match store {
-            StoreKind::Sqlite => Self::start_inner(bin, store, Place::NewSqlite, extra_env).await,
-            StoreKind::Postgres => {
-                Self::start_on_server(bin, &postgres_admin_url(), extra_env).await
-            }
-        }
+        Self::start_under(&[], bin, store, extra_env).await
+    }
+
+    /// As [`AppUnderTest::start_with`], with `bin` run by a launcher that execs it in place
+    /// (`["taskset", "-c", "0"]`): the process, and so [`AppUnderTest::pid`], is the app's.
+    ///
+    /// # Panics
+    /// As [`AppUnderTest::start`].
+    pub async fn start_under(
+        launcher: &[&str],
+        bin: &str,
+        store: StoreKind,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let place = match store {
+            StoreKind::Sqlite => Place::NewSqlite,
+            StoreKind::Postgres => Place::NewPostgres {
+                admin_url: postgres_admin_url(),
+            },
+        };
+        Self::start_inner(launcher, bin, store, place, extra_env).await
     }
 
     /// Starts `bin` on a fresh database `contract_<uuid>` of the Postgres server `admin_url`
@@ -160,6 +175,7 @@ impl AppUnderTest {
     /// As [`AppUnderTest::start`].
     pub async fn start_on_server(bin: &str, admin_url: &str, extra_env: &[(&str, &str)]) -> Self {
         Self::start_inner(
+            &[],
             bin,
             StoreKind::Postgres,
             Place::NewPostgres {
@@ -179,6 +195,7 @@ impl AppUnderTest {
     /// As [`AppUnderTest::start`].
     pub async fn join_with(&self, extra_env: &[(&str, &str)]) -> Self {
         Self::start_inner(
+            &[],
             &self.bin,
             self.store,
             Place::Join {
@@ -191,6 +208,7 @@ impl AppUnderTest {
     }
 
     async fn start_inner(
+        launcher: &[&str],
         bin: &str,
         store: StoreKind,
         place: Place,
@@ -221,7 +239,14 @@ impl AppUnderTest {
             }
         };
 
-        let mut command = Command::new(bin);
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
         command
             .current_dir(dir.path())
             .env("DATABASE_URL", &database_url)
@@ -319,6 +344,12 @@ impl AppUnderTest {
     /// As [`AppUnderTest::start`].
     pub async fn sibling_with(&self, extra_env: &[(&str, &str)]) -> Self {
         Self::start_with(&self.bin, self.store, extra_env).await
+    }
+
+    /// The app's process id, while it runs (to read its `/proc/<pid>/status`).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// The address the app listens on.

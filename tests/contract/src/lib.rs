@@ -32,6 +32,7 @@ pub mod load;
 mod mail;
 mod pgserver;
 pub mod provider;
+pub mod storm;
 
 pub use app::{AppUnderTest, DEFAULT_POSTGRES_URL, StoreKind, run_case};
 pub use client::{
