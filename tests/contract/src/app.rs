@@ -403,12 +403,6 @@ impl AppUnderTest {
         self.keys_dir.clone()
     }
 
-    /// The app's process id, while it runs.
-    #[must_use]
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
-    }
-
     /// Kills the app with `SIGKILL` (no shutdown of any kind) and waits for it to end; its
     /// database and directory stay until it is finished or dropped.
     pub async fn kill(&mut self) {
