@@ -74,6 +74,40 @@ macro_rules! contract_suite {
     };
 }
 
+/// The fault tests ([`faults`]) and the several-instance test ([`cluster`]) of the app binary
+/// `bin`, on Postgres, one `#[tokio::test]` each; each prints what it measured
+/// (`--nocapture`). The calling crate needs `tokio` with its `macros` and `rt-multi-thread`
+/// features.
+///
+/// ```ignore
+/// // examples/axum-saas/tests/faults.rs
+/// contract_suite::fault_suite!(env!("CARGO_BIN_EXE_axum-saas"));
+/// ```
+#[macro_export]
+macro_rules! fault_suite {
+    ($bin:expr $(,)?) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres_stopped_for_10_s_under_load() {
+            $crate::faults::postgres_outage($bin).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn listen_connection_killed_under_load() {
+            $crate::faults::change_feed_listener_killed($bin).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn instance_killed_with_sigkill_mid_traffic() {
+            $crate::faults::instance_killed($bin).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn three_instances_behind_a_load_balancer() {
+            $crate::cluster::three_instances($bin).await;
+        }
+    };
+}
+
 /// One `#[test]` per listed case, on store `$store`.
 #[doc(hidden)]
 #[macro_export]
