@@ -63,7 +63,7 @@ fn print_figures(report: &StormReport) {
     let q = StormReport::quantile;
     let quiet_p99 = q(&report.quiet, 0.99);
     let storm_p99 = q(&report.storm, 0.99);
-    println!(
+    contract_suite::figures!(
         "storm: GETs quiet {} (p50 {:.2} ms, p99 {:.2} ms), storm {} (p50 {:.2} ms, p99 {:.2} ms); \
          storm p99 / quiet p99 = {:.1}",
         report.quiet.len(),
@@ -74,7 +74,7 @@ fn print_figures(report: &StormReport) {
         ms(storm_p99),
         storm_p99.as_secs_f64() / quiet_p99.as_secs_f64().max(1e-9),
     );
-    println!(
+    contract_suite::figures!(
         "storm: sign-ins {}: 200 × {}, 503 × {}, 429 × {}; storms took {:?}",
         report.sign_ins.len(),
         report.sign_ins_with(200),
@@ -82,7 +82,7 @@ fn print_figures(report: &StormReport) {
         report.sign_ins_with(429),
         report.storm_durations,
     );
-    println!(
+    contract_suite::figures!(
         "storm: resident memory at start {:.1} MiB, peak {:.1} MiB (+{:.1} MiB); bound {:.1} MiB",
         kib_to_mib(report.base_rss_kib),
         kib_to_mib(report.peak_rss_kib),

@@ -381,7 +381,7 @@ pub async fn three_instances(bin: &str) {
     });
     let token_creations = all_at_once(creations).await;
     let count = |statuses: &[u16], status: u16| statuses.iter().filter(|s| **s == status).count();
-    println!(
+    crate::figures!(
         "three instances ({bin}): failed sign-ins for one address: {} × 401, {} × 429 of {}; \
          token creations by one user: {} × 201, {} × 429 of {}",
         count(&sign_ins, 401),
@@ -476,7 +476,7 @@ pub async fn three_instances(bin: &str) {
     })
     .await;
 
-    println!(
+    crate::figures!(
         "  seen on the instances after: a new active organization {}; sign-out {}; token revocation {}; key rotation \
          (JWKS of all three) {}; removal from the organization: session {}, token {}, the \
          token signed by the new key {}; requests per instance through the balancer {:?}",

@@ -228,7 +228,7 @@ pub async fn postgres_outage(bin: &str) {
         .filter(|a| a.sent >= stop_at && !answers.is_correct(a))
         .map(|a| a.sent)
         .max();
-    println!(
+    crate::figures!(
         "postgres outage ({bin}): stopped at {:.2} s (took {:.2} s), started at {:.2} s \
          (back at {:.2} s); {} requests\n{}",
         secs(stop_at),
@@ -243,7 +243,7 @@ pub async fn postgres_outage(bin: &str) {
             ("after", recovered_by, end),
         ])
     );
-    println!(
+    crate::figures!(
         "  last answer that was not correct: {}; sign-ups {:?}; revocations {:?}",
         last_wrong.map_or("none".to_owned(), |t| format!(
             "sent at {:.2} s ({:.2} s after Postgres was back)",
@@ -445,7 +445,7 @@ pub async fn change_feed_listener_killed(bin: &str) {
         .filter(|a| a.probe == 2 && a.sent >= revoke_at && a.outcome == Ok(401))
         .map(|a| a.sent)
         .min();
-    println!(
+    crate::figures!(
         "LISTEN killed ({bin}): at {:.3} s; revoked on the other instance at {:.3} s (answered \
          at {:.3} s); both feeds listening again at {:.3} s ({} ms after the kill); the revoked \
          token refused from {}; {} requests\n{}",
@@ -652,7 +652,7 @@ pub async fn instance_killed(bin: &str) {
         })
         .unwrap_or_else(|| panic!("the token's use was recorded before the kill: {row}"));
     let lag = killed_at - last_used;
-    println!(
+    crate::figures!(
         "SIGKILL ({bin}): killed at {:.2} s (last answered use of the token sent at {:.2} s); \
          {} requests ({} answered 200); kept: {} sessions, {} signed-out sessions, {} live \
          tokens, {} revoked tokens; the token's last_used_at was {:.2} s before the kill \

@@ -108,6 +108,25 @@ macro_rules! fault_suite {
     };
 }
 
+/// Prints a test's measured figures where `cargo test` shows them even when the test passes:
+/// straight to the process's stderr, which the test harness does not capture (it captures only
+/// `print!`/`eprint!`). The fault, cluster and storm tests report through it, so `cargo xtask
+/// test` shows their figures.
+#[macro_export]
+macro_rules! figures {
+    ($($arg:tt)*) => {
+        $crate::write_figures(&format!($($arg)*))
+    };
+}
+
+/// What [`figures!`] writes: `text` and a newline on stderr, uncaptured.
+pub fn write_figures(text: &str) {
+    use std::io::Write as _;
+    let mut stderr = std::io::stderr().lock();
+    // A test's report is not worth failing it over: a closed stderr drops the figures.
+    let _ = writeln!(stderr, "{text}");
+}
+
 /// One `#[test]` per listed case, on store `$store`.
 #[doc(hidden)]
 #[macro_export]
