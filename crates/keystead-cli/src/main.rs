@@ -1045,20 +1045,6 @@ async fn keys(context: &Context, args: KeysArgs) -> Outcome {
     Ok(())
 }
 
-fn event_json(event: &AuditEvent) -> Value {
-    json!({
-        "id": event.id.to_string(),
-        "at": event.at.format(&Rfc3339).ok(),
-        "kind": event.kind,
-        "actor_id": event.actor_id.map(|u| u.to_string()),
-        "user_id": event.user_id.map(|u| u.to_string()),
-        "org_id": event.org_id.map(|o| o.to_string()),
-        "ip": event.ip,
-        "user_agent": event.user_agent,
-        "data": event.data,
-    })
-}
-
 fn event_text(event: &AuditEvent) -> String {
     format!(
         "{}  {:<26} user {}  org {}  {}",
@@ -1178,7 +1164,7 @@ async fn audit(context: &Context, command: AuditCommand) -> Outcome {
 
 fn print_event(context: &Context, event: &AuditEvent) {
     if context.json {
-        println!("{}", event_json(event));
+        println!("{}", keystead::audit::json_value(event));
     } else {
         println!("{}", event_text(event));
     }

@@ -355,11 +355,12 @@ pub fn csv_cell(value: &str) -> String {
 /// The CSV header line (with its CRLF).
 #[must_use]
 pub fn csv_header() -> String {
-    let mut line = CSV_COLUMNS
-        .iter()
-        .map(|c| csv_cell(c))
-        .collect::<Vec<_>>()
-        .join(",");
+    csv_row(CSV_COLUMNS.iter().copied())
+}
+
+/// One CSV line of `cells`, each through [`csv_cell`], with its CRLF.
+fn csv_row<'a>(cells: impl Iterator<Item = &'a str>) -> String {
+    let mut line = cells.map(csv_cell).collect::<Vec<_>>().join(",");
     line.push_str("\r\n");
     line
 }
@@ -379,20 +380,22 @@ pub fn csv_line(event: &AuditEvent) -> String {
         opt(event.user_agent.clone()),
         event.data.to_string(),
     ];
-    let mut line = cells
-        .iter()
-        .map(|c| csv_cell(c))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
+    csv_row(cells.iter().map(String::as_str))
+}
+
+/// An event as one JSON line (with its `\n`): [`json_value`].
+#[must_use]
+pub fn json_line(event: &AuditEvent) -> String {
+    let mut line = json_value(event).to_string();
+    line.push('\n');
     line
 }
 
-/// An event as one JSON line (with its `\n`): the fields of [`CSV_COLUMNS`], times in RFC
-/// 3339, absent values `null`.
+/// An event as a JSON object: the fields of [`CSV_COLUMNS`], times in RFC 3339, absent values
+/// `null` (the export's lines and `authctl`'s `--json` output).
 #[must_use]
-pub fn json_line(event: &AuditEvent) -> String {
-    let mut line = serde_json::json!({
+pub fn json_value(event: &AuditEvent) -> serde_json::Value {
+    serde_json::json!({
         "id": event.id.to_string(),
         "at": event.at.format(&Rfc3339).ok(),
         "kind": event.kind,
@@ -403,9 +406,6 @@ pub fn json_line(event: &AuditEvent) -> String {
         "user_agent": event.user_agent,
         "data": event.data,
     })
-    .to_string();
-    line.push('\n');
-    line
 }
 
 #[cfg(test)]
