@@ -66,6 +66,9 @@ error_codes! {
     InvalidRequest = ("invalid_request", 400, "The request is invalid"),
     /// 400: a one-time token (verification, reset, invitation) is unknown, used or expired.
     InvalidLink = ("invalid_link", 400, "This link is invalid or has expired"),
+    /// 400: a second-factor code (TOTP or recovery code) is wrong, replayed or used, or a
+    /// passkey's answer does not verify.
+    InvalidCode = ("invalid_code", 400, "The code is invalid"),
     /// 401: no credential was presented.
     Unauthenticated = ("unauthenticated", 401, "Authentication required"),
     /// 401: wrong email or password (the two are never told apart).
@@ -88,6 +91,16 @@ error_codes! {
     EmailNotVerified = ("email_not_verified", 403, "The email address is not verified"),
     /// 403: an operator disabled the account (told only after the right password).
     AccountDisabled = ("account_disabled", 403, "This account is disabled"),
+    /// 403: the action needs a recent authentication (step-up): re-authenticate with
+    /// `POST /auth/reauthenticate`, then retry.
+    ReauthenticationRequired = (
+        "reauthentication_required",
+        403,
+        "Confirm it is you: authenticate again"
+    ),
+    /// 403: the organization requires a second factor of its members, and the caller has
+    /// none: set one up to continue.
+    MfaRequired = ("mfa_required", 403, "Set up a second factor to continue"),
     /// 404: no such resource (or not visible to the caller).
     NotFound = ("not_found", 404, "Not found"),
     /// 405: the route exists but not for this method.
@@ -222,7 +235,7 @@ mod tests {
     /// never changed under a client.
     #[test]
     fn every_code_string_status_and_title_is_pinned() {
-        let pinned: [(ErrorCode, &str, u16, &str); 26] = [
+        let pinned: [(ErrorCode, &str, u16, &str); 29] = [
             (
                 ErrorCode::InvalidRequest,
                 "invalid_request",
@@ -234,6 +247,12 @@ mod tests {
                 "invalid_link",
                 400,
                 "This link is invalid or has expired",
+            ),
+            (
+                ErrorCode::InvalidCode,
+                "invalid_code",
+                400,
+                "The code is invalid",
             ),
             (
                 ErrorCode::Unauthenticated,
@@ -295,6 +314,18 @@ mod tests {
                 "account_disabled",
                 403,
                 "This account is disabled",
+            ),
+            (
+                ErrorCode::ReauthenticationRequired,
+                "reauthentication_required",
+                403,
+                "Confirm it is you: authenticate again",
+            ),
+            (
+                ErrorCode::MfaRequired,
+                "mfa_required",
+                403,
+                "Set up a second factor to continue",
             ),
             (ErrorCode::NotFound, "not_found", 404, "Not found"),
             (

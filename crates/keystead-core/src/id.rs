@@ -116,6 +116,15 @@ define_id!(
     /// Identifies an [`AuditEvent`](crate::AuditEvent).
     AuditEventId
 );
+define_id!(
+    /// Identifies a [`Passkey`](crate::Passkey) (the library's id, not the WebAuthn
+    /// credential id).
+    PasskeyId
+);
+define_id!(
+    /// Identifies a [`Challenge`](crate::Challenge).
+    ChallengeId
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::email::Email;
 use crate::id::{
-    ApiTokenId, AuditEventId, ExternalAccountId, InvitationId, OneTimeTokenId, OrgId, SessionId,
-    UserId,
+    ApiTokenId, AuditEventId, ChallengeId, ExternalAccountId, InvitationId, OneTimeTokenId, OrgId,
+    PasskeyId, SessionId, UserId,
 };
 use crate::rbac::{Permission, Role};
 use crate::secret::{SecretString, TokenHash};
@@ -173,6 +173,9 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The client address at sign-in.
     pub ip: Option<String>,
+    /// When the user last proved who they are in this session: at sign-in (after the second
+    /// factor, if any), and again at each re-authentication. Step-up routes need it recent.
+    pub authenticated_at: OffsetDateTime,
 }
 
 impl Session {
@@ -199,6 +202,9 @@ pub struct Organization {
     /// organizations. `None` for organizations made here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// Whether its members must have a second factor (TOTP or a passkey) to act in it.
+    #[serde(default)]
+    pub mfa_required: bool,
 }
 
 /// A user's role in an organization.
@@ -221,6 +227,139 @@ pub struct Member {
     pub membership: Membership,
     /// The member.
     pub user: User,
+    /// Whether the member has a second factor (a confirmed TOTP or a passkey): what an
+    /// organization's MFA policy asks.
+    pub second_factor: bool,
+}
+
+/// A user's membership in an organization, with what the organization's MFA policy needs to
+/// know: read in one query whenever a session or token acts in the organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgAccess {
+    /// The membership.
+    pub membership: Membership,
+    /// Whether the organization requires a second factor of its members.
+    pub mfa_required: bool,
+    /// Whether the member has one (a confirmed TOTP or a passkey).
+    pub second_factor: bool,
+}
+
+/// A user's TOTP authenticator (RFC 6238): one per user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpFactor {
+    /// Whose.
+    pub user_id: UserId,
+    /// The shared secret, sealed by the library (an AEAD under a key the store never holds):
+    /// stores keep these bytes as they are.
+    pub secret_ciphertext: Vec<u8>,
+    /// When enrolment began.
+    pub created_at: OffsetDateTime,
+    /// When a first code confirmed it. An unconfirmed factor is no second factor yet.
+    pub confirmed_at: Option<OffsetDateTime>,
+    /// The time step (Unix time / period) of the last code accepted: a code of this step or
+    /// an earlier one is refused, on every instance (each code is usable once).
+    pub last_used_step: Option<i64>,
+}
+
+/// What second factors a user has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MfaStatus {
+    /// A confirmed TOTP authenticator.
+    pub totp: bool,
+    /// How many passkeys.
+    pub passkeys: u32,
+    /// How many unused recovery codes.
+    pub recovery_codes: u32,
+}
+
+impl MfaStatus {
+    /// Whether the user has a second factor (TOTP or a passkey; recovery codes only back
+    /// one up).
+    #[must_use]
+    pub fn has_second_factor(&self) -> bool {
+        self.totp || self.passkeys > 0
+    }
+}
+
+/// A WebAuthn credential (a passkey) registered by a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passkey {
+    /// The library's id for it (for naming and removal).
+    pub id: PasskeyId,
+    /// Whose.
+    pub user_id: UserId,
+    /// The WebAuthn credential id (raw bytes): unique across users.
+    pub credential_id: Vec<u8>,
+    /// A name the user chose ("MacBook Touch ID").
+    pub name: String,
+    /// The credential as the WebAuthn library serializes it (public key, signature counter,
+    /// backup flags): stores keep it as it is.
+    pub credential: String,
+    /// Whether the authenticator may sync it (a multi-device passkey).
+    pub backup_eligible: bool,
+    /// Whether it is backed up (synced) now, as of its last use.
+    pub backup_state: bool,
+    /// When it was registered.
+    pub created_at: OffsetDateTime,
+    /// When it was last used to sign in.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// What a [`Challenge`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChallengeKind {
+    /// A sign-in whose first factor passed and that waits for the second.
+    MfaSignIn,
+    /// A passkey registration ceremony in progress.
+    PasskeyRegistration,
+    /// A passkey authentication ceremony in progress.
+    PasskeyAuthentication,
+}
+
+impl ChallengeKind {
+    /// The name stores keep.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MfaSignIn => "mfa_sign_in",
+            Self::PasskeyRegistration => "passkey_registration",
+            Self::PasskeyAuthentication => "passkey_authentication",
+        }
+    }
+
+    /// The kind named `s`, if any.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "mfa_sign_in" => Some(Self::MfaSignIn),
+            "passkey_registration" => Some(Self::PasskeyRegistration),
+            "passkey_authentication" => Some(Self::PasskeyAuthentication),
+            _ => None,
+        }
+    }
+}
+
+/// Short-lived server-side state between two steps of a flow (a pending sign-in, a WebAuthn
+/// ceremony), found by the hash of a random token the client holds. Single use: taking it
+/// deletes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Its id.
+    pub id: ChallengeId,
+    /// What it is for.
+    pub kind: ChallengeKind,
+    /// SHA-256 of the token the client holds (in a cookie or a request body).
+    pub token_hash: TokenHash,
+    /// Whose, when known (a passwordless passkey sign-in learns it only at the end).
+    pub user_id: Option<UserId>,
+    /// The flow's state, as the library serializes it (JSON).
+    pub data: String,
+    /// When it began.
+    pub created_at: OffsetDateTime,
+    /// Until when it may be completed.
+    pub expires_at: OffsetDateTime,
 }
 
 /// An organization seen from one of its members.
@@ -543,6 +682,30 @@ audit_kinds! {
     AdminKeysRotated = "admin.keys_rotated",
     /// An operator retired a signing key (it verifies nothing from then on).
     AdminKeyRetired = "admin.key_retired",
+    /// TOTP enrolment began (a secret was issued; not yet a factor).
+    MfaTotpEnrolmentStarted = "mfa.totp_enrolment_started",
+    /// A TOTP factor was confirmed by its first code: it is a second factor now.
+    MfaTotpEnabled = "mfa.totp_enabled",
+    /// The TOTP factor was removed.
+    MfaTotpDisabled = "mfa.totp_disabled",
+    /// A new set of recovery codes was issued (the old set is void).
+    MfaRecoveryCodesRegenerated = "mfa.recovery_codes_regenerated",
+    /// A recovery code was used.
+    MfaRecoveryCodeUsed = "mfa.recovery_code_used",
+    /// A passkey was registered.
+    PasskeyAdded = "passkey.added",
+    /// A passkey was renamed.
+    PasskeyRenamed = "passkey.renamed",
+    /// A passkey was removed.
+    PasskeyRemoved = "passkey.removed",
+    /// A second-factor code or passkey answer was refused.
+    MfaFailed = "mfa.failed",
+    /// The first factor of a sign-in passed; the sign-in waits for the second.
+    MfaChallenged = "mfa.challenged",
+    /// The user authenticated again in a session (step-up).
+    Reauthenticated = "session.reauthenticated",
+    /// An organization's MFA policy changed.
+    OrgMfaPolicyChanged = "org.mfa_policy_changed",
 }
 
 impl std::fmt::Display for AuditKind {
@@ -583,7 +746,7 @@ mod tests {
     /// existing audit log.
     #[test]
     fn every_audit_kind_keeps_its_stored_text() {
-        let pinned: [(AuditKind, &str); 46] = [
+        let pinned: [(AuditKind, &str); 58] = [
             (AuditKind::SignUp, "sign_up"),
             (AuditKind::SignUpOAuth, "sign_up.oauth"),
             (AuditKind::SignInSucceeded, "sign_in.succeeded"),
@@ -642,6 +805,24 @@ mod tests {
             (AuditKind::AdminRoleChanged, "admin.role_changed"),
             (AuditKind::AdminKeysRotated, "admin.keys_rotated"),
             (AuditKind::AdminKeyRetired, "admin.key_retired"),
+            (
+                AuditKind::MfaTotpEnrolmentStarted,
+                "mfa.totp_enrolment_started",
+            ),
+            (AuditKind::MfaTotpEnabled, "mfa.totp_enabled"),
+            (AuditKind::MfaTotpDisabled, "mfa.totp_disabled"),
+            (
+                AuditKind::MfaRecoveryCodesRegenerated,
+                "mfa.recovery_codes_regenerated",
+            ),
+            (AuditKind::MfaRecoveryCodeUsed, "mfa.recovery_code_used"),
+            (AuditKind::PasskeyAdded, "passkey.added"),
+            (AuditKind::PasskeyRenamed, "passkey.renamed"),
+            (AuditKind::PasskeyRemoved, "passkey.removed"),
+            (AuditKind::MfaFailed, "mfa.failed"),
+            (AuditKind::MfaChallenged, "mfa.challenged"),
+            (AuditKind::Reauthenticated, "session.reauthenticated"),
+            (AuditKind::OrgMfaPolicyChanged, "org.mfa_policy_changed"),
         ];
         assert_eq!(AuditKind::ALL.len(), pinned.len());
         for (kind, (pinned_kind, text)) in AuditKind::ALL.into_iter().zip(pinned) {

@@ -28,11 +28,11 @@ use time::OffsetDateTime;
 use crate::email::Email;
 use crate::error::{AuthError, ErrorCode};
 use crate::feed::ChangeFeed;
-use crate::id::{ApiTokenId, ExternalAccountId, InvitationId, OrgId, SessionId, UserId};
+use crate::id::{ApiTokenId, ExternalAccountId, InvitationId, OrgId, PasskeyId, SessionId, UserId};
 use crate::model::{
-    ApiTokenRecord, AuditEvent, AuditQuery, ExternalAccount, Invitation, Member, Membership,
-    NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session, TokenPurpose,
-    User, UserOrganization,
+    ApiTokenRecord, AuditEvent, AuditQuery, Challenge, ChallengeKind, ExternalAccount, Invitation,
+    Member, Membership, MfaStatus, NewUser, OAuthFlow, OneTimeToken, OrgAccess, Organization,
+    Passkey, PasswordCredential, Session, TokenPurpose, TotpFactor, User, UserOrganization,
 };
 use crate::rate_limit::{RateDecision, RateLimit};
 use crate::rbac::Role;
@@ -60,6 +60,10 @@ pub enum Conflict {
     UserExternalId,
     /// Another organization has this external id.
     OrgExternalId,
+    /// The user has a confirmed TOTP factor already (remove it before enrolling another).
+    TotpFactor,
+    /// A passkey with this WebAuthn credential id is registered.
+    Passkey,
 }
 
 impl fmt::Display for Conflict {
@@ -74,6 +78,8 @@ impl fmt::Display for Conflict {
             Self::Token => "this token",
             Self::UserExternalId => "a user with this external id",
             Self::OrgExternalId => "an organization with this external id",
+            Self::TotpFactor => "a confirmed TOTP factor",
+            Self::Passkey => "a passkey with this credential id",
         })
     }
 }
@@ -298,6 +304,14 @@ pub trait SessionStore: Send + Sync {
     /// Sets the session's active organization. [`StoreError::NotFound`] for an unknown session.
     async fn set_active_org(&self, id: SessionId, org_id: Option<OrgId>) -> StoreResult<()>;
 
+    /// Records a re-authentication: the session's `authenticated_at` becomes `at`. Returns
+    /// whether the session exists.
+    async fn set_session_authenticated_at(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
     /// Ends a session; returns whether it existed.
     async fn delete_session(&self, id: SessionId) -> StoreResult<bool>;
 
@@ -363,6 +377,14 @@ pub trait OrganizationStore: Send + Sync {
 
     /// The user's membership in the organization.
     async fn membership(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<Membership>>;
+
+    /// The user's membership with the organization's MFA policy and whether the user has a
+    /// second factor (a confirmed TOTP or a passkey), in one query; `None` for a non-member.
+    async fn org_access(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<OrgAccess>>;
+
+    /// Sets whether the organization requires a second factor of its members.
+    /// [`StoreError::NotFound`] for an unknown organization.
+    async fn set_org_mfa_required(&self, id: OrgId, required: bool) -> StoreResult<Organization>;
 
     /// The organization's members with their user records, oldest membership first.
     async fn members(&self, org_id: OrgId) -> StoreResult<Vec<Member>>;
@@ -639,6 +661,115 @@ pub trait ChangeLogStore: Send + Sync {
     }
 }
 
+/// Second factors: TOTP authenticators, recovery codes and passkeys. Rows go with their user.
+#[async_trait]
+pub trait MfaStore: Send + Sync {
+    /// What second factors the user has.
+    async fn mfa_status(&self, user_id: UserId) -> StoreResult<MfaStatus>;
+
+    /// Stores the user's TOTP factor as given (unconfirmed, at enrolment), replacing an
+    /// unconfirmed one. [`Conflict::TotpFactor`] when the user has a confirmed one;
+    /// [`StoreError::NotFound`] for an unknown user.
+    async fn put_totp_factor(&self, factor: &TotpFactor) -> StoreResult<()>;
+
+    /// The user's TOTP factor, confirmed or not.
+    async fn totp_factor(&self, user_id: UserId) -> StoreResult<Option<TotpFactor>>;
+
+    /// Confirms the user's unconfirmed factor at `at`, recording `step` as its last used
+    /// step. Returns `false` when there is no unconfirmed factor (none, or confirmed already:
+    /// of concurrent calls exactly one gets `true`).
+    async fn confirm_totp_factor(
+        &self,
+        user_id: UserId,
+        step: i64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    /// Uses a code of time step `step`: if the user's confirmed factor's last used step is
+    /// older (or unset), records `step` and returns `true`; else `false` (a replay). Atomic:
+    /// of concurrent calls with the same step, on any instance, exactly one gets `true`.
+    async fn use_totp_step(&self, user_id: UserId, step: i64) -> StoreResult<bool>;
+
+    /// Deletes the user's TOTP factor; returns whether there was one.
+    async fn delete_totp_factor(&self, user_id: UserId) -> StoreResult<bool>;
+
+    /// Replaces the user's recovery codes with `hashes` (unused, created at `at`), in one
+    /// transaction: the old set is void. [`StoreError::NotFound`] for an unknown user.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: UserId,
+        hashes: &[TokenHash],
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// Uses a recovery code: if the user has an unused one with this hash, marks it used at
+    /// `at` and returns `true`. Of concurrent calls exactly one gets `true`.
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    /// Deletes the user's recovery codes; returns how many.
+    async fn delete_recovery_codes(&self, user_id: UserId) -> StoreResult<u64>;
+
+    /// Stores a passkey. [`Conflict::Passkey`] for a credential id registered already;
+    /// [`StoreError::NotFound`] for an unknown user.
+    async fn create_passkey(&self, passkey: &Passkey) -> StoreResult<()>;
+
+    /// The user's passkeys, oldest first.
+    async fn passkeys_for_user(&self, user_id: UserId) -> StoreResult<Vec<Passkey>>;
+
+    /// The passkey with this WebAuthn credential id.
+    async fn passkey_by_credential_id(&self, credential_id: &[u8]) -> StoreResult<Option<Passkey>>;
+
+    /// After a use: the credential's new serialized state (its counter), its backup state
+    /// and the time. [`StoreError::NotFound`] for an unknown passkey.
+    async fn record_passkey_use(
+        &self,
+        id: PasskeyId,
+        credential: &str,
+        backup_state: bool,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// Renames one of the user's passkeys; `false` when the user has no passkey `id`.
+    async fn rename_passkey(&self, user_id: UserId, id: PasskeyId, name: &str)
+    -> StoreResult<bool>;
+
+    /// Deletes one of the user's passkeys; `false` when the user has no passkey `id`.
+    async fn delete_passkey(&self, user_id: UserId, id: PasskeyId) -> StoreResult<bool>;
+}
+
+/// Short-lived flow state: pending sign-ins, WebAuthn ceremonies.
+#[async_trait]
+pub trait ChallengeStore: Send + Sync {
+    /// Stores a challenge. [`Conflict::Token`] for a duplicate hash; [`StoreError::NotFound`]
+    /// for an unknown user.
+    async fn create_challenge(&self, challenge: &Challenge) -> StoreResult<()>;
+
+    /// The challenge of this kind and hash if it is unexpired at `now`, left in place.
+    async fn challenge(
+        &self,
+        kind: ChallengeKind,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Challenge>>;
+
+    /// Takes the challenge: if one of this kind and hash is unexpired at `now`, deletes it
+    /// and returns it. Of concurrent calls exactly one gets it.
+    async fn take_challenge(
+        &self,
+        kind: ChallengeKind,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Challenge>>;
+
+    /// Deletes challenges expired at `now`; returns how many.
+    async fn delete_expired_challenges(&self, now: OffsetDateTime) -> StoreResult<u64>;
+}
+
 /// Everything the core needs from a store.
 pub trait AuthStore:
     UserStore
@@ -652,6 +783,8 @@ pub trait AuthStore:
     + AuditStore
     + RateLimitStore
     + ChangeLogStore
+    + MfaStore
+    + ChallengeStore
     + fmt::Debug
     + 'static
 {
@@ -669,6 +802,8 @@ impl<T> AuthStore for T where
         + AuditStore
         + RateLimitStore
         + ChangeLogStore
+        + MfaStore
+        + ChallengeStore
         + fmt::Debug
         + 'static
 {

@@ -944,18 +944,25 @@ impl Auth {
                 } else {
                     None
                 };
-                let org = valid.membership.map(|m| (m.org_id, m.role));
+                let blocked = valid
+                    .access
+                    .as_ref()
+                    .is_some_and(|a| a.mfa_required && !a.second_factor);
+                let org = valid
+                    .access
+                    .map(|a| (a.membership.org_id, a.membership.role));
                 let credential = Credential::Session {
                     id: valid.session.id,
                     expires_at: valid.session.expires_at,
+                    authenticated_at: valid.session.authenticated_at,
                 };
+                let principal = Principal::new(valid.user, credential, org, &self.inner.roles);
                 Authentication {
-                    principal: Some(Principal::new(
-                        valid.user,
-                        credential,
-                        org,
-                        &self.inner.roles,
-                    )),
+                    principal: Some(if blocked {
+                        principal.blocked_by_org_mfa_policy()
+                    } else {
+                        principal
+                    }),
                     failure: None,
                     set_cookie,
                     bearer: false,

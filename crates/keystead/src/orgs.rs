@@ -233,6 +233,7 @@ impl<'a> Organizations<'a> {
                 slug,
                 created_at: now,
                 external_id: None,
+                mfa_required: false,
             };
             match self
                 .store()
@@ -635,7 +636,12 @@ impl<'a> Organizations<'a> {
             .user_by_id(user_id)
             .await?
             .ok_or(AuthError::new(ErrorCode::NotFound))?;
-        Ok(Member { membership, user })
+        let second_factor = self.store().mfa_status(user_id).await?.has_second_factor();
+        Ok(Member {
+            membership,
+            user,
+            second_factor,
+        })
     }
 
     /// Removes member `user_id` from the caller's organization, or lets the caller leave it

@@ -9,7 +9,7 @@
 //! # let user = User { id: UserId::new(), email: Email::parse("a@example.com").unwrap(),
 //! #     name: None, email_verified_at: None, created_at: time::OffsetDateTime::UNIX_EPOCH,
 //! #     external_id: None, disabled_at: None };
-//! # let credential = Credential::Session { id: SessionId::new(), expires_at: time::OffsetDateTime::UNIX_EPOCH };
+//! # let credential = Credential::Session { id: SessionId::new(), expires_at: time::OffsetDateTime::UNIX_EPOCH, authenticated_at: time::OffsetDateTime::UNIX_EPOCH };
 //! let roles = RolePermissions::default();
 //! let principal = Principal::new(user, credential, Some((OrgId::new(), Role::ADMIN)), &roles);
 //! assert!(principal.require("members:manage").is_ok());
@@ -36,6 +36,8 @@ pub enum Credential {
         id: SessionId,
         /// When it expires unless used.
         expires_at: OffsetDateTime,
+        /// When the user last proved who they are in it (sign-in or re-authentication).
+        authenticated_at: OffsetDateTime,
     },
     /// An API token (`Authorization: Bearer sk_live_…`).
     ApiToken {
@@ -73,6 +75,8 @@ pub struct Principal {
     /// The active organization and the user's current role there, if any.
     pub org: Option<(OrgId, Role)>,
     permissions: Arc<BTreeSet<Permission>>,
+    /// The active organization requires a second factor and the user has none.
+    mfa_blocked: bool,
 }
 
 impl Principal {
@@ -109,6 +113,54 @@ impl Principal {
             credential,
             org,
             permissions,
+            mfa_blocked: false,
+        }
+    }
+
+    /// This principal under its organization's MFA policy, for a user without a second
+    /// factor: no permissions there, and every permission or role check answers 403
+    /// `mfa_required` (so a page can say "set up a second factor to continue").
+    #[must_use]
+    pub fn blocked_by_org_mfa_policy(mut self) -> Self {
+        self.permissions = Arc::default();
+        self.mfa_blocked = true;
+        self
+    }
+
+    /// Whether the active organization requires a second factor the user lacks.
+    #[must_use]
+    pub const fn org_mfa_blocked(&self) -> bool {
+        self.mfa_blocked
+    }
+
+    /// `Ok` when the caller proved who they are within `max_age` of `now` (step-up, "sudo
+    /// mode"): `reauthentication_required` for an older session authentication (re-authenticate
+    /// with `POST /auth/reauthenticate`), `forbidden` for an API token, which cannot.
+    ///
+    /// # Errors
+    /// As above.
+    pub fn require_recent_auth(
+        &self,
+        max_age: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<(), AuthError> {
+        match &self.credential {
+            Credential::Session {
+                authenticated_at, ..
+            } if now - *authenticated_at <= max_age => Ok(()),
+            Credential::Session { .. } => Err(AuthError::new(ErrorCode::ReauthenticationRequired)),
+            Credential::ApiToken { .. } => Err(AuthError::new(ErrorCode::Forbidden)
+                .with_detail("This action needs a browser session with a recent sign-in.")),
+        }
+    }
+
+    /// The error for a check that failed: `mfa_required` when the organization's MFA policy
+    /// blocks the caller, else `forbidden`.
+    fn refused(&self) -> AuthError {
+        if self.mfa_blocked {
+            AuthError::new(ErrorCode::MfaRequired)
+        } else {
+            AuthError::new(ErrorCode::Forbidden)
         }
     }
 
@@ -163,6 +215,7 @@ impl Principal {
             return Ok(());
         }
         match &self.credential {
+            _ if self.mfa_blocked => Err(self.refused()),
             Credential::ApiToken { scopes, .. } if !scopes.contains(permission) => {
                 Err(AuthError::insufficient_scope(permission))
             }
@@ -196,7 +249,7 @@ impl Principal {
         if self.org.is_some() && roles.permissions(role).is_subset(&self.permissions) {
             Ok(())
         } else {
-            Err(AuthError::new(ErrorCode::Forbidden))
+            Err(self.refused())
         }
     }
 
@@ -246,6 +299,7 @@ mod tests {
         Credential::Session {
             id: SessionId::new(),
             expires_at: OffsetDateTime::UNIX_EPOCH,
+            authenticated_at: OffsetDateTime::UNIX_EPOCH,
         }
     }
 

@@ -42,7 +42,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::{Clock, from_unix_micros, unix_micros, unix_micros_ceil};
 use crate::error::{AuthError, ErrorCode};
 use crate::id::{OrgId, SessionId, UserId};
-use crate::model::{Membership, Session, User};
+use crate::model::{OrgAccess, Session, User};
 use crate::secret::{SecretString, TokenHash, TokenHashBuilder, generate_token};
 use crate::store::AuthStore;
 
@@ -205,9 +205,10 @@ pub struct ValidSession {
     /// The signed-in user, shared with the cache.
     pub user: Arc<User>,
     /// The user's membership in the session's active organization, if it has one and the
-    /// user is still a member there (as cached: at most `cache_ttl` old, and dropped at once
-    /// on this instance by [`SessionManager::invalidate_user`]).
-    pub membership: Option<Membership>,
+    /// user is still a member there, with the organization's MFA policy (as cached: at most
+    /// `cache_ttl` old, and dropped at once on this instance by
+    /// [`SessionManager::invalidate_user`]).
+    pub access: Option<OrgAccess>,
     /// The sliding expiry moved: the adapter should send the cookie again with a fresh
     /// `Max-Age`.
     pub extended: bool,
@@ -218,7 +219,7 @@ struct Cached {
     // Shared, so that a cache hit copies no strings.
     session: Arc<Session>,
     user: Arc<User>,
-    membership: Option<Membership>,
+    access: Option<OrgAccess>,
     /// When this entry was read from the store.
     fetched_at: OffsetDateTime,
     /// When activity was last noted for the batch.
@@ -246,7 +247,7 @@ impl Cached {
     fn new(
         session: Arc<Session>,
         user: Arc<User>,
-        membership: Option<Membership>,
+        access: Option<OrgAccess>,
         fetched_at: OffsetDateTime,
         activity_noted_at: OffsetDateTime,
         config: &SessionConfig,
@@ -254,7 +255,7 @@ impl Cached {
         let mut entry = Self {
             session,
             user,
-            membership,
+            access,
             fetched_at,
             activity_noted_at,
             deadlines: Deadlines {
@@ -538,6 +539,7 @@ impl SessionManager {
             active_org_id: meta.active_org_id,
             user_agent: truncate_user_agent(meta.user_agent),
             ip: meta.ip,
+            authenticated_at: now,
         };
         let membership = self.active_membership(&session).await?;
         self.inner.store.create_session(&session).await?;
@@ -700,15 +702,15 @@ impl SessionManager {
         ValidSession {
             session: entry.session,
             user: entry.user,
-            membership: entry.membership,
+            access: entry.access,
             extended,
         }
     }
 
-    /// The user's membership in the session's active organization.
-    async fn active_membership(&self, session: &Session) -> Result<Option<Membership>, AuthError> {
+    /// The user's membership in the session's active organization, with its MFA policy.
+    async fn active_membership(&self, session: &Session) -> Result<Option<OrgAccess>, AuthError> {
         match session.active_org_id {
-            Some(org_id) => Ok(self.inner.store.membership(org_id, session.user_id).await?),
+            Some(org_id) => Ok(self.inner.store.org_access(org_id, session.user_id).await?),
             None => Ok(None),
         }
     }
@@ -824,8 +826,43 @@ impl SessionManager {
                 Some(old.absolute_expires_at),
             )
             .await?;
+        // A rotation is no authentication: the new session keeps the old one's time.
+        let mut created = created;
+        if old.authenticated_at < created.session.authenticated_at {
+            self.inner
+                .store
+                .set_session_authenticated_at(created.session.id, old.authenticated_at)
+                .await?;
+            created.session.authenticated_at = old.authenticated_at;
+            self.forget(created.session.id);
+        }
         self.end(id).await?;
         Ok(created)
+    }
+
+    /// Records that the user of session `id` proved who they are again (step-up): its
+    /// `authenticated_at` becomes now. The cached entry is dropped so every request after this
+    /// one sees the new time.
+    ///
+    /// # Errors
+    /// `unauthenticated` when the session no longer exists; store errors.
+    pub async fn reauthenticated(&self, id: SessionId) -> Result<OffsetDateTime, AuthError> {
+        let now = self.inner.clock.now();
+        if !self
+            .inner
+            .store
+            .set_session_authenticated_at(id, now)
+            .await?
+        {
+            return Err(AuthError::new(ErrorCode::Unauthenticated));
+        }
+        self.forget(id);
+        Ok(now)
+    }
+
+    /// Drops session `id`'s cached entry (its row changed), so the next request reads it.
+    fn forget(&self, id: SessionId) {
+        self.drop_entries(|cache| cache.remove_id(id));
     }
 
     /// Sets the session's active organization (membership is the caller's check).
@@ -853,7 +890,7 @@ impl SessionManager {
         // Keep the cached entry, with the new organization and the membership there, so the
         // next request sees the switch at once without a store read.
         let membership = match org_id {
-            Some(org_id) => self.inner.store.membership(org_id, user_id).await?,
+            Some(org_id) => self.inner.store.org_access(org_id, user_id).await?,
             None => None,
         };
         let mut cache = self.cache_write();
@@ -864,7 +901,7 @@ impl SessionManager {
             && let Some(c) = cache.by_hash.get_mut(&hash)
         {
             Arc::make_mut(&mut c.session).active_org_id = org_id;
-            c.membership = membership;
+            c.access = membership;
         }
         Ok(())
     }
