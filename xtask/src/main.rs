@@ -38,6 +38,10 @@ const PYTHON_PACKAGES: &[(&str, &str)] = &[
 /// The browser that `tests/browser` drives: Debian's `chromium` package.
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Debian's Python, which sees the `python3-*` packages apt installs (the TOTP interop test
+/// runs pyotp with it).
+const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
 /// How long to wait for another apt/dpkg run to let go of its lock.
 const APT_LOCK_WAIT: Duration = Duration::from_secs(300);
 
@@ -67,7 +71,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
-                 test [ARGS]  set up (Postgres, Python packages, Chromium, playwright-core,\n               oidc-provider)\n               \
+                 test [ARGS]  set up (Postgres, Python packages, Chromium, python3-pyotp,\n               playwright-core, oidc-provider)\n               \
                  and run every test suite;\n               \
                  ARGS go to `cargo test`\n  \
                  setup        only the set-up\n  \
@@ -249,6 +253,7 @@ fn setup() -> Result<String, String> {
     ensure_postgres(&database_url)?;
     ensure_python_packages()?;
     ensure_chromium()?;
+    ensure_pyotp()?;
     ensure_node_package(BROWSER_TEST_DIR, "playwright-core", "the browser test")?;
     ensure_node_package(
         OIDC_PROVIDER_DIR,
@@ -470,8 +475,9 @@ fn apt_get(args: &[&str]) -> Result<(), String> {
             .output()
             .map_err(|e| {
                 format!(
-                    "could not run {runner} ({e}); run this as root or install Debian's chromium \
-                     by hand"
+                    "could not run {runner} ({e}); run this as root or install the Debian \
+                     packages ({}) by hand",
+                    args.join(" ")
                 )
             })?;
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -522,6 +528,38 @@ fn ensure_chromium() -> Result<(), String> {
     } else {
         Err(format!(
             "apt-get installed chromium but {CHROMIUM} is missing; the browser test needs it there"
+        ))
+    }
+}
+
+/// Whether Debian's Python ([`DEBIAN_PYTHON`]) imports `pyotp`.
+fn debian_python_has_pyotp() -> bool {
+    Command::new(DEBIAN_PYTHON)
+        .args(["-c", "import pyotp"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Installs Debian's `python3-pyotp` (the independent TOTP implementation of keystead's
+/// `totp_pyotp` test) when Debian's Python cannot import `pyotp`.
+fn ensure_pyotp() -> Result<(), String> {
+    step("pyotp for the TOTP interop test (Debian's python3-pyotp)");
+    if debian_python_has_pyotp() {
+        eprintln!("    present");
+        return Ok(());
+    }
+    eprintln!("    installing Debian's python3-pyotp");
+    let install = ["install", "-y", "python3-pyotp"];
+    if let Err(first) = apt_get(&install) {
+        eprintln!("    {first}; updating the package lists and trying again");
+        apt_get(&["update"])?;
+        apt_get(&install)?;
+    }
+    if debian_python_has_pyotp() {
+        Ok(())
+    } else {
+        Err(format!(
+            "apt-get installed python3-pyotp but `{DEBIAN_PYTHON} -c 'import pyotp'` fails"
         ))
     }
 }

@@ -245,6 +245,8 @@ struct NextQuery {
     next: Option<String>,
     error: Option<String>,
     token: Option<String>,
+    /// `required`: the second step of a sign-in (a provider sign-in lands there).
+    mfa: Option<String>,
 }
 
 impl NextQuery {
@@ -260,9 +262,21 @@ async fn index(app: State, user: Option<CurrentUser>) -> HttpResponse {
     html(StatusCode::OK, page)
 }
 
-async fn sign_in_page(app: State, q: web::Query<NextQuery>) -> HttpResponse {
-    let context = saas_common::sign_in_context(&app.auth, q.next(), q.error.as_deref());
-    html(StatusCode::OK, app.pages.render("sign_in.html", context))
+async fn sign_in_page(
+    app: State,
+    q: web::Query<NextQuery>,
+    request: HttpRequest,
+) -> Result<HttpResponse, AuthRejection> {
+    let context = if q.mfa.as_deref() == Some("required") {
+        let cookies = request
+            .headers()
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok());
+        saas_common::second_step_context(&app.auth, q.next(), cookies).await?
+    } else {
+        saas_common::sign_in_context(&app.auth, q.next(), q.error.as_deref())
+    };
+    Ok(html(StatusCode::OK, app.pages.render("sign_in.html", context)))
 }
 
 async fn sign_up_page(app: State, q: web::Query<NextQuery>) -> HttpResponse {
@@ -314,6 +328,7 @@ async fn dashboard(app: State, principal: Principal) -> Result<HttpResponse, Aut
             "user": principal.user,
             "orgs": orgs,
             "projects": projects,
+            "mfa_blocked": principal.org_mfa_blocked(),
             "sign_in_methods": saas_common::sign_in_methods(&app.auth, principal.user.id).await?,
         }),
     );

@@ -188,6 +188,8 @@ struct NextQuery {
     next: Option<String>,
     error: Option<String>,
     token: Option<String>,
+    /// `required`: the second step of a sign-in (a provider sign-in lands there).
+    mfa: Option<String>,
 }
 
 impl NextQuery {
@@ -203,9 +205,20 @@ async fn index(State(app): State<App>, user: Option<CurrentUser>) -> Html<String
     )
 }
 
-async fn sign_in_page(State(app): State<App>, Query(q): Query<NextQuery>) -> Html<String> {
-    let context = saas_common::sign_in_context(&app.auth, q.next(), q.error.as_deref());
-    Html(app.pages.render("sign_in.html", context))
+async fn sign_in_page(
+    State(app): State<App>,
+    Query(q): Query<NextQuery>,
+    headers: HeaderMap,
+) -> Result<Html<String>, AuthRejection> {
+    let context = if q.mfa.as_deref() == Some("required") {
+        let cookies = headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok());
+        saas_common::second_step_context(&app.auth, q.next(), cookies).await?
+    } else {
+        saas_common::sign_in_context(&app.auth, q.next(), q.error.as_deref())
+    };
+    Ok(Html(app.pages.render("sign_in.html", context)))
 }
 
 async fn sign_up_page(State(app): State<App>, Query(q): Query<NextQuery>) -> Html<String> {
@@ -256,6 +269,7 @@ async fn dashboard(
             "user": principal.user,
             "orgs": orgs,
             "projects": projects,
+            "mfa_blocked": principal.org_mfa_blocked(),
             "sign_in_methods": saas_common::sign_in_methods(&app.auth, principal.user.id).await?,
         }),
     )))

@@ -77,7 +77,12 @@ pub async fn audit_page_context(
     if !caller.principal.has(audit::AUDIT_READ) {
         return Ok((
             403,
-            json!({ "user": principal.user, "org": org_json, "forbidden": true }),
+            json!({
+                "user": principal.user,
+                "org": org_json,
+                "forbidden": true,
+                "mfa_blocked": caller.principal.org_mfa_blocked(),
+            }),
         ));
     }
     let members: Vec<(String, String)> = orgs

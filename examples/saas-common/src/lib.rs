@@ -665,6 +665,63 @@ pub fn sign_in_context(auth: &Auth, next: Option<&str>, error: Option<&str>) -> 
     })
 }
 
+/// The context of the sign-in page opened as `/sign-in?mfa=required` (where a provider
+/// sign-in of a user with a second factor lands): the page's second step, with the factors
+/// the waiting user can give (`mfa.methods`), read through the pending sign-in cookie in
+/// `cookie_header`. Without a live pending sign-in (it expired, or was completed) the page
+/// shows the first step and says to sign in again.
+///
+/// # Errors
+/// Store errors.
+pub async fn second_step_context(
+    auth: &Auth,
+    next: Option<&str>,
+    cookie_header: Option<&str>,
+) -> Result<serde_json::Value, keystead::AuthError> {
+    let mut context = sign_in_context(auth, next, None);
+    match pending_sign_in_methods(auth, cookie_header).await? {
+        Some(methods) => context["mfa"] = serde_json::json!({ "methods": methods }),
+        None => {
+            context["error"] = serde_json::json!(
+                "This sign-in waited too long for its second step, or is over: sign in again."
+            );
+        }
+    }
+    Ok(context)
+}
+
+/// The second factors the user of the pending sign-in (the cookie in `cookie_header`) can
+/// give, in the contract's order (`totp`, `recovery_code`, `passkey`); `None` when no sign-in
+/// is waiting.
+///
+/// # Errors
+/// Store errors.
+pub async fn pending_sign_in_methods(
+    auth: &Auth,
+    cookie_header: Option<&str>,
+) -> Result<Option<Vec<&'static str>>, keystead::AuthError> {
+    let Some(token) = cookie_header.and_then(|h| auth.cookies().mfa_token(h)) else {
+        return Ok(None);
+    };
+    let user = match auth.mfa().pending_user(Some(token)).await {
+        Ok(user) => user,
+        Err(err) if err.code == keystead::ErrorCode::Unauthenticated => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let status = auth.mfa().status(user.id).await?;
+    let mut methods = Vec::with_capacity(3);
+    if status.totp {
+        methods.push("totp");
+    }
+    if status.recovery_codes > 0 && status.has_second_factor() {
+        methods.push("recovery_code");
+    }
+    if status.passkeys > 0 {
+        methods.push("passkey");
+    }
+    Ok(Some(methods))
+}
+
 /// The context of the sign-up page: `next` and the provider buttons.
 #[must_use]
 pub fn sign_up_context(auth: &Auth, next: Option<&str>) -> serde_json::Value {
@@ -705,6 +762,7 @@ pub async fn tokens_page_context(
     let permissions: Vec<&str> = principal.permissions().iter().map(|p| p.as_str()).collect();
     Ok(serde_json::json!({
         "user": principal.user,
+        "mfa_blocked": principal.org_mfa_blocked(),
         "org": org.map(|o| serde_json::json!({ "id": o.id.to_string(), "name": o.name })),
         "permissions": permissions,
         "tokens": tokens,

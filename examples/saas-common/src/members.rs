@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 /// What `/dashboard/members` shows: the active organization's members (with `members:read`),
 /// and for those with `members:manage` the invitation form (with the roles the user may
 /// invite to: never above their own, owner only for owners), the pending invitations, and per
-/// member the role changes and removal the user may make. Everyone may leave.
+/// member the role changes and removal the user may make. Everyone may leave. Each member
+/// shows whether they have a second factor; `mfa_blocked` says the organization's MFA policy
+/// holds the caller back until they set one up.
 ///
 /// # Errors
 /// Store errors.
@@ -63,6 +65,7 @@ pub async fn members_page_context(auth: &Auth, principal: &Principal) -> Result<
                 "joined_at": m.membership.joined_at.date().to_string(),
                 "is_self": is_self,
                 "manageable": manageable,
+                "mfa_enabled": m.second_factor,
             })
         })
         .collect();
@@ -85,7 +88,12 @@ pub async fn members_page_context(auth: &Auth, principal: &Principal) -> Result<
     };
     Ok(json!({
         "user": principal.user,
-        "org": { "id": org.id.to_string(), "name": org.name },
+        "org": {
+            "id": org.id.to_string(),
+            "name": org.name,
+            "mfa_required": org.mfa_required,
+        },
+        "mfa_blocked": caller.principal.org_mfa_blocked(),
         "role": caller.role().as_str(),
         "members": members,
         "can_manage": can_manage,

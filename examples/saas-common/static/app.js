@@ -37,14 +37,227 @@ async function sendJson(method, url, body) {
   if (!response.ok) {
     try { problem = await response.json(); } catch (_) { problem = null; }
   }
+  // The organization's policy holds the caller back (not the policy route's own refusal to
+  // require what the caller lacks, which its page explains).
+  if (response.status === 403 && problem && problem.code === "mfa_required" && !url.endsWith("/mfa-policy")) {
+    showMfaRequired();
+  }
   return { response, problem };
 }
 
-function showError(form, problem, status) {
-  const box = form.querySelector("#form-error, [data-error]");
+// As sendJson, for the routes behind step-up: a 403 `reauthentication_required` opens the
+// re-authentication dialog (password, authenticator code, recovery code or passkey) and,
+// once it succeeds, sends the request again. Cancelling the dialog answers the 403.
+async function callApi(method, url, body) {
+  const first = await sendJson(method, url, body);
+  if (first.response.status !== 403 || !first.problem || first.problem.code !== "reauthentication_required") {
+    return first;
+  }
+  if (!(await reauthenticate())) return first;
+  return sendJson(method, url, body);
+}
+
+// The message for a refused request: the problem's detail (or title) and its stable code.
+function problemText(problem, status) {
+  if (!problem) return `Request failed (${status}).`;
+  const text = problem.detail || problem.title || `Request failed (${status})`;
+  return problem.code ? `${text} [${problem.code}]` : text;
+}
+
+function showMessage(box, text) {
   if (!box) return;
-  box.textContent = (problem && (problem.detail || problem.title)) || `Request failed (${status}).`;
+  box.textContent = text;
   box.hidden = false;
+}
+
+function showError(form, problem, status) {
+  showMessage(form.querySelector("#form-error, [data-error]"), problemText(problem, status));
+}
+
+// The organization's MFA policy refused the request: say what to do (base.html's notice).
+function showMfaRequired() {
+  const notice = document.getElementById("mfa-required");
+  if (notice) notice.hidden = false;
+}
+
+// ---- Step-up: the re-authentication dialog of base.html ----
+
+let pendingReauth = null;
+
+// Opens the dialog; resolves true once POST /auth/reauthenticate (or a passkey) succeeded,
+// false when the dialog is closed without.
+function reauthenticate() {
+  const dialog = document.getElementById("reauth-dialog");
+  if (!dialog) return Promise.resolve(false);
+  if (pendingReauth) return pendingReauth;
+  pendingReauth = new Promise((resolve) => {
+    const form = document.getElementById("reauth-form");
+    const error = document.getElementById("reauth-error");
+    const passkey = document.getElementById("reauth-passkey");
+    const cancel = document.getElementById("reauth-cancel");
+    form.reset();
+    error.hidden = true;
+    const finish = (ok) => {
+      form.removeEventListener("submit", onSubmit);
+      cancel.removeEventListener("click", onCancel);
+      if (passkey) passkey.removeEventListener("click", onPasskey);
+      dialog.removeEventListener("cancel", onCancel);
+      if (dialog.open) dialog.close();
+      pendingReauth = null;
+      resolve(ok);
+    };
+    const onSubmit = async (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      const body = {};
+      for (const field of ["password", "code", "recovery_code"]) {
+        const value = String(data.get(field) || "").trim();
+        if (value) body[field] = field === "password" ? String(data.get(field)) : value;
+      }
+      if (Object.keys(body).length !== 1) {
+        showMessage(error, "Fill in one of the fields: your password, a code from your authenticator app, or a recovery code.");
+        return;
+      }
+      const { response, problem } = await sendJson("POST", "/auth/reauthenticate", body);
+      if (response.ok) finish(true);
+      else showMessage(error, problemText(problem, response.status));
+    };
+    const onPasskey = async () => {
+      try {
+        await passkeyAuthenticate();
+        finish(true);
+      } catch (failure) {
+        showMessage(error, failureText(failure));
+      }
+    };
+    const onCancel = (event) => {
+      if (event) event.preventDefault();
+      finish(false);
+    };
+    form.addEventListener("submit", onSubmit);
+    cancel.addEventListener("click", onCancel);
+    if (passkey) passkey.addEventListener("click", onPasskey);
+    dialog.addEventListener("cancel", onCancel);
+    dialog.showModal();
+    const first = form.querySelector("input");
+    if (first) first.focus();
+  });
+  return pendingReauth;
+}
+
+// ---- WebAuthn: the JSON of webauthn-rs <-> the browser's binary fields ----
+
+function base64urlToBytes(text) {
+  const base64 = String(text).replace(/-/g, "+").replace(/_/g, "/");
+  const padded = base64 + "=".repeat((4 - (base64.length % 4)) % 4);
+  const binary = atob(padded);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+function bytesToBase64url(buffer) {
+  const bytes = buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function credentialDescriptors(list) {
+  return (list || []).map((c) => ({ ...c, id: base64urlToBytes(c.id) }));
+}
+
+// webauthn-rs's CreationChallengeResponse -> the argument of navigator.credentials.create().
+function creationOptions(options) {
+  const publicKey = { ...options.publicKey };
+  publicKey.challenge = base64urlToBytes(publicKey.challenge);
+  publicKey.user = { ...publicKey.user, id: base64urlToBytes(publicKey.user.id) };
+  if (publicKey.excludeCredentials) publicKey.excludeCredentials = credentialDescriptors(publicKey.excludeCredentials);
+  return { publicKey };
+}
+
+// webauthn-rs's RequestChallengeResponse -> the argument of navigator.credentials.get()
+// (a modal request: the button was pressed, so no conditional mediation).
+function requestOptions(options) {
+  const publicKey = { ...options.publicKey };
+  publicKey.challenge = base64urlToBytes(publicKey.challenge);
+  if (publicKey.allowCredentials) publicKey.allowCredentials = credentialDescriptors(publicKey.allowCredentials);
+  return { publicKey };
+}
+
+// A new credential -> webauthn-rs's RegisterPublicKeyCredential.
+function registrationJson(credential) {
+  const response = {
+    attestationObject: bytesToBase64url(credential.response.attestationObject),
+    clientDataJSON: bytesToBase64url(credential.response.clientDataJSON),
+  };
+  if (typeof credential.response.getTransports === "function") {
+    response.transports = credential.response.getTransports();
+  }
+  return { id: credential.id, rawId: bytesToBase64url(credential.rawId), type: credential.type, response, extensions: {} };
+}
+
+// An assertion -> webauthn-rs's PublicKeyCredential.
+function assertionJson(credential) {
+  const r = credential.response;
+  return {
+    id: credential.id,
+    rawId: bytesToBase64url(credential.rawId),
+    type: credential.type,
+    response: {
+      authenticatorData: bytesToBase64url(r.authenticatorData),
+      clientDataJSON: bytesToBase64url(r.clientDataJSON),
+      signature: bytesToBase64url(r.signature),
+      userHandle: r.userHandle && r.userHandle.byteLength ? bytesToBase64url(r.userHandle) : null,
+    },
+    extensions: {},
+  };
+}
+
+// A refused request, as an Error carrying the problem (for failureText).
+function apiFailure(problem, status) {
+  const error = new Error(problemText(problem, status));
+  error.problem = problem;
+  return error;
+}
+
+// What to show for a failed ceremony: the server's problem, or the browser's refusal.
+function failureText(failure) {
+  if (failure && failure.problem !== undefined) return failure.message;
+  if (failure && failure.name === "NotAllowedError") return "The passkey request was cancelled or timed out. [passkey_cancelled]";
+  if (failure && failure.name === "InvalidStateError") return "This authenticator already holds a passkey for this account. [passkey_exists]";
+  if (typeof window !== "undefined" && !window.PublicKeyCredential) return "This browser does not support passkeys. [passkey_unsupported]";
+  return `${(failure && failure.message) || failure} [passkey_failed]`;
+}
+
+// Registers a passkey named `name` for the signed-in user: options (behind step-up), the
+// browser's ceremony, the answer. Resolves the passkey's view; throws on refusal.
+async function passkeyRegister(name) {
+  const started = await callApi("POST", "/auth/passkeys/register/options", {});
+  if (!started.response.ok) throw apiFailure(started.problem, started.response.status);
+  const { ceremony, options } = await started.response.json();
+  const credential = await navigator.credentials.create(creationOptions(options));
+  const body = { ceremony, credential: registrationJson(credential) };
+  if (name) body.name = name;
+  const { response, problem } = await sendJson("POST", "/auth/passkeys/register", body);
+  if (!response.ok) throw apiFailure(problem, response.status);
+  return response.json();
+}
+
+// Authenticates with a passkey: a passwordless sign-in, the second step of a pending
+// sign-in, or a re-authentication (the server tells them apart by the cookies). Resolves the
+// server's answer; throws on refusal.
+async function passkeyAuthenticate() {
+  const started = await sendJson("POST", "/auth/passkeys/authenticate/options", {});
+  if (!started.response.ok) throw apiFailure(started.problem, started.response.status);
+  const { ceremony, options } = await started.response.json();
+  const credential = await navigator.credentials.get(requestOptions(options));
+  const { response, problem } = await sendJson("POST", "/auth/passkeys/authenticate", {
+    ceremony,
+    credential: assertionJson(credential),
+  });
+  if (!response.ok) throw apiFailure(problem, response.status);
+  return response.json();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -58,7 +271,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const button = form.querySelector("button[type=submit]");
       if (button) button.disabled = true;
       try {
-        const { response, problem } = await sendJson(form.dataset.method || "POST", form.dataset.endpoint, body);
+        const { response, problem } = await callApi(form.dataset.method || "POST", form.dataset.endpoint, body);
         if (!response.ok) {
           showError(form, problem, response.status);
           return;
@@ -95,7 +308,7 @@ document.addEventListener("DOMContentLoaded", () => {
         scopes: data.getAll("scopes"),
         expires_in_days: Number(data.get("expires_in_days")) || undefined,
       };
-      const { response, problem } = await postJson("/api/tokens", body);
+      const { response, problem } = await callApi("POST", "/api/tokens", body);
       if (!response.ok) {
         showError(tokenForm, problem, response.status);
         return;
@@ -123,13 +336,9 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", async () => {
       button.disabled = true;
       try {
-        const { response, problem } = await sendJson(button.dataset.method || "POST", button.dataset.url);
+        const { response, problem } = await callApi(button.dataset.method || "POST", button.dataset.url);
         if (!response.ok) {
-          const box = document.getElementById("action-error");
-          if (box) {
-            box.textContent = (problem && (problem.detail || problem.title)) || `Request failed (${response.status}).`;
-            box.hidden = false;
-          }
+          showMessage(document.getElementById("action-error"), problemText(problem, response.status));
           return;
         }
         if (button.dataset.redirect) location.assign(button.dataset.redirect);

@@ -1,8 +1,10 @@
-//! The browser test both example apps run: headless Chromium (Debian's `chromium`) driven by
+//! The browser tests both example apps run: headless Chromium (Debian's `chromium`) driven by
 //! Playwright (`playwright-core` from npm) through `tests/browser/signup-flow.mjs` — sign up,
 //! land on the dashboard, sign out, get sent to sign-in when opening `/dashboard`, sign in
-//! again. `cargo xtask test` installs both; run `cargo xtask setup` once before running it
-//! alone.
+//! again — and `tests/browser/mfa-flow.mjs` — a passkey added with Chromium's virtual
+//! authenticator and a passwordless sign-in with it, an authenticator app (TOTP) set up, and a
+//! password sign-in with its second step. `cargo xtask test` installs both; run
+//! `cargo xtask setup` once before running them alone.
 
 use std::path::{Path, PathBuf};
 
@@ -12,19 +14,20 @@ fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../browser")
 }
 
-/// Starts the app binary `bin` on SQLite and runs the browser flow against it; panics with
-/// the script's output when a step fails.
-pub async fn run_signup_flow(bin: &str) {
-    let dir = browser_dir();
+fn assert_browser_installed(dir: &Path) {
     assert!(
         dir.join("node_modules/playwright-core").is_dir()
             && Path::new("/usr/bin/chromium").exists(),
         "the browser test needs Chromium and playwright-core: run `cargo xtask setup`"
     );
-    let app = AppUnderTest::start(bin, StoreKind::Sqlite).await;
+}
+
+/// Runs `node tests/browser/<script> <url>`; panics with the script's output when a step
+/// fails.
+async fn run_script(dir: &Path, script: &str, url: &str) {
     let output = tokio::process::Command::new("node")
-        .arg(dir.join("signup-flow.mjs"))
-        .arg(app.base_url())
+        .arg(dir.join(script))
+        .arg(url)
         .env("SCREENSHOT_DIR", std::env::temp_dir())
         .output()
         .await
@@ -33,9 +36,43 @@ pub async fn run_signup_flow(bin: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the browser flow failed ({}):\n{stdout}\n{stderr}",
+        "the browser flow {script} failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
     assert!(stdout.contains("all steps passed"), "{stdout}");
+}
+
+/// Starts the app binary `bin` on SQLite and runs the browser flow against it; panics with
+/// the script's output when a step fails.
+pub async fn run_signup_flow(bin: &str) {
+    let dir = browser_dir();
+    assert_browser_installed(&dir);
+    let app = AppUnderTest::start(bin, StoreKind::Sqlite).await;
+    run_script(&dir, "signup-flow.mjs", app.base_url()).await;
+    app.finish().await;
+}
+
+/// Starts the app binary `bin` on SQLite at `http://localhost:PORT` (`APP_ORIGIN`: WebAuthn
+/// takes a host name, not an IP address, as relying party) and runs the second-factor flow
+/// against it: a passkey (Chromium's virtual authenticator) added and used to sign in, TOTP
+/// set up with codes the script computes, a password sign-in with its second step. Panics
+/// with the script's output when a step fails.
+pub async fn run_mfa_flow(bin: &str) {
+    let dir = browser_dir();
+    assert_browser_installed(&dir);
+    // A free port, known before the app starts so that APP_ORIGIN can name it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let origin = format!("http://localhost:{port}");
+    let bind = format!("127.0.0.1:{port}");
+    let app = AppUnderTest::start_with(
+        bin,
+        StoreKind::Sqlite,
+        &[("BIND", bind.as_str()), ("APP_ORIGIN", origin.as_str())],
+    )
+    .await;
+    run_script(&dir, "mfa-flow.mjs", &origin).await;
     app.finish().await;
 }
