@@ -122,4 +122,88 @@ mod tests {
                 .contains(r#"id="sign-up-form""#)
         );
     }
+
+    #[test]
+    fn the_sign_in_page_opens_on_its_second_step_when_asked() {
+        let pages = Pages::new();
+        let first = pages.render("sign_in.html", serde_json::json!({ "next": "/dashboard" }));
+        assert!(first.contains(r#"<div id="first-step">"#), "{first}");
+        assert!(first.contains(r#"<div id="second-step" hidden"#), "{first}");
+        assert!(first.contains(r#"id="passkey-sign-in""#), "{first}");
+        let second = pages.render(
+            "sign_in.html",
+            serde_json::json!({ "mfa": { "methods": ["totp", "recovery_code", "passkey"] } }),
+        );
+        assert!(second.contains(r#"<div id="first-step" hidden>"#), "{second}");
+        assert!(
+            second.contains(r#"<div id="second-step" data-methods="totp,recovery_code,passkey">"#),
+            "{second}"
+        );
+        for id in ["mfa-code-form", "mfa-recovery-form", "mfa-passkey", "error"] {
+            assert!(second.contains(&format!(r#"id="{id}""#)), "{id}");
+        }
+    }
+
+    #[test]
+    fn the_members_page_shows_second_factors_the_policy_and_the_block() {
+        let pages = Pages::new();
+        let member = |email: &str, mfa: bool| {
+            serde_json::json!({ "user_id": "u", "email": email, "role": "member",
+                "joined_at": "2026-12-01", "mfa_enabled": mfa })
+        };
+        let org = serde_json::json!({ "id": "o", "name": "Acme", "mfa_required": true });
+        let admin = pages.render(
+            "members.html",
+            serde_json::json!({ "user": { "email": "a@example.com" }, "org": org,
+                "members": [member("a@example.com", true), member("b@example.com", false)],
+                "can_manage": true, "roles": ["member"] }),
+        );
+        assert!(admin.contains("<th>2FA</th>"), "{admin}");
+        assert!(admin.contains(r#"id="mfa-policy-required" checked"#), "{admin}");
+        assert!(admin.contains("/mfa-policy"), "the toggle's script is on the page");
+        assert!(!admin.contains(r#"id="mfa-required" class="notice" role="alert">"#));
+        let blocked = pages.render(
+            "members.html",
+            serde_json::json!({ "user": { "email": "b@example.com" }, "org": org,
+                "members": [], "mfa_blocked": true }),
+        );
+        assert!(blocked.contains(r#"id="members-mfa-blocked""#), "{blocked}");
+        assert!(
+            blocked.contains(r#"id="mfa-required" class="notice" role="alert">"#),
+            "the notice shows: {blocked}"
+        );
+        assert!(blocked.contains(r#"href="/dashboard/security#mfa""#));
+        assert!(!blocked.contains(r#"id="members""#));
+    }
+
+    #[test]
+    fn the_security_page_has_its_second_factor_controls() {
+        let pages = Pages::new();
+        let html = pages.render(
+            "security.html",
+            serde_json::json!({ "user": { "email": "a@example.com" }, "filters": {} }),
+        );
+        for id in [
+            "totp-begin",
+            "totp-secret",
+            "totp-qr",
+            "totp-confirm-form",
+            "recovery-codes",
+            "totp-remove",
+            "recovery-regenerate",
+            "passkeys",
+            "passkey-add-form",
+            "sessions",
+            "reauth-dialog",
+            "reauth-form",
+        ] {
+            assert!(html.contains(&format!(r#"id="{id}""#)), "{id}");
+        }
+        // Every input has a label around it.
+        for input in html.match_indices("<input").map(|(at, _)| &html[..at]) {
+            let open = input.rfind("<label").unwrap_or(0);
+            let close = input.rfind("</label>").unwrap_or(0);
+            assert!(open > close, "an input without a label");
+        }
+    }
 }
