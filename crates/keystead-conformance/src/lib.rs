@@ -314,6 +314,11 @@ macro_rules! __with_cases {
                 http_bearer_token_on_session_routes_is_403_forbidden,
                 http_sign_in_after_ten_failures_is_429_until_the_window_passes,
                 http_change_password_guesses_count_toward_the_sign_in_limit,
+                // Second factors and step-up, with the test clock.
+                http_totp_codes_follow_the_clock_and_are_used_once,
+                http_pending_sign_in_expires_and_completes_once,
+                http_step_up_expires_with_the_clock,
+                http_totp_without_a_key_is_503,
                 http_unknown_path_is_404_and_wrong_method_is_405_with_allow,
                 http_created_org_becomes_the_active_org_with_owner_permissions,
                 http_switching_to_an_org_the_user_is_not_in_is_403,
