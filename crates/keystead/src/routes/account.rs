@@ -107,7 +107,7 @@ pub(super) async fn session(call: &Call<'_>) -> Result<Reply, AuthError> {
         None => (None, None),
     };
     let session = match &principal.credential {
-        crate::principal::Credential::Session { id, expires_at } => {
+        crate::principal::Credential::Session { id, expires_at, .. } => {
             Some(SessionView::new(*id, *expires_at))
         }
         crate::principal::Credential::ApiToken { .. } => None,
