@@ -213,6 +213,7 @@ mod tests {
         let session = Credential::Session {
             id: SessionId::new(),
             expires_at: OffsetDateTime::UNIX_EPOCH,
+            authenticated_at: OffsetDateTime::UNIX_EPOCH,
         };
         Principal::new(user, session, org, &RolePermissions::default())
     }
