@@ -3,13 +3,19 @@
 // out -> sign in with the passkey alone -> dashboard -> set up an authenticator app (TOTP)
 // from the secret the page shows, with codes this script computes (RFC 6238 on node:crypto)
 // -> recovery codes shown -> sign out -> sign in with the password -> second step -> a TOTP
-// code -> dashboard.
+// code -> dashboard -> a new workspace's members page shows 2FA on for its owner, who then
+// requires it of every member.
 //
 // The app's origin must have a host name (WebAuthn takes no IP address as relying party):
 // run it with APP_ORIGIN=http://localhost:PORT and give that URL here.
 //
+// Step-up: with STEP_UP_MAX_AGE_SECS set to the app's AUTH_STEP_UP_MAX_AGE_SECS, the script
+// waits that long after the passkey sign-in before setting up TOTP, so that the page must ask
+// for a re-authentication (the dialog, answered with the password) before it goes on.
+//
 // Usage: node tests/browser/mfa-flow.mjs http://localhost:PORT   (or APP_URL=...)
-// Env: SCREENSHOT_DIR  where to save a screenshot of the page when a step fails.
+// Env: SCREENSHOT_DIR  where to save a screenshot of the page when a step fails;
+//      STEP_UP_MAX_AGE_SECS  as above.
 // Exits 0 when every step passed, 1 (with the failed step on stderr) otherwise.
 
 import { createHmac } from 'node:crypto';
@@ -33,6 +39,7 @@ const email = `mfa-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`
 const password = 'correct horse battery staple 42';
 const name = 'MFA Browser Test';
 const passkeyName = 'Virtual authenticator';
+const stepUpMaxAgeSecs = Number(process.env.STEP_UP_MAX_AGE_SECS) || 0;
 
 let currentStep = 'launching Chromium';
 let page;
@@ -187,6 +194,18 @@ async function waitForStepAfter(stepUsed) {
   }
 }
 
+/** Answers the re-authentication dialog (step-up) with the password. */
+async function reauthenticateWithPassword() {
+  await visible('#reauth-dialog[open]', 'the re-authentication dialog');
+  await fill(page.locator('form#reauth-form'), { password });
+  await page.locator('#reauth-form button[type="submit"]').click();
+  try {
+    await page.locator('#reauth-dialog[open]').waitFor({ state: 'detached', timeout: STEP_TIMEOUT_MS });
+  } catch {
+    throw new Error(`the re-authentication dialog stayed open${await alertSuffix()}`);
+  }
+}
+
 function firstLine(error) {
   return String(error?.message ?? error).split('\n')[0];
 }
@@ -273,6 +292,14 @@ async function main() {
       const form = page.locator('form#passkey-add-form');
       await fill(form, { name: passkeyName });
       await form.locator('button[type="submit"]').click();
+      // On a slow run the sign-up may be older than the step-up age by now: then the page
+      // asks to re-authenticate first.
+      const row = page.locator('#passkeys tbody tr');
+      await row.or(page.locator('#reauth-dialog[open]')).first().waitFor({ state: 'visible' });
+      if (await page.locator('#reauth-dialog[open]').count()) {
+        console.log('  (the sign-up is older than the step-up age: re-authenticating first)');
+        await reauthenticateWithPassword();
+      }
       await visible('#passkeys tbody tr', 'the new passkey in the list');
       const shownName = await page.locator('#passkeys tbody tr input[name="name"]').first().inputValue();
       expect(shownName === passkeyName, `the passkey is listed as ${JSON.stringify(shownName)}`);
@@ -283,16 +310,30 @@ async function main() {
 
     await step('sign out with #sign-out', signOut);
 
+    let signedInAt;
     await step('sign in with the passkey alone ("Sign in with a passkey")', async () => {
       await page.goto(`${base}/sign-in`);
       await (await visible('#passkey-sign-in', 'the passkey sign-in button')).click();
       await dashboardShowsTheAccount();
+      signedInAt = Date.now();
     });
+
+    if (stepUpMaxAgeSecs > 0) {
+      await step(`setting up TOTP ${stepUpMaxAgeSecs} s after the sign-in asks to re-authenticate`, async () => {
+        const wait = signedInAt + (stepUpMaxAgeSecs + 1) * 1000 - Date.now();
+        if (wait > 0) await sleep(wait);
+        await page.goto(`${base}/dashboard/security`);
+        await (await visible('#totp-begin', 'the "Set up an authenticator app" button')).click();
+        await reauthenticateWithPassword();
+      });
+    }
 
     let secret;
     await step('begin an authenticator app enrolment: the QR code and the secret show', async () => {
-      await page.goto(`${base}/dashboard/security`);
-      await (await visible('#totp-begin', 'the "Set up an authenticator app" button')).click();
+      if (stepUpMaxAgeSecs === 0) {
+        await page.goto(`${base}/dashboard/security`);
+        await (await visible('#totp-begin', 'the "Set up an authenticator app" button')).click();
+      }
       await visible('#totp-secret', 'the TOTP secret');
       secret = (await page.locator('#totp-secret').innerText()).trim();
       expect(/^[A-Z2-7]{16,}=*$/.test(secret), `#totp-secret shows ${JSON.stringify(secret)}, not base32`);
@@ -348,6 +389,47 @@ async function main() {
       await fill(form, { code: totp(secret, totpStep(nowSeconds())) });
       await form.locator('button[type="submit"]').click();
       await dashboardShowsTheAccount();
+    });
+
+    await step('create a workspace: the members page shows 2FA on for its owner', async () => {
+      const form = page.locator('form#create-org-form');
+      await fill(form, { name: 'Second Factor Inc' });
+      await form.locator('button[type="submit"]').click();
+      await visible('text=Second Factor Inc', 'the new workspace');
+      const switchButton = page.locator('[data-switch-org]');
+      if (await switchButton.count()) {
+        await switchButton.first().click();
+        await page.waitForLoadState('load');
+      }
+      await page.goto(`${base}/dashboard/members`);
+      const row = await visible('#members tbody tr', 'the members table');
+      const text = await row.first().innerText();
+      expect(text.includes(email) && /\bon\b/.test(text), `the owner's row shows ${JSON.stringify(text)}, without 2FA on`);
+    });
+
+    await step('require two-factor authentication for the workspace', async () => {
+      const toggle = await visible('#mfa-policy-required', 'the "require two-factor authentication" toggle');
+      expect(!(await toggle.isChecked()), 'the policy is on already');
+      await toggle.check();
+      const confirmed = () =>
+        page.waitForFunction(
+          () =>
+            /now required/.test(document.getElementById('mfa-policy-status')?.textContent ?? '') ||
+            document.querySelector('#reauth-dialog[open]') !== null,
+          undefined,
+          { timeout: STEP_TIMEOUT_MS },
+        ).catch(async () => {
+          throw new Error(`the policy change did not confirm${await alertSuffix()}`);
+        });
+      await confirmed();
+      // A step-up route: on a slow run the sign-in may be older than the step-up age.
+      if (await page.locator('#reauth-dialog[open]').count()) {
+        console.log('  (the sign-in is older than the step-up age: re-authenticating first)');
+        await reauthenticateWithPassword();
+        await confirmed();
+      }
+      await page.reload();
+      expect(await page.locator('#mfa-policy-required').isChecked(), 'after a reload the policy shows off');
     });
   } catch (error) {
     await screenshot();

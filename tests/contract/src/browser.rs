@@ -22,12 +22,17 @@ fn assert_browser_installed(dir: &Path) {
     );
 }
 
-/// Runs `node tests/browser/<script> <url>`; panics with the script's output when a step
-/// fails.
-async fn run_script(dir: &Path, script: &str, url: &str) {
+/// How old a session's authentication may be on step-up routes in the second-factor flow:
+/// short, so that the flow meets the re-authentication dialog.
+const MFA_FLOW_STEP_UP_SECS: &str = "10";
+
+/// Runs `node tests/browser/<script> <url>` with `env`; panics with the script's output when
+/// a step fails.
+async fn run_script(dir: &Path, script: &str, url: &str, env: &[(&str, &str)]) {
     let output = tokio::process::Command::new("node")
         .arg(dir.join(script))
         .arg(url)
+        .envs(env.iter().copied())
         .env("SCREENSHOT_DIR", std::env::temp_dir())
         .output()
         .await
@@ -48,15 +53,16 @@ pub async fn run_signup_flow(bin: &str) {
     let dir = browser_dir();
     assert_browser_installed(&dir);
     let app = AppUnderTest::start(bin, StoreKind::Sqlite).await;
-    run_script(&dir, "signup-flow.mjs", app.base_url()).await;
+    run_script(&dir, "signup-flow.mjs", app.base_url(), &[]).await;
     app.finish().await;
 }
 
 /// Starts the app binary `bin` on SQLite at `http://localhost:PORT` (`APP_ORIGIN`: WebAuthn
 /// takes a host name, not an IP address, as relying party) and runs the second-factor flow
 /// against it: a passkey (Chromium's virtual authenticator) added and used to sign in, TOTP
-/// set up with codes the script computes, a password sign-in with its second step. Panics
-/// with the script's output when a step fails.
+/// set up (after a re-authentication: the step-up age is [`MFA_FLOW_STEP_UP_SECS`]) with codes
+/// the script computes, a password sign-in with its second step, a workspace's MFA policy.
+/// Panics with the script's output when a step fails.
 pub async fn run_mfa_flow(bin: &str) {
     let dir = browser_dir();
     assert_browser_installed(&dir);
@@ -70,9 +76,19 @@ pub async fn run_mfa_flow(bin: &str) {
     let app = AppUnderTest::start_with(
         bin,
         StoreKind::Sqlite,
-        &[("BIND", bind.as_str()), ("APP_ORIGIN", origin.as_str())],
+        &[
+            ("BIND", bind.as_str()),
+            ("APP_ORIGIN", origin.as_str()),
+            ("AUTH_STEP_UP_MAX_AGE_SECS", MFA_FLOW_STEP_UP_SECS),
+        ],
     )
     .await;
-    run_script(&dir, "mfa-flow.mjs", &origin).await;
+    run_script(
+        &dir,
+        "mfa-flow.mjs",
+        &origin,
+        &[("STEP_UP_MAX_AGE_SECS", MFA_FLOW_STEP_UP_SECS)],
+    )
+    .await;
     app.finish().await;
 }

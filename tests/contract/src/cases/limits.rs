@@ -101,7 +101,8 @@ where
 /// password work: a flood of them from one address is answered 429 `rate_limited`.
 pub async fn malformed_email_sign_ins_are_rate_limited_per_address(app: &AppUnderTest) {
     refused_within(FAILED_SIGN_INS_PER_ADDRESS, ADDRESS_WINDOW, |i| {
-        flows::try_sign_in(app, &format!("not-an-email-{i}"), PASSWORD)
+        let email = format!("not-an-email-{i}");
+        async move { flows::try_sign_in(app, &email, PASSWORD).await }
     })
     .await;
 }
