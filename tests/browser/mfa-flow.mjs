@@ -369,6 +369,22 @@ async function main() {
       await visible('#totp-on', 'the "authenticator app is on" block');
     });
 
+    await step('rename the passkey on the security page', async () => {
+      const row = page.locator('#passkeys tbody tr').first();
+      await row.locator('input[name="name"]').fill('Renamed key');
+      await row.locator('button[type="submit"]').click();
+      await page.waitForFunction(
+        () => document.querySelector('#passkeys tbody tr input[name="name"]')?.value === 'Renamed key'
+          && document.querySelector('#passkeys tbody tr') !== null,
+        undefined,
+        { timeout: STEP_TIMEOUT_MS },
+      );
+      await page.reload();
+      await visible('#passkeys tbody tr', 'the passkey list after a reload');
+      const shown = await page.locator('#passkeys tbody tr input[name="name"]').first().inputValue();
+      expect(shown === 'Renamed key', `after a reload the passkey is named ${JSON.stringify(shown)}`);
+    });
+
     await step('sign out with #sign-out', signOut);
 
     await step('sign in with the password: the second step asks for a code', async () => {
