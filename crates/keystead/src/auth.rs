@@ -111,7 +111,10 @@ impl Readiness {
     }
 }
 
-/// The credential a request presents, found in its headers.
+/// The credential a request presents, found in its headers. A short-lived value on the stack of
+/// one request, never stored: boxing the large variant would cost an allocation on every
+/// anonymous request instead.
+#[allow(clippy::large_enum_variant)]
 enum Presented<'h> {
     /// `Authorization: Bearer <token>`: the token's bytes as sent (see [`bearer_token`]).
     Bearer(&'h [u8]),
@@ -1351,6 +1354,10 @@ impl Auth {
             store.delete_expired_one_time_tokens(now).await,
         );
         log("oauth flows", store.delete_expired_oauth_flows(now).await);
+        log(
+            "challenges (pending sign-ins, passkey ceremonies)",
+            store.delete_expired_challenges(now).await,
+        );
         log(
             "change log",
             store
