@@ -100,7 +100,7 @@ impl ClientInfo {
         }
     }
 
-    fn session_meta(&self) -> SessionMeta {
+    pub(crate) fn session_meta(&self) -> SessionMeta {
         SessionMeta {
             user_agent: self.user_agent.clone(),
             ip: Some(self.ip.to_string()),

@@ -38,6 +38,7 @@ pub mod handoff;
 pub mod mail;
 pub mod oauth;
 pub mod orgs;
+pub mod passkeys;
 pub mod password;
 pub mod password_policy;
 pub mod principal;

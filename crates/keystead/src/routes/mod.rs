@@ -32,6 +32,7 @@ mod form;
 mod oauth;
 mod openapi;
 mod orgs;
+mod passkeys;
 mod response;
 pub mod schema;
 mod surface;
