@@ -53,6 +53,37 @@ use crate::{
     OneTimeTokenId, SecretString, SessionId, TokenHash, TokenPurpose, User, UserId,
 };
 
+/// What a sign-in with a password came to.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SignIn {
+    /// Signed in: a new session.
+    Session {
+        /// The user.
+        user: User,
+        /// The new session.
+        session: CreatedSession,
+    },
+    /// The password was right and the user has a second factor: no session yet; the
+    /// pending sign-in waits for the factor ([`crate::mfa::Mfa::verify`]).
+    SecondFactor {
+        /// The user.
+        user: User,
+        /// The pending sign-in.
+        pending: crate::mfa::PendingSignIn,
+    },
+}
+
+impl SignIn {
+    /// The user, either way.
+    #[must_use]
+    pub const fn user(&self) -> &User {
+        match self {
+            Self::Session { user, .. } | Self::SecondFactor { user, .. } => user,
+        }
+    }
+}
+
 /// Settings of the account flows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -312,7 +343,7 @@ impl Accounts {
         email: &str,
         password: &SecretString,
         client: &ClientInfo,
-    ) -> Result<(User, CreatedSession), AuthError> {
+    ) -> Result<SignIn, AuthError> {
         let span = tracing::info_span!(
             "keystead.sign_in",
             method = "password",
@@ -323,8 +354,8 @@ impl Accounts {
             .sign_in_with_password(email, password, client)
             .instrument(span.clone())
             .await;
-        if let Ok((user, _)) = &result {
-            span.record("user_id", tracing::field::display(user.id));
+        if let Ok(signed_in) = &result {
+            span.record("user_id", tracing::field::display(signed_in.user().id));
         }
         telemetry::sign_in("password", &span, &result);
         result
@@ -335,7 +366,7 @@ impl Accounts {
         email: &str,
         password: &SecretString,
         client: &ClientInfo,
-    ) -> Result<(User, CreatedSession), AuthError> {
+    ) -> Result<SignIn, AuthError> {
         let Ok(email) = Email::parse(email) else {
             // The address's limit first: no password work for a client past it.
             let attempt = self
@@ -410,6 +441,24 @@ impl Accounts {
         if needs_rehash {
             self.upgrade_hash(user.id, password).await;
         }
+        let status = self.store.mfa_status(user.id).await?;
+        if status.has_second_factor() {
+            if user.disabled() {
+                return Err(AuthError::new(ErrorCode::AccountDisabled));
+            }
+            // The password was right; the session waits for the second factor.
+            let pending = crate::mfa::begin_pending_sign_in(
+                &*self.store,
+                self.clock.now(),
+                user.id,
+                &status,
+                "password",
+                None,
+                client,
+            )
+            .await?;
+            return Ok(SignIn::SecondFactor { user, pending });
+        }
         let created = self.sessions.create(user.id, client.session_meta()).await?;
         audit::record(
             &*self.store,
@@ -421,7 +470,92 @@ impl Accounts {
             },
         )
         .await;
-        Ok((user, created))
+        self.notify_new_device(&user, &created.session).await;
+        Ok(SignIn::Session {
+            user,
+            session: created,
+        })
+    }
+
+    /// Checks the current password of `user` (a re-authentication, or the proof a password
+    /// change asks for). Wrong guesses count like failed sign-ins (a stolen session cannot
+    /// brute-force the password) and are audited as `failure`.
+    ///
+    /// # Errors
+    /// `invalid_request` for a user without a password; `invalid_credentials` for a wrong
+    /// one; `rate_limited`; store errors.
+    pub async fn check_password(
+        &self,
+        user: &User,
+        password: &SecretString,
+        failure: AuditKind,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let credential = self
+            .store
+            .password_credential(user.id)
+            .await?
+            .ok_or_else(|| {
+                AuthError::new(ErrorCode::InvalidRequest)
+                    .with_detail("The account has no password; set one through a password reset.")
+            })?;
+        let attempt = self
+            .rate_limiter
+            .begin_sign_in(&user.email, client.ip)
+            .await?;
+        match self.hasher.verify(password, &credential.hash).await {
+            Ok(Verified::Valid { .. }) => attempt.succeeded().await?,
+            Err(err @ PasswordError::Busy { .. }) => {
+                attempt.succeeded().await?;
+                return Err(busy_error(&err));
+            }
+            Ok(Verified::Invalid) | Err(_) => {
+                drop(attempt);
+                audit::record(
+                    &*self.store,
+                    &AuditEvent {
+                        actor_id: Some(user.id),
+                        user_id: Some(user.id),
+                        data: json!({ "reason": "wrong_password" }),
+                        ..client.audit_event(failure, self.clock.now())
+                    },
+                )
+                .await;
+                return Err(AuthError::new(ErrorCode::InvalidCredentials));
+            }
+        }
+        Ok(())
+    }
+
+    /// Mails `user` a security notice (failures are logged: the change stands).
+    pub async fn notify(&self, user: &User, notice: &crate::mail::SecurityNotice) {
+        let message = self.templates.security_notice(user.email.clone(), notice);
+        self.send(&message).await;
+    }
+
+    /// After a sign-in: when none of the user's other live sessions came from the same browser
+    /// (`User-Agent`), mails a new-device notice. Failures are logged.
+    pub async fn notify_new_device(&self, user: &User, session: &crate::Session) {
+        let sessions = match self.sessions.list(user.id).await {
+            Ok(sessions) => sessions,
+            Err(err) => {
+                tracing::warn!(error = %err.code, "could not list sessions for the new-device check");
+                return;
+            }
+        };
+        let seen = sessions
+            .iter()
+            .any(|s| s.id != session.id && s.user_agent == session.user_agent);
+        if !seen {
+            self.notify(
+                user,
+                &crate::mail::SecurityNotice::NewDevice {
+                    user_agent: session.user_agent.clone(),
+                    ip: session.ip.clone(),
+                },
+            )
+            .await;
+        }
     }
 
     /// Ends one session (sign-out): its token fails from now on. Returns whether it existed.
@@ -677,40 +811,15 @@ impl Accounts {
             .user_by_id(user_id)
             .await?
             .ok_or(AuthError::new(ErrorCode::NotFound))?;
-        let credential = self
-            .store
-            .password_credential(user_id)
-            .await?
-            .ok_or_else(|| {
-                AuthError::new(ErrorCode::InvalidRequest)
-                    .with_detail("The account has no password; set one through a password reset.")
-            })?;
         // Guesses at the current password count like failed sign-ins: a stolen session
         // cannot be used to brute-force the password.
-        let attempt = self
-            .rate_limiter
-            .begin_sign_in(&user.email, client.ip)
-            .await?;
-        match self.hasher.verify(current_password, &credential.hash).await {
-            Ok(Verified::Valid { .. }) => attempt.succeeded().await?,
-            Err(err @ PasswordError::Busy { .. }) => {
-                attempt.succeeded().await?;
-                return Err(busy_error(&err));
-            }
-            Ok(Verified::Invalid) | Err(_) => {
-                drop(attempt);
-                audit::record(
-                    &*self.store,
-                    &AuditEvent {
-                        actor_id: Some(user_id),
-                        user_id: Some(user_id),
-                        ..client.audit_event(AuditKind::PasswordChangeFailed, self.clock.now())
-                    },
-                )
-                .await;
-                return Err(AuthError::new(ErrorCode::InvalidCredentials));
-            }
-        }
+        self.check_password(
+            &user,
+            current_password,
+            AuditKind::PasswordChangeFailed,
+            client,
+        )
+        .await?;
         self.check_policy(new_password, &user.email, user.name.as_deref())?;
         let hash = self.hash(new_password).await?;
         self.store
@@ -730,6 +839,8 @@ impl Accounts {
             },
         )
         .await;
+        self.notify(&user, &crate::mail::SecurityNotice::PasswordChanged)
+            .await;
         Ok(())
     }
 

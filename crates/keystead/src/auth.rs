@@ -150,6 +150,7 @@ pub struct AuthBuilder {
     cookies: CookiePolicy,
     trusted_origins: Vec<AppOrigin>,
     handoff: Option<SessionHandoff>,
+    mfa: crate::mfa::MfaConfig,
 }
 
 /// The account flows' links with the library's default verification route under the base
@@ -346,6 +347,13 @@ impl AuthBuilder {
         self
     }
 
+    /// Second factors: the key that seals TOTP secrets, the step-up age. Without a key, TOTP
+    /// and recovery codes answer 503 `unavailable` (passkeys and step-up work without one).
+    pub fn mfa(mut self, config: crate::mfa::MfaConfig) -> Self {
+        self.mfa = config;
+        self
+    }
+
     /// The mail texts.
     pub fn templates(mut self, templates: MailTemplates) -> Self {
         self.templates = Some(templates);
@@ -431,6 +439,7 @@ impl AuthBuilder {
                 surface: self.surface,
                 handoff: self.handoff,
                 webauthn,
+                mfa: self.mfa,
             }),
         };
         // Inside a runtime the tasks start now; else the first request starts them.
@@ -473,6 +482,7 @@ pub(crate) struct Inner {
     /// The WebAuthn relying party (the app's host and origin); `None` when the origin's host
     /// is an IP address.
     pub(crate) webauthn: Option<webauthn_rs::Webauthn>,
+    pub(crate) mfa: crate::mfa::MfaConfig,
 }
 
 impl fmt::Debug for Auth {
@@ -511,7 +521,43 @@ impl Auth {
             cookies,
             trusted_origins: Vec::new(),
             handoff: None,
+            mfa: crate::mfa::MfaConfig::default(),
         }
+    }
+
+    /// The second-factor operations: TOTP, recovery codes, pending sign-ins, re-authentication.
+    #[must_use]
+    pub const fn mfa(&self) -> crate::mfa::Mfa<'_> {
+        crate::mfa::Mfa::new(self)
+    }
+
+    /// How old a session's authentication may be on a step-up route
+    /// ([`MfaConfig::with_step_up_max_age`](crate::mfa::MfaConfig::with_step_up_max_age);
+    /// 10 minutes by default).
+    #[must_use]
+    pub fn step_up_max_age(&self) -> time::Duration {
+        self.inner.mfa.step_up_max_age
+    }
+
+    /// The step-up check for `principal` now: `reauthentication_required` when its session's
+    /// authentication is older than [`Auth::step_up_max_age`], `forbidden` for an API token.
+    ///
+    /// # Errors
+    /// As above.
+    pub fn require_recent_auth(&self, principal: &Principal) -> Result<(), AuthError> {
+        principal.require_recent_auth(self.step_up_max_age(), self.inner.clock.now())
+    }
+
+    /// Mails `user` a security notice (a factor added or removed, a recovery code used…).
+    /// Failures are logged, not returned.
+    pub async fn notify(&self, user: &crate::User, notice: crate::mail::SecurityNotice) {
+        self.inner.accounts.notify(user, &notice).await;
+    }
+
+    /// After a sign-in: a new-device notice unless another live session of the user came from
+    /// the same browser.
+    pub async fn notify_new_device(&self, user: &crate::User, session: &crate::Session) {
+        self.inner.accounts.notify_new_device(user, session).await;
     }
 
     /// The app's public origin.

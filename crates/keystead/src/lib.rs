@@ -36,6 +36,7 @@ pub mod extract;
 pub mod gate;
 pub mod handoff;
 pub mod mail;
+pub mod mfa;
 pub mod oauth;
 pub mod orgs;
 pub mod passkeys;

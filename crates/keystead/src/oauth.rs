@@ -230,6 +230,17 @@ pub enum FlowOutcome {
         /// Where to go: the flow's `next`, or `/dashboard`.
         next: String,
     },
+    /// The provider vouched for `user`, who has a second factor: no session yet; the pending
+    /// sign-in waits for the factor (the route sends the browser to the sign-in page's second
+    /// step).
+    SecondFactor {
+        /// Who.
+        user: Box<User>,
+        /// The pending sign-in.
+        pending: Box<crate::mfa::PendingSignIn>,
+        /// Where to go afterwards: the flow's `next`, or `/dashboard`.
+        next: String,
+    },
     /// The provider was linked to the signed-in user, whose session stays.
     Linked {
         /// Where to go: the flow's `next`, or `/dashboard`.
@@ -436,6 +447,10 @@ impl<'a> OAuth<'a> {
                 span.record("user_id", tracing::field::display(user.id));
                 crate::telemetry::sign_in("provider", &span, &Ok::<(), AuthError>(()));
             }
+            Ok(FlowOutcome::SecondFactor { user, .. }) => {
+                span.record("user_id", tracing::field::display(user.id));
+                span.record("outcome", "second_factor");
+            }
             Ok(FlowOutcome::Linked { .. }) => {
                 span.record("outcome", "linked");
             }
@@ -548,6 +563,25 @@ impl<'a> OAuth<'a> {
             Ok(user) => user,
             Err(failure) => return Ok(failed(failure)),
         };
+        let status = self.auth.store().mfa_status(user.id).await?;
+        if status.has_second_factor() && !user.disabled() {
+            // The provider is the first factor; the session waits for the second.
+            let pending = crate::mfa::begin_pending_sign_in(
+                &**self.auth.store(),
+                self.auth.clock().now(),
+                user.id,
+                &status,
+                provider_id,
+                Some(next.clone()),
+                client,
+            )
+            .await?;
+            return Ok(FlowOutcome::SecondFactor {
+                user: Box::new(user),
+                pending: Box::new(pending),
+                next,
+            });
+        }
         let session = self
             .auth
             .sessions()
@@ -562,6 +596,7 @@ impl<'a> OAuth<'a> {
             .await?;
         audit::record(&**self.auth.store(), &AuditEvent { actor_id: Some(user.id), user_id: Some(user.id), data: json!({ "provider": provider_id, "session_id": session.session.id.to_string() }), ..client.audit_event(AuditKind::SignInOAuth, self.auth.clock().now()) })
         .await;
+        self.auth.notify_new_device(&user, &session.session).await;
         Ok(FlowOutcome::SignedIn {
             user: Box::new(user),
             session: Box::new(session),

@@ -286,19 +286,25 @@ impl<'a> Organizations<'a> {
         {
             return Err(not_a_member());
         }
-        let membership = self
+        let access = self
             .store()
-            .membership(org_id, principal.user.id)
+            .org_access(org_id, principal.user.id)
             .await?
             .ok_or_else(not_a_member)?;
-        let principal = Principal::new(
+        let membership = access.membership;
+        let mut caller = Principal::new(
             principal.user.clone(),
             principal.credential.clone(),
             Some((org_id, membership.role.clone())),
             self.auth.roles(),
         );
+        // The organization's MFA policy: a member without a second factor can do nothing
+        // there (403 `mfa_required`) until they set one up.
+        if access.mfa_required && !access.second_factor {
+            caller = caller.blocked_by_org_mfa_policy();
+        }
         Ok(OrgCaller {
-            principal,
+            principal: caller,
             membership,
         })
     }
@@ -757,6 +763,7 @@ impl<'a> Organizations<'a> {
         client: &ClientInfo,
     ) -> Result<(Membership, Membership), AuthError> {
         self.may_handle_role(caller, &Role::OWNER)?;
+        self.auth.require_recent_auth(&caller.principal)?;
         if to == caller.user_id() {
             return Err(invalid("You own the organization already."));
         }
@@ -789,13 +796,61 @@ impl<'a> Organizations<'a> {
         Ok((from, to))
     }
 
-    /// Deletes the caller's organization with its memberships, invitations and API tokens.
-    /// Needs `org:delete` (owners, by default).
+    /// Sets whether the organization requires a second factor of its members (needs
+    /// `members:manage` and a recent authentication). Turning it on needs a caller with a
+    /// second factor (they would lock themselves out otherwise). Every member's sessions and
+    /// tokens see the change at once.
     ///
     /// # Errors
-    /// `forbidden` without the permission; store errors.
+    /// `forbidden` without the permission or membership; `mfa_required` when turning it on
+    /// without a factor; `reauthentication_required` for an old session authentication; store
+    /// errors.
+    pub async fn set_mfa_policy(
+        &self,
+        principal: &Principal,
+        org_id: OrgId,
+        required: bool,
+        client: &ClientInfo,
+    ) -> Result<Organization, AuthError> {
+        let caller = self.caller(principal, org_id).await?;
+        caller.principal.require(MEMBERS_MANAGE)?;
+        self.auth.require_recent_auth(principal)?;
+        if required
+            && !self
+                .store()
+                .mfa_status(caller.user_id())
+                .await?
+                .has_second_factor()
+        {
+            return Err(AuthError::new(ErrorCode::MfaRequired).with_detail(
+                "Set up a second factor yourself before requiring one of the members.",
+            ));
+        }
+        let org = self.store().set_org_mfa_required(org_id, required).await?;
+        for member in self.store().members(org_id).await? {
+            self.changed(org_id, member.user.id).await;
+        }
+        audit::record(
+            self.store(),
+            &AuditEvent {
+                actor_id: Some(caller.user_id()),
+                org_id: Some(org_id),
+                data: json!({ "mfa_required": required }),
+                ..client.audit_event(AuditKind::OrgMfaPolicyChanged, self.now())
+            },
+        )
+        .await;
+        Ok(org)
+    }
+
+    /// Deletes the caller's organization with its memberships, invitations and API tokens.
+    /// Needs `org:delete` (owners, by default) and a recent authentication.
+    ///
+    /// # Errors
+    /// `forbidden` without the permission; `reauthentication_required`; store errors.
     pub async fn delete(&self, caller: &OrgCaller, client: &ClientInfo) -> Result<(), AuthError> {
         caller.principal.require(ORG_DELETE)?;
+        self.auth.require_recent_auth(&caller.principal)?;
         let org_id = caller.org_id();
         let members = self.store().members(org_id).await?;
         let org = self.organization(caller).await?;

@@ -31,8 +31,7 @@ use time::OffsetDateTime;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, DiscoverableAuthentication, DiscoverableKey, PasskeyAuthentication,
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, Url, Webauthn, WebauthnBuilder,
-    WebauthnError,
+    RequestChallengeResponse, Url, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 use webauthn_rs_proto::ResidentKeyRequirement;
@@ -122,9 +121,11 @@ pub fn passkey_name(name: Option<&str>) -> Result<String, AuthError> {
     let name = name.map_or(DEFAULT_PASSKEY_NAME, str::trim);
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_PASSKEY_NAME_CHARS {
-        return Err(AuthError::new(ErrorCode::InvalidRequest).with_detail(format!(
-            "A passkey name is 1 to {MAX_PASSKEY_NAME_CHARS} characters."
-        )));
+        return Err(
+            AuthError::new(ErrorCode::InvalidRequest).with_detail(format!(
+                "A passkey name is 1 to {MAX_PASSKEY_NAME_CHARS} characters."
+            )),
+        );
     }
     Ok(name.to_owned())
 }
@@ -199,7 +200,9 @@ impl<'a> Passkeys<'a> {
             .store()
             .take_challenge(kind, &TokenHash::of(token), self.now())
             .await?
-            .ok_or_else(|| invalid_code().with_detail("The ceremony is unknown, used or expired."))?;
+            .ok_or_else(|| {
+                invalid_code().with_detail("The ceremony is unknown, used or expired.")
+            })?;
         let state = serde_json::from_str(&challenge.data).map_err(|err| {
             tracing::warn!(error = %err, "unreadable WebAuthn ceremony state");
             invalid_code()
@@ -257,13 +260,14 @@ impl<'a> Passkeys<'a> {
     /// for a credential registered already; store errors.
     pub async fn finish_registration(
         &self,
-        user_id: UserId,
+        user: &User,
         ceremony: &str,
         name: Option<&str>,
         credential: &RegisterPublicKeyCredential,
         client: &ClientInfo,
     ) -> Result<Passkey, AuthError> {
         let webauthn = self.webauthn()?;
+        let user_id = user.id;
         let name = passkey_name(name)?;
         let (challenge, state): (_, PasskeyRegistration) = self
             .take(ChallengeKind::PasskeyRegistration, ceremony)
@@ -302,6 +306,13 @@ impl<'a> Passkeys<'a> {
             client,
         )
         .await;
+        self.factors_changed(user_id).await;
+        self.auth
+            .notify(
+                user,
+                crate::mail::SecurityNotice::PasskeyAdded(passkey.name.clone()),
+            )
+            .await;
         Ok(passkey)
     }
 
@@ -345,27 +356,53 @@ impl<'a> Passkeys<'a> {
         Ok(passkey)
     }
 
-    /// Removes one of the user's passkeys.
+    /// Removes one of the user's passkeys. When it was the user's last second factor, the
+    /// recovery codes go too (they only back a factor up).
     ///
     /// # Errors
     /// `not_found` when the user has no passkey `id` (another user's included); store errors.
     pub async fn remove(
         &self,
-        user_id: UserId,
+        user: &User,
         id: PasskeyId,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        if !self.auth.store().delete_passkey(user_id, id).await? {
+        let store = self.auth.store();
+        let name = store
+            .passkeys_for_user(user.id)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .map(|p| p.name);
+        if !store.delete_passkey(user.id, id).await? {
             return Err(AuthError::new(ErrorCode::NotFound));
+        }
+        if !store.mfa_status(user.id).await?.has_second_factor() {
+            store.delete_recovery_codes(user.id).await?;
         }
         self.audit(
             AuditKind::PasskeyRemoved,
-            Some(user_id),
-            json!({ "passkey_id": id.to_string() }),
+            Some(user.id),
+            json!({ "passkey_id": id.to_string(), "name": name }),
             client,
         )
         .await;
+        self.factors_changed(user.id).await;
+        self.auth
+            .notify(
+                user,
+                crate::mail::SecurityNotice::PasskeyRemoved(name.unwrap_or_default()),
+            )
+            .await;
         Ok(())
+    }
+
+    /// After a passkey was added or removed: every instance re-reads the user's sessions (an
+    /// organization's MFA policy may now admit or refuse them).
+    async fn factors_changed(&self, user_id: UserId) {
+        self.auth
+            .publish(crate::tokens::Change::UserChanged { user_id })
+            .await;
     }
 
     /// Begins an authentication. For `Some(user_id)`, with that user's passkeys (the browser
@@ -442,7 +479,9 @@ impl<'a> Passkeys<'a> {
                 self.now(),
             )
             .await?
-            .ok_or_else(|| invalid_code().with_detail("The ceremony is unknown, used or expired."))?;
+            .ok_or_else(|| {
+                invalid_code().with_detail("The ceremony is unknown, used or expired.")
+            })?;
         let stored = self
             .auth
             .store()
@@ -591,7 +630,13 @@ mod tests {
     fn names_are_one_to_a_hundred_characters() {
         assert_eq!(passkey_name(None).unwrap(), "Passkey");
         assert_eq!(passkey_name(Some("  MacBook  ")).unwrap(), "MacBook");
-        assert_eq!(passkey_name(Some(&"é".repeat(100))).unwrap().chars().count(), 100);
+        assert_eq!(
+            passkey_name(Some(&"é".repeat(100)))
+                .unwrap()
+                .chars()
+                .count(),
+            100
+        );
         for bad in ["", "   ", &"x".repeat(101)] {
             assert_eq!(
                 passkey_name(Some(bad)).unwrap_err().code,

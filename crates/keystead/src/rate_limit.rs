@@ -89,6 +89,10 @@ pub struct RateLimitConfig {
     /// API tokens created (`POST /api/tokens`) per user, whatever the organization. Default:
     /// 20 per hour.
     pub token_create_per_user: RateLimit,
+    /// Failed second-factor attempts (TOTP and recovery codes, at sign-in, enrolment and
+    /// re-authentication) per user: a six-digit code must not be guessable. Default: 10 per
+    /// 15 minutes.
+    pub mfa_per_user: RateLimit,
 }
 
 impl Default for RateLimitConfig {
@@ -100,6 +104,7 @@ impl Default for RateLimitConfig {
             mail_per_account: RateLimit::new(5, Duration::hours(1)),
             oauth_start_per_address: RateLimit::new(100, Duration::minutes(15)),
             token_create_per_user: RateLimit::new(20, Duration::hours(1)),
+            mfa_per_user: RateLimit::new(10, Duration::minutes(15)),
         }
     }
 }
@@ -279,6 +284,29 @@ impl RateLimiter {
                 .await?,
             "token_create_user",
         )
+    }
+
+    /// Takes a slot on `user_id`'s second-factor attempts limit, before a code is checked;
+    /// give it back with [`second_factor_succeeded`](Self::second_factor_succeeded) when the
+    /// code was right.
+    ///
+    /// # Errors
+    /// 429 [`rate_limited`](crate::ErrorCode::RateLimited) past the limit; a store error as
+    /// [`AuthError`].
+    pub async fn begin_second_factor(&self, user_id: UserId) -> Result<(), AuthError> {
+        let key = key("mfa/user", &user_id.to_string());
+        checked(
+            self.store
+                .rate_limit_hit(&key, self.config.mfa_per_user, self.clock.now())
+                .await?,
+            "mfa_user",
+        )
+    }
+
+    /// Gives back the slot of a right second-factor code (only failures count).
+    pub async fn second_factor_succeeded(&self, user_id: UserId) {
+        let key = key("mfa/user", &user_id.to_string());
+        self.give_back(&key, self.config.mfa_per_user).await;
     }
 
     /// Counts a reset or verification mail to `user_id`: `Ok(true)` to send it, `Ok(false)`

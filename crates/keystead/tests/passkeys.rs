@@ -71,7 +71,11 @@ impl SoftAuthenticator {
         let rp_id = public_key["rp"]["id"].as_str().expect("rp.id");
         let excluded: Vec<Vec<u8>> = public_key["excludeCredentials"]
             .as_array()
-            .map(|list| list.iter().map(|c| unb64(c["id"].as_str().unwrap())).collect())
+            .map(|list| {
+                list.iter()
+                    .map(|c| unb64(c["id"].as_str().unwrap()))
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(
             !self.credentials.iter().any(|c| excluded.contains(&c.id)),
@@ -240,7 +244,11 @@ async fn app() -> App {
     let auth = Auth::builder(store.clone(), AppOrigin::parse(APP).unwrap())
         .clock(clock.clone())
         .mailer(Arc::new(MemoryMailer::default()))
-        .password_hashing(keystead::PasswordConfig::new().argon2_params(1024, 1, 1).unwrap())
+        .password_hashing(
+            keystead::PasswordConfig::new()
+                .argon2_params(1024, 1, 1)
+                .unwrap(),
+        )
         .build();
     App {
         auth,
@@ -285,7 +293,10 @@ impl App {
             .map(|v| v.to_str().unwrap().to_owned());
         if let Some(set) = &set_cookie {
             let pair = set.split(';').next().unwrap().to_owned();
-            browser.cookie = pair.split_once('=').filter(|(_, v)| !v.is_empty()).map(|_| pair.clone());
+            browser.cookie = pair
+                .split_once('=')
+                .filter(|(_, v)| !v.is_empty())
+                .map(|_| pair.clone());
         }
         let status = response.status();
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
@@ -350,7 +361,12 @@ impl App {
         options.body
     }
 
-    async fn authenticate(&self, browser: &mut Browser, ceremony: &Value, credential: Value) -> Answer {
+    async fn authenticate(
+        &self,
+        browser: &mut Browser,
+        ceremony: &Value,
+        credential: Value,
+    ) -> Answer {
         self.call(
             browser,
             Method::POST,
@@ -409,15 +425,24 @@ async fn register_list_rename_and_remove() {
         .await;
     let public_key = &options.body["options"]["publicKey"];
     assert_eq!(public_key["rp"]["id"], RP_ID);
-    assert_eq!(public_key["authenticatorSelection"]["residentKey"], "required");
-    assert_eq!(public_key["authenticatorSelection"]["requireResidentKey"], true);
+    assert_eq!(
+        public_key["authenticatorSelection"]["residentKey"],
+        "required"
+    );
+    assert_eq!(
+        public_key["authenticatorSelection"]["requireResidentKey"],
+        true
+    );
     assert_eq!(
         unb64(public_key["user"]["id"].as_str().unwrap()),
         ada_id.as_uuid().as_bytes()
     );
     let excluded = public_key["excludeCredentials"].as_array().expect("a list");
     assert_eq!(excluded.len(), 1);
-    assert_eq!(unb64(excluded[0]["id"].as_str().unwrap()), device.credentials[0].id);
+    assert_eq!(
+        unb64(excluded[0]["id"].as_str().unwrap()),
+        device.credentials[0].id
+    );
     let mut second_device = SoftAuthenticator::default();
     let credential = second_device.register(&options.body["options"], APP, false);
     let second = app
@@ -441,11 +466,23 @@ async fn register_list_rename_and_remove() {
     assert_eq!(list.status, StatusCode::OK);
     let items = list.body.as_array().unwrap();
     assert_eq!(items.len(), 2);
-    let mut keys: Vec<&str> = items[0].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = items[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["backup_eligible", "backup_state", "created_at", "id", "last_used_at", "name"]
+        [
+            "backup_eligible",
+            "backup_state",
+            "created_at",
+            "id",
+            "last_used_at",
+            "name"
+        ]
     );
     assert_eq!(items[0]["name"], "Passkey");
     assert_eq!(items[1]["name"], "YubiKey");
@@ -455,7 +492,12 @@ async fn register_list_rename_and_remove() {
     // Rename, with the name's bounds.
     let path = format!("/auth/passkeys/{first_id}");
     let renamed = app
-        .call(&mut ada, Method::PATCH, &path, Some(json!({ "name": "MacBook" })))
+        .call(
+            &mut ada,
+            Method::PATCH,
+            &path,
+            Some(json!({ "name": "MacBook" })),
+        )
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
     assert_eq!(renamed.body["name"], "MacBook");
@@ -498,7 +540,12 @@ async fn register_list_rename_and_remove() {
     let answer = app.call(&mut eve, Method::DELETE, &path, None).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
     let answer = app
-        .call(&mut eve, Method::PATCH, &path, Some(json!({ "name": "mine" })))
+        .call(
+            &mut eve,
+            Method::PATCH,
+            &path,
+            Some(json!({ "name": "mine" })),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     // Nor register into Ada's ceremony.
@@ -524,15 +571,27 @@ async fn register_list_rename_and_remove() {
     assert_eq!(answer.code(), "invalid_code");
 
     let removed = app
-        .call(&mut ada, Method::DELETE, &format!("/auth/passkeys/{second_id}"), None)
+        .call(
+            &mut ada,
+            Method::DELETE,
+            &format!("/auth/passkeys/{second_id}"),
+            None,
+        )
         .await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT);
-    let list = app.call(&mut ada, Method::GET, "/auth/passkeys", None).await;
+    let list = app
+        .call(&mut ada, Method::GET, "/auth/passkeys", None)
+        .await;
     let items = list.body.as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["name"], "MacBook");
     let again = app
-        .call(&mut ada, Method::DELETE, &format!("/auth/passkeys/{second_id}"), None)
+        .call(
+            &mut ada,
+            Method::DELETE,
+            &format!("/auth/passkeys/{second_id}"),
+            None,
+        )
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
 
@@ -542,7 +601,10 @@ async fn register_list_rename_and_remove() {
         AuditKind::PasskeyRenamed,
         AuditKind::PasskeyRemoved,
     ] {
-        assert!(kinds.iter().any(|k| k == kind.as_str()), "{kind:?} in {kinds:?}");
+        assert!(
+            kinds.iter().any(|k| k == kind.as_str()),
+            "{kind:?} in {kinds:?}"
+        );
     }
     assert_eq!(
         kinds
@@ -559,7 +621,9 @@ async fn passwordless_sign_in_gives_a_working_session_and_keeps_the_counter() {
     let (mut ada, ada_id) = app.sign_up("ada@example.com").await;
     let mut device = SoftAuthenticator::default();
     assert_eq!(
-        app.register(&mut ada, &mut device, Some("Phone")).await.status,
+        app.register(&mut ada, &mut device, Some("Phone"))
+            .await
+            .status,
         StatusCode::CREATED
     );
 
@@ -582,7 +646,12 @@ async fn passwordless_sign_in_gives_a_working_session_and_keeps_the_counter() {
         assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
         assert_eq!(signed_in.body["user"]["id"], ada_id.to_string());
         assert_eq!(
-            signed_in.body.as_object().unwrap().keys().collect::<Vec<_>>(),
+            signed_in
+                .body
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
             ["user"]
         );
         assert!(signed_in.set_cookie.is_some());
@@ -594,7 +663,9 @@ async fn passwordless_sign_in_gives_a_working_session_and_keeps_the_counter() {
         assert_eq!(app.stored_counter(ada_id, 0).await, round);
         app.clock.advance(Duration::seconds(30));
     }
-    let list = app.call(&mut ada, Method::GET, "/auth/passkeys", None).await;
+    let list = app
+        .call(&mut ada, Method::GET, "/auth/passkeys", None)
+        .await;
     assert!(list.body[0]["last_used_at"].is_string(), "{}", list.body);
 
     // A counter that went backwards (a cloned authenticator) is refused.
@@ -656,40 +727,66 @@ async fn wrong_answers_are_refused() {
     let last = signature.len() - 1;
     signature[last] ^= 0x01;
     credential["response"]["signature"] = json!(b64(&signature));
-    refused(&app.authenticate(&mut browser, &options["ceremony"], credential).await);
+    refused(
+        &app.authenticate(&mut browser, &options["ceremony"], credential)
+            .await,
+    );
 
     // Another origin (a phishing site relaying the challenge).
     let options = app.authenticate_options(&mut browser).await;
     let credential = device.assert(&options["options"], 0, "https://app.test.evil.example");
-    refused(&app.authenticate(&mut browser, &options["ceremony"], credential).await);
+    refused(
+        &app.authenticate(&mut browser, &options["ceremony"], credential)
+            .await,
+    );
 
     // A user handle that is not the passkey's user.
     let options = app.authenticate_options(&mut browser).await;
     let mut credential = device.assert(&options["options"], 0, APP);
     credential["response"]["userHandle"] = json!(b64(UserId::new().as_uuid().as_bytes()));
-    refused(&app.authenticate(&mut browser, &options["ceremony"], credential).await);
+    refused(
+        &app.authenticate(&mut browser, &options["ceremony"], credential)
+            .await,
+    );
 
     // A replayed ceremony: the first answer signs in, the same again is refused.
     let options = app.authenticate_options(&mut browser).await;
     let credential = device.assert(&options["options"], 0, APP);
     let first = app
-        .authenticate(&mut Browser::default(), &options["ceremony"], credential.clone())
+        .authenticate(
+            &mut Browser::default(),
+            &options["ceremony"],
+            credential.clone(),
+        )
         .await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    refused(&app.authenticate(&mut browser, &options["ceremony"], credential).await);
+    refused(
+        &app.authenticate(&mut browser, &options["ceremony"], credential)
+            .await,
+    );
     let credential = device.assert(&options["options"], 0, APP);
-    refused(&app.authenticate(&mut browser, &options["ceremony"], credential).await);
+    refused(
+        &app.authenticate(&mut browser, &options["ceremony"], credential)
+            .await,
+    );
 
     // An expired ceremony (5 minutes).
     let options = app.authenticate_options(&mut browser).await;
-    app.clock.advance(Duration::minutes(5) + Duration::seconds(1));
+    app.clock
+        .advance(Duration::minutes(5) + Duration::seconds(1));
     let credential = device.assert(&options["options"], 0, APP);
-    refused(&app.authenticate(&mut browser, &options["ceremony"], credential).await);
+    refused(
+        &app.authenticate(&mut browser, &options["ceremony"], credential)
+            .await,
+    );
 
     // An unknown ceremony, and a registration ceremony used for an authentication.
     let options = app.authenticate_options(&mut browser).await;
     let credential = device.assert(&options["options"], 0, APP);
-    refused(&app.authenticate(&mut browser, &json!("no-such-ceremony"), credential).await);
+    refused(
+        &app.authenticate(&mut browser, &json!("no-such-ceremony"), credential)
+            .await,
+    );
     assert!(
         app.store
             .challenge(
@@ -778,12 +875,19 @@ async fn re_authentication_and_step_up() {
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.code(), "reauthentication_required");
-    let answer = app.call(&mut ada, Method::DELETE, &passkey_path, None).await;
+    let answer = app
+        .call(&mut ada, Method::DELETE, &passkey_path, None)
+        .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     assert_eq!(answer.code(), "reauthentication_required");
     // Listing and renaming do not.
     let answer = app
-        .call(&mut ada, Method::PATCH, &passkey_path, Some(json!({ "name": "Laptop" })))
+        .call(
+            &mut ada,
+            Method::PATCH,
+            &passkey_path,
+            Some(json!({ "name": "Laptop" })),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::OK);
 
@@ -794,9 +898,14 @@ async fn re_authentication_and_step_up() {
         .as_array()
         .expect("the user's credentials");
     assert_eq!(allowed.len(), 1);
-    assert_eq!(unb64(allowed[0]["id"].as_str().unwrap()), device.credentials[0].id);
+    assert_eq!(
+        unb64(allowed[0]["id"].as_str().unwrap()),
+        device.credentials[0].id
+    );
     let credential = device.assert(&options["options"], 0, APP);
-    let answer = app.authenticate(&mut ada, &options["ceremony"], credential).await;
+    let answer = app
+        .authenticate(&mut ada, &options["ceremony"], credential)
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let at = answer.body["authenticated_at"].as_str().expect("a time");
     assert_eq!(
@@ -823,7 +932,9 @@ async fn re_authentication_and_step_up() {
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let answer = app.call(&mut ada, Method::DELETE, &passkey_path, None).await;
+    let answer = app
+        .call(&mut ada, Method::DELETE, &passkey_path, None)
+        .await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
 }
 

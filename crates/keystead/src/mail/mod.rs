@@ -46,7 +46,7 @@ pub use file::FileMailer;
 pub use memory::MemoryMailer;
 #[cfg(feature = "smtp")]
 pub use smtp::{SmtpConfig, SmtpConfigBuilder, SmtpConfigError, SmtpMailer, SmtpTls};
-pub use templates::{MailTemplates, describe_duration};
+pub use templates::{MailTemplates, SecurityNotice, describe_duration};
 
 /// Sends mail. Implementations must be cheap to share (`Arc<dyn Mailer>`).
 #[async_trait]

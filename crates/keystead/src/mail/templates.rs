@@ -1,4 +1,6 @@
-//! The messages the flows send: email verification, password reset, organization invitation.
+//! The messages the flows send: email verification, password reset, organization invitation,
+//! and the security notices (a factor added or removed, a recovery code used, the password
+//! changed, a new API token, a sign-in from a new device).
 
 use time::Duration;
 
@@ -101,6 +103,106 @@ impl MailTemplates {
                  you can ignore this message.\n"
             ),
             action_url: Some(action_url.to_owned()),
+        }
+    }
+}
+
+/// A security-relevant change to an account, told to its owner by mail (so that a change they
+/// did not make does not go unnoticed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecurityNotice {
+    /// A second factor was added (what it is, in words: "an authenticator app (TOTP)").
+    FactorAdded(&'static str),
+    /// A second factor was removed.
+    FactorRemoved(&'static str),
+    /// A passkey was added (its name).
+    PasskeyAdded(String),
+    /// A passkey was removed (its name).
+    PasskeyRemoved(String),
+    /// A recovery code was used to sign in or re-authenticate; `left` remain.
+    RecoveryCodeUsed {
+        /// Unused codes left.
+        left: u32,
+    },
+    /// The password was changed.
+    PasswordChanged,
+    /// An API token was created (its name).
+    ApiTokenCreated(String),
+    /// A sign-in from a device (browser) the account's sessions had not shown before.
+    NewDevice {
+        /// The browser's `User-Agent`, if it sent one.
+        user_agent: Option<String>,
+        /// The client address.
+        ip: Option<String>,
+    },
+}
+
+impl MailTemplates {
+    /// Tells `to` about a security-relevant change to their account.
+    #[must_use]
+    pub fn security_notice(&self, to: Email, notice: &SecurityNotice) -> MailMessage {
+        let app = &self.app_name;
+        let (subject, what) = match notice {
+            SecurityNotice::FactorAdded(what) => (
+                format!("A second factor was added to your {app} account"),
+                format!("{what} was added as a second factor of your account."),
+            ),
+            SecurityNotice::FactorRemoved(what) => (
+                format!("A second factor was removed from your {app} account"),
+                format!("{what} was removed from the second factors of your account."),
+            ),
+            SecurityNotice::PasskeyAdded(name) => (
+                format!("A passkey was added to your {app} account"),
+                format!(
+                    "The passkey \"{}\" was added to your account.",
+                    one_line(name)
+                ),
+            ),
+            SecurityNotice::PasskeyRemoved(name) => (
+                format!("A passkey was removed from your {app} account"),
+                format!(
+                    "The passkey \"{}\" was removed from your account.",
+                    one_line(name)
+                ),
+            ),
+            SecurityNotice::RecoveryCodeUsed { left } => (
+                format!("A recovery code of your {app} account was used"),
+                format!(
+                    "One of your recovery codes was used. {left} unused codes are left; \
+                     you can make a new set in your security settings."
+                ),
+            ),
+            SecurityNotice::PasswordChanged => (
+                format!("Your {app} password was changed"),
+                "The password of your account was changed.".to_owned(),
+            ),
+            SecurityNotice::ApiTokenCreated(name) => (
+                format!("A new API token was created on your {app} account"),
+                format!(
+                    "The API token \"{}\" was created with your account.",
+                    one_line(name)
+                ),
+            ),
+            SecurityNotice::NewDevice { user_agent, ip } => (
+                format!("New sign-in to your {app} account"),
+                format!(
+                    "Your account was signed in to from a new device:\n\n  {}\n  from {}",
+                    one_line(user_agent.as_deref().unwrap_or("an unknown browser")),
+                    one_line(ip.as_deref().unwrap_or("an unknown address")),
+                ),
+            ),
+        };
+        MailMessage {
+            to,
+            subject,
+            text: format!(
+                "Hello,\n\n{what}\n\n\
+                 If this was you, there is nothing to do. If it was not, change your password \
+                 and review your second factors and sessions in your {app} security settings \
+                 at once.\n"
+            ),
+            action_url: None,
         }
     }
 }

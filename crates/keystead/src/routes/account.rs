@@ -3,11 +3,12 @@
 use http::StatusCode;
 
 use super::schema::{
-    ChangePasswordBody, CurrentSession, Done, EmailBody, OrgView, ResetConfirmBody,
+    ChangePasswordBody, CurrentSession, Done, EmailBody, MfaSummary, OrgView, ResetConfirmBody,
     SessionListItem, SessionView, SignInBody, SignInReply, SignUpBody, TokenBody, UserReply,
     UserView,
 };
 use super::{Call, Reply};
+use crate::accounts::SignIn;
 use crate::session::CreatedSession;
 use crate::{AuthError, ErrorCode, SecretString, SessionId};
 
@@ -74,16 +75,24 @@ pub(super) async fn sign_up(call: &Call<'_>) -> Result<Reply, AuthError> {
 pub(super) async fn sign_in(call: &Call<'_>) -> Result<Reply, AuthError> {
     let body: SignInBody = call.body()?;
     let password = SecretString::from(body.password);
-    let (user, created) = call
+    let signed_in = call
         .auth
         .accounts()
         .sign_in(&body.email, &password, &call.client)
         .await?;
-    end_previous_session(call).await;
-    Ok(
-        Reply::json(StatusCode::OK, &SignInReply::new(&user, &created.session))
-            .cookie(session_cookie(call, &created)),
-    )
+    match signed_in {
+        SignIn::Session {
+            user,
+            session: created,
+        } => {
+            end_previous_session(call).await;
+            Ok(
+                Reply::json(StatusCode::OK, &SignInReply::new(&user, &created.session))
+                    .cookie(session_cookie(call, &created)),
+            )
+        }
+        SignIn::SecondFactor { pending, .. } => Ok(super::mfa::challenge_reply(call, &pending)),
+    }
 }
 
 pub(super) async fn sign_out(call: &Call<'_>) -> Result<Reply, AuthError> {
@@ -107,9 +116,11 @@ pub(super) async fn session(call: &Call<'_>) -> Result<Reply, AuthError> {
         None => (None, None),
     };
     let session = match &principal.credential {
-        crate::principal::Credential::Session { id, expires_at } => {
-            Some(SessionView::new(*id, *expires_at))
-        }
+        crate::principal::Credential::Session {
+            id,
+            expires_at,
+            authenticated_at,
+        } => Some(SessionView::new(*id, *expires_at, *authenticated_at)),
         crate::principal::Credential::ApiToken { .. } => None,
     };
     let permissions = principal
@@ -125,6 +136,15 @@ pub(super) async fn session(call: &Call<'_>) -> Result<Reply, AuthError> {
             org,
             role,
             permissions,
+            mfa: MfaSummary {
+                enabled: call
+                    .auth
+                    .mfa()
+                    .status(principal.user.id)
+                    .await?
+                    .has_second_factor(),
+                org_blocked: principal.org_mfa_blocked(),
+            },
         },
     ))
 }
@@ -265,6 +285,7 @@ pub(super) async fn password_reset_confirm(call: &Call<'_>) -> Result<Reply, Aut
 pub(super) async fn change_password(call: &Call<'_>) -> Result<Reply, AuthError> {
     let principal = call.principal()?;
     let session_id = principal.require_session()?;
+    call.auth.require_recent_auth(principal)?;
     let body: ChangePasswordBody = call.body()?;
     call.auth
         .accounts()

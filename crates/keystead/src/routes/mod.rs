@@ -29,6 +29,7 @@
 mod account;
 mod audit;
 mod form;
+mod mfa;
 mod oauth;
 mod openapi;
 mod orgs;
@@ -142,6 +143,8 @@ pub(crate) struct Call<'a> {
     params: Vec<(&'static str, String)>,
     /// The reference in the OAuth flow cookie, if the request has one.
     oauth_cookie: Option<String>,
+    /// The token in the pending sign-in cookie, if the request has one.
+    mfa_cookie: Option<String>,
 }
 
 impl Call<'_> {
@@ -330,6 +333,10 @@ impl Auth {
             oauth_cookie: self
                 .cookies()
                 .oauth_token(&crate::auth::cookie_header(&parts.headers))
+                .map(str::to_owned),
+            mfa_cookie: self
+                .cookies()
+                .mfa_token(&crate::auth::cookie_header(&parts.headers))
                 .map(str::to_owned),
             authn,
             params: params

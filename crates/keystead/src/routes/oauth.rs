@@ -125,6 +125,16 @@ pub(super) async fn callback(call: &Call<'_>) -> Result<Reply, AuthError> {
             redirect(StatusCode::FOUND, next)
                 .cookie(call.auth.cookies().session_cookie(&session.token, max_age))
         }
+        Ok(FlowOutcome::SecondFactor { pending, next, .. }) => {
+            // To the sign-in page's second step, holding the pending sign-in.
+            let location = format!(
+                "{}?mfa=required&next={}",
+                call.auth.surface().sign_in_path(),
+                percent_encode(&next)
+            );
+            redirect(StatusCode::FOUND, location)
+                .cookie(call.auth.cookies().mfa_cookie(&pending.token))
+        }
         Ok(FlowOutcome::Linked { next }) => redirect(StatusCode::FOUND, next),
         Ok(FlowOutcome::Failed { failure, next }) => to_sign_in(call, failure, next.as_deref()),
     })

@@ -5,18 +5,19 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::schema::{
-    PasskeyAuthenticateBody, PasskeyAuthenticatedReply, PasskeyOptionsReply,
-    PasskeyRegisterBody, PasskeyRenameBody, PasskeyView, ReauthenticatedReply, UserReply,
+    PasskeyAuthenticateBody, PasskeyAuthenticatedReply, PasskeyOptionsReply, PasskeyRegisterBody,
+    PasskeyRenameBody, PasskeyView, ReauthenticatedReply, SignInReply,
 };
 use super::{Call, Reply};
-use crate::principal::Principal;
 use crate::id::PasskeyId;
+use crate::principal::Principal;
 use crate::{AuditEvent, AuditKind, AuthError, ErrorCode};
 
 /// The step-up check of the passkey routes that add or remove one: the session's
-/// authentication must be recent (`reauthentication_required` otherwise).
+/// authentication must be recent ([`Auth::require_recent_auth`](crate::Auth::require_recent_auth);
+/// `reauthentication_required` otherwise).
 fn require_step_up(call: &Call<'_>, principal: &Principal) -> Result<(), AuthError> {
-    principal.require_recent_auth(time::Duration::minutes(10), call.auth.clock().now())
+    call.auth.require_recent_auth(principal)
 }
 
 /// A request body's WebAuthn answer as the type the library reads; `invalid_request` when it
@@ -68,14 +69,17 @@ pub(super) async fn register(call: &Call<'_>) -> Result<Reply, AuthError> {
         .auth
         .passkeys()
         .finish_registration(
-            principal.user.id,
+            &principal.user,
             &body.ceremony,
             body.name.as_deref(),
             &answer,
             &call.client,
         )
         .await?;
-    Ok(Reply::json(StatusCode::CREATED, &PasskeyView::from(&passkey)))
+    Ok(Reply::json(
+        StatusCode::CREATED,
+        &PasskeyView::from(&passkey),
+    ))
 }
 
 /// `GET /auth/passkeys`.
@@ -114,7 +118,7 @@ pub(super) async fn remove(call: &Call<'_>) -> Result<Reply, AuthError> {
     let id = passkey_id(call)?;
     call.auth
         .passkeys()
-        .remove(principal.user.id, id, &call.client)
+        .remove(&principal.user, id, &call.client)
         .await?;
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
@@ -125,17 +129,40 @@ fn session_user(call: &Call<'_>) -> Option<(crate::SessionId, crate::UserId)> {
     Some((principal.session_id()?, principal.user.id))
 }
 
-/// `POST /auth/passkeys/authenticate/options`: with a session, the session user's passkeys
-/// (re-authentication); else discoverable (passwordless sign-in).
+/// The user of the request's pending sign-in (its cookie), when it has a live one.
+async fn pending_user(call: &Call<'_>) -> Result<Option<crate::User>, AuthError> {
+    if call.mfa_cookie.is_none() {
+        return Ok(None);
+    }
+    match call
+        .auth
+        .mfa()
+        .pending_user(call.mfa_cookie.as_deref())
+        .await
+    {
+        Ok(user) => Ok(Some(user)),
+        // A stale cookie (expired or completed sign-in) is no pending sign-in.
+        Err(err) if err.code == ErrorCode::Unauthenticated => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// `POST /auth/passkeys/authenticate/options`: with a pending sign-in, its user's passkeys
+/// (the second factor); with a session, the session user's (re-authentication); else
+/// discoverable (passwordless sign-in).
 pub(super) async fn authenticate_options(call: &Call<'_>) -> Result<Reply, AuthError> {
     let _: super::schema::EmptyBody = call.body()?;
-    let user_id = session_user(call).map(|(_, user_id)| user_id);
+    let user_id = match pending_user(call).await? {
+        Some(user) => Some(user.id),
+        None => session_user(call).map(|(_, user_id)| user_id),
+    };
     let started = call.auth.passkeys().start_authentication(user_id).await?;
     options_reply(started)
 }
 
-/// `POST /auth/passkeys/authenticate`: the session's user re-authenticates; anyone else signs
-/// in as the passkey's user (any session the request came with ends).
+/// `POST /auth/passkeys/authenticate`: a pending sign-in completes with its user's passkey;
+/// else the session's user re-authenticates; else the passkey's user signs in (any session
+/// the request came with ends).
 pub(super) async fn authenticate(call: &Call<'_>) -> Result<Reply, AuthError> {
     let body: PasskeyAuthenticateBody = call.body()?;
     let answer = credential(body.credential)?;
@@ -146,6 +173,19 @@ pub(super) async fn authenticate(call: &Call<'_>) -> Result<Reply, AuthError> {
         .await?;
     let user = verified.user;
     let now = || call.auth.clock().now();
+    if let Some(pending) = pending_user(call).await? {
+        // The second step of a sign-in: the passkey must be the pending user's.
+        if pending.id != user.id {
+            return Err(AuthError::new(ErrorCode::InvalidCode));
+        }
+        let completed = call
+            .auth
+            .mfa()
+            .complete_sign_in(call.mfa_cookie.as_deref(), "passkey", &call.client)
+            .await?;
+        super::account::end_previous_session(call).await;
+        return Ok(super::mfa::finished_sign_in(call, &completed));
+    }
     if let Some((session_id, session_user)) = session_user(call)
         && session_user == user.id
     {
@@ -189,11 +229,12 @@ pub(super) async fn authenticate(call: &Call<'_>) -> Result<Reply, AuthError> {
         },
     )
     .await;
+    call.auth.notify_new_device(&user, &created.session).await;
     let max_age = created.session.expires_at - now();
     let cookie = call.auth.cookies().session_cookie(&created.token, max_age);
     Ok(Reply::json(
         StatusCode::OK,
-        &PasskeyAuthenticatedReply::SignedIn(UserReply::new(&user)),
+        &PasskeyAuthenticatedReply::SignedIn(SignInReply::new(&user, &created.session)),
     )
     .cookie(cookie))
 }

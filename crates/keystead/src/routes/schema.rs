@@ -165,20 +165,29 @@ pub struct SessionView {
     id: String,
     #[schema(format = DateTime)]
     expires_at: String,
+    /// When the user last proved who they are in this session (sign-in or
+    /// re-authentication); step-up routes need it recent.
+    #[schema(format = DateTime)]
+    authenticated_at: String,
 }
 
 impl SessionView {
-    pub(super) fn new(id: crate::SessionId, expires_at: OffsetDateTime) -> Self {
+    pub(super) fn new(
+        id: crate::SessionId,
+        expires_at: OffsetDateTime,
+        authenticated_at: OffsetDateTime,
+    ) -> Self {
         Self {
             id: id.to_string(),
             expires_at: rfc3339(expires_at),
+            authenticated_at: rfc3339(authenticated_at),
         }
     }
 }
 
 impl From<&Session> for SessionView {
     fn from(session: &Session) -> Self {
-        Self::new(session.id, session.expires_at)
+        Self::new(session.id, session.expires_at, session.authenticated_at)
     }
 }
 
@@ -241,6 +250,19 @@ pub struct CurrentSession {
     pub(super) role: Option<String>,
     /// What the role (or the token's scopes) grants there.
     pub(super) permissions: Vec<String>,
+    /// The user's second factors, and whether the active organization's MFA policy holds the
+    /// caller back (every organization route answers 403 `mfa_required` until a factor is
+    /// set up).
+    pub(super) mfa: MfaSummary,
+}
+
+/// The second-factor state of the caller, in `GET /auth/session`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaSummary {
+    /// The user has a second factor (TOTP or a passkey).
+    pub(super) enabled: bool,
+    /// The active organization requires one and the user has none.
+    pub(super) org_blocked: bool,
 }
 
 /// One of the user's sessions.
@@ -315,6 +337,8 @@ pub struct MemberView {
     role: String,
     #[schema(format = DateTime)]
     joined_at: String,
+    /// Whether the member has a second factor (TOTP or a passkey).
+    mfa_enabled: bool,
 }
 
 impl From<&Member> for MemberView {
@@ -325,6 +349,7 @@ impl From<&Member> for MemberView {
             name: member.user.name.clone(),
             role: member.membership.role.as_str().to_owned(),
             joined_at: rfc3339(member.membership.joined_at),
+            mfa_enabled: member.second_factor,
         }
     }
 }
@@ -606,6 +631,111 @@ impl From<&crate::audit::AuditPage> for AuditPageReply {
     }
 }
 
+// ---- second factors -----------------------------------------------------------------------
+
+/// `{mfa_required, methods}`: a sign-in whose first factor passed; the session waits for the
+/// second (the pending sign-in cookie is set).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaChallengeReply {
+    /// Always `true`.
+    pub(super) mfa_required: bool,
+    /// The factors the user can give: `totp`, `recovery_code`, `passkey`.
+    pub(super) methods: Vec<String>,
+}
+
+/// `GET /auth/mfa`: the user's second factors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaStatusReply {
+    /// A confirmed TOTP authenticator.
+    pub(super) totp: bool,
+    /// How many passkeys.
+    pub(super) passkeys: u32,
+    /// Unused recovery codes.
+    pub(super) recovery_codes_left: u32,
+    /// The second factors usable at sign-in now.
+    pub(super) methods: Vec<String>,
+}
+
+/// `POST /auth/mfa/totp`: a TOTP enrolment, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolmentReply {
+    /// The secret in base32, for typing it into an authenticator app.
+    pub(super) secret: String,
+    /// The `otpauth://totp/…` URI.
+    pub(super) otpauth_url: String,
+    /// A QR code of the URI, as an SVG document.
+    pub(super) qr_svg: String,
+}
+
+/// `{code}`: a TOTP code.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodeBody {
+    /// The six digits the authenticator app shows.
+    pub(super) code: String,
+}
+
+/// `{recovery_codes}`: a new set, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodesReply {
+    /// Ten single-use codes.
+    pub(super) recovery_codes: Vec<String>,
+}
+
+/// `POST /auth/mfa/verify`: one second factor.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyBody {
+    /// A TOTP code.
+    #[serde(default)]
+    pub(super) code: Option<String>,
+    /// Or a recovery code.
+    #[serde(default)]
+    pub(super) recovery_code: Option<String>,
+}
+
+/// `POST /auth/reauthenticate`: the password, or a second factor.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReauthenticateBody {
+    /// The account's password.
+    #[serde(default)]
+    pub(super) password: Option<String>,
+    /// Or a TOTP code.
+    #[serde(default)]
+    pub(super) code: Option<String>,
+    /// Or a recovery code.
+    #[serde(default)]
+    pub(super) recovery_code: Option<String>,
+}
+
+/// `{authenticated_at}`: the session's authentication time after a re-authentication.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReauthenticatedReply {
+    #[schema(format = DateTime)]
+    pub(super) authenticated_at: String,
+}
+
+impl ReauthenticatedReply {
+    pub(super) fn new(at: OffsetDateTime) -> Self {
+        Self {
+            authenticated_at: rfc3339(at),
+        }
+    }
+}
+
+/// `PUT /orgs/{org_id}/mfa-policy`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MfaPolicyBody {
+    /// Whether members must have a second factor to act in the organization.
+    pub(super) required: bool,
+}
+
+/// The organization's MFA policy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaPolicyReply {
+    #[schema(format = Uuid)]
+    pub(super) org_id: String,
+    pub(super) mfa_required: bool,
+}
+
 // ---- passkeys -----------------------------------------------------------------------------
 
 /// A body without fields (`{}`): the passkey ceremonies' options routes.
@@ -686,29 +816,13 @@ impl From<&crate::model::Passkey> for PasskeyView {
     }
 }
 
-/// `{authenticated_at}`: a re-authentication.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReauthenticatedReply {
-    /// The session's new authentication time.
-    #[schema(format = DateTime)]
-    authenticated_at: String,
-}
-
-impl ReauthenticatedReply {
-    pub(super) fn new(at: OffsetDateTime) -> Self {
-        Self {
-            authenticated_at: rfc3339(at),
-        }
-    }
-}
-
-/// `POST /auth/passkeys/authenticate`: a sign-in (`{user}`, with the session cookie) or a
-/// re-authentication of the session's user (`{authenticated_at}`).
+/// `POST /auth/passkeys/authenticate`: a sign-in (`{user, session}`, with the session
+/// cookie) or a re-authentication of the session's user (`{authenticated_at}`).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum PasskeyAuthenticatedReply {
-    /// Signed in: the user.
-    SignedIn(UserReply),
+    /// Signed in: the user and the session.
+    SignedIn(SignInReply),
     /// The session re-authenticated.
     Reauthenticated(ReauthenticatedReply),
 }

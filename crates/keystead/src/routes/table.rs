@@ -20,10 +20,14 @@ use super::schema::{
     TransferReply, UserReply,
 };
 use super::schema::{
+    CodeBody, MfaPolicyBody, MfaPolicyReply, MfaStatusReply, ReauthenticateBody,
+    ReauthenticatedReply, RecoveryCodesReply, TotpEnrolmentReply, VerifyBody,
+};
+use super::schema::{
     EmptyBody, PasskeyAuthenticateBody, PasskeyAuthenticatedReply, PasskeyOptionsReply,
     PasskeyRegisterBody, PasskeyRenameBody, PasskeyView,
 };
-use super::{Call, Reply, account, audit, oauth, orgs, passkeys, tokens};
+use super::{Call, Reply, account, audit, mfa, oauth, orgs, passkeys, tokens};
 use crate::AuthError;
 
 /// What a handler returns.
@@ -389,8 +393,46 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         handler: handler!(account::sign_up)),
     route!(POST "/auth/sign-in", "signIn", "accounts", "Sign in with email and password",
         access: Public, login: true, body: JsonOrForm(schema::<SignInBody>()), query: [],
-        answers: [with_cookie(ok("Signed in.", schema::<SignInReply>()))],
+        answers: [
+            with_cookie(ok("Signed in; or, for a user with a second factor, no session yet: \
+                `{mfa_required, methods}` and the pending sign-in cookie.", schema::<SignInReply>())),
+        ],
         handler: handler!(account::sign_in)),
+    // ---- second factors and step-up ----
+    route!(POST "/auth/mfa/verify", "verifySecondFactor", "mfa",
+        "The second step of sign-in: a TOTP code or a recovery code",
+        access: Public, login: true, body: JsonOrForm(schema::<VerifyBody>()), query: [],
+        answers: [with_cookie(ok("Signed in: a new session; the pending sign-in is over.",
+            schema::<SignInReply>()))],
+        handler: handler!(mfa::verify)),
+    route!(GET "/auth/mfa", "getSecondFactors", "mfa", "The user's second factors",
+        access: Session, body: None, query: [],
+        answers: [ok("The factors.", schema::<MfaStatusReply>())],
+        handler: handler!(mfa::status)),
+    route!(POST "/auth/mfa/totp", "beginTotp", "mfa",
+        "Begin a TOTP enrolment (step-up): the secret, shown once; active once confirmed",
+        access: Session, body: None, query: [],
+        answers: [ok("The secret, its otpauth:// URI and a QR code.", schema::<TotpEnrolmentReply>())],
+        handler: handler!(mfa::begin_totp)),
+    route!(DELETE "/auth/mfa/totp", "removeTotp", "mfa", "Remove the TOTP factor (step-up)",
+        access: Session, body: None, query: [],
+        answers: [empty(204, "Removed.")],
+        handler: handler!(mfa::remove_totp)),
+    route!(POST "/auth/mfa/totp/confirm", "confirmTotp", "mfa",
+        "Confirm the enrolment with a first code; recovery codes are issued",
+        access: Session, body: JsonOrForm(schema::<CodeBody>()), query: [],
+        answers: [ok("On; ten recovery codes, shown once.", schema::<RecoveryCodesReply>())],
+        handler: handler!(mfa::confirm_totp)),
+    route!(POST "/auth/mfa/recovery-codes", "regenerateRecoveryCodes", "mfa",
+        "A new set of recovery codes (step-up); the old set is void",
+        access: Session, body: None, query: [],
+        answers: [ok("Ten recovery codes, shown once.", schema::<RecoveryCodesReply>())],
+        handler: handler!(mfa::regenerate_recovery_codes)),
+    route!(POST "/auth/reauthenticate", "reauthenticate", "mfa",
+        "Prove it is you again (password, TOTP or recovery code): step-up routes open",
+        access: Session, body: JsonOrForm(schema::<ReauthenticateBody>()), query: [],
+        answers: [ok("The session's new authentication time.", schema::<ReauthenticatedReply>())],
+        handler: handler!(mfa::reauthenticate)),
     route!(POST "/auth/sign-out", "signOut", "accounts", "End this session",
         access: Session, body: None, query: [],
         answers: [with_cookie(empty(204, "Signed out; the cookie is cleared."))],
@@ -498,6 +540,11 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
             AUDIT_FILTERS[3], AUDIT_FILTERS[4]],
         answers: [download("The events, newest first.", &["application/x-ndjson", "text/csv"])],
         handler: handler!(audit::org_export)),
+    route!(PUT "/orgs/{org_id}/mfa-policy", "setOrgMfaPolicy", "organizations",
+        "Require a second factor of the members, or not (members:manage, step-up)",
+        access: Principal, body: JsonOrForm(schema::<MfaPolicyBody>()), query: [],
+        answers: [ok("The policy now.", schema::<MfaPolicyReply>())],
+        handler: handler!(mfa::set_org_policy)),
     route!(GET "/orgs/{org_id}/invitations", "listInvitations", "organizations",
         "Pending invitations",
         access: Principal, body: None, query: [],
@@ -615,8 +662,9 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
     route!(POST "/auth/passkeys/authenticate", "authenticateWithPasskey", "passkeys",
         "Sign in with a passkey, or re-authenticate the session's user",
         access: Public, login: true, body: Json(schema::<PasskeyAuthenticateBody>()), query: [],
-        answers: [with_cookie(ok("Signed in ({user}, with the session cookie) or the \
-            session re-authenticated ({authenticated_at}).",
+        answers: [with_cookie(ok("Signed in ({user, session}, with the session cookie; a \
+            pending sign-in's cookie is cleared) or the session re-authenticated \
+            ({authenticated_at}).",
             schema::<PasskeyAuthenticatedReply>()))],
         handler: handler!(passkeys::authenticate)),
 ];

@@ -52,6 +52,8 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, AuthError> {
     let tokens = enabled(call)?;
     let (principal, _) = caller(call)?;
     principal.require("tokens:create")?;
+    // A token is a long-lived credential: a step-up action.
+    call.auth.require_recent_auth(principal)?;
     // Per user, before anything is read or made: 429 past the limit.
     let limiter = call.auth.accounts().rate_limiter();
     limiter.hit_token_create(principal.user.id).await?;
@@ -66,6 +68,12 @@ pub(super) async fn create(call: &Call<'_>) -> Result<Reply, AuthError> {
             expires_in_days,
         )
         .await?;
+    call.auth
+        .notify(
+            &principal.user,
+            crate::mail::SecurityNotice::ApiTokenCreated(record.name.clone()),
+        )
+        .await;
     Ok(Reply::json(
         StatusCode::CREATED,
         &NewTokenReply::new(&record, token.expose().to_owned()),

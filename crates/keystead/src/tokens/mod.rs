@@ -134,6 +134,8 @@ type Permissions = Arc<BTreeSet<Permission>>;
 struct Member {
     user: Option<Arc<User>>,
     role: Option<Role>,
+    /// The organization requires a second factor and the owner has none.
+    mfa_blocked: bool,
     /// Used while `now < fresh_until` (microseconds since the epoch): `membership_ttl` after
     /// it was read.
     fresh_until: i64,
@@ -406,11 +408,12 @@ impl ApiTokens {
         let member = self
             .member(verified.user_id, verified.org_id, now_us)
             .await?;
+        let mfa_blocked = member.mfa_blocked;
         let (Some(user), Some(role)) = (member.user, member.role) else {
             self.refused(&verified, "not_a_member").await;
             return Err(AuthError::new(ErrorCode::TokenRevoked));
         };
-        Ok(self.admit(&verified, user, role, now_us, roles))
+        Ok(self.admit(&verified, user, role, mfa_blocked, now_us, roles))
     }
 
     /// [`authenticate`](Self::authenticate)'s answer when this instance's caches can give it
@@ -439,10 +442,18 @@ impl ApiTokens {
             return None;
         }
         let member = self.cached_member(verified.user_id, verified.org_id, now_us)?;
+        let mfa_blocked = member.mfa_blocked;
         let (Some(user), Some(role)) = (member.user, member.role) else {
             return None;
         };
-        Some(Ok(self.admit(&verified, user, role, now_us, roles)))
+        Some(Ok(self.admit(
+            &verified,
+            user,
+            role,
+            mfa_blocked,
+            now_us,
+            roles,
+        )))
     }
 
     /// The principal of a good token, its use noted (recorded in batches).
@@ -451,6 +462,7 @@ impl ApiTokens {
         verified: &Verified,
         user: Arc<User>,
         role: Role,
+        mfa_blocked: bool,
         now_us: i64,
         roles: &RolePermissions,
     ) -> Principal {
@@ -472,7 +484,7 @@ impl ApiTokens {
                 effective
             }
         };
-        Principal::with_permissions(
+        let principal = Principal::with_permissions(
             user,
             Credential::ApiToken {
                 id: verified.id,
@@ -480,7 +492,14 @@ impl ApiTokens {
             },
             Some((verified.org_id, role)),
             permissions,
-        )
+        );
+        // A token never grants more than its owner: under the organization's MFA policy, an
+        // owner without a second factor can do nothing there, and neither can their tokens.
+        if mfa_blocked {
+            principal.blocked_by_org_mfa_policy()
+        } else {
+            principal
+        }
     }
 
     /// Whether a refused token names a `kid` this instance does not hold, and a reload of
@@ -805,14 +824,17 @@ impl ApiTokens {
         }
         self.inner.member_misses.fetch_add(1, Ordering::Relaxed);
         let generation = self.inner.members_generation.load(Ordering::Acquire);
-        let membership = self.inner.store.membership(org_id, user_id).await?;
-        let user = match membership {
+        let access = self.inner.store.org_access(org_id, user_id).await?;
+        let user = match access {
             Some(_) => self.inner.store.user_by_id(user_id).await?,
             None => None,
         };
         let member = Member {
             user: user.map(Arc::new),
-            role: membership.map(|m| m.role),
+            mfa_blocked: access
+                .as_ref()
+                .is_some_and(|a| a.mfa_required && !a.second_factor),
+            role: access.map(|a| a.membership.role),
             fresh_until: from_unix_micros(now_us)
                 .checked_add(self.inner.config.membership_ttl)
                 .map_or(i64::MAX, unix_micros_ceil),

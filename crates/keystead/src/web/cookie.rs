@@ -52,6 +52,11 @@ use crate::secret::SecretString;
 pub const SESSION_COOKIE_NAME: &str = "authkit_session";
 /// Name of the OAuth flow cookie on an http origin; on https it is prefixed with `__Host-`.
 pub const OAUTH_COOKIE_NAME: &str = "authkit_oauth";
+/// Name of the pending sign-in cookie (a sign-in waiting for its second factor) on an http
+/// origin; on https it is prefixed with `__Host-`.
+pub const MFA_COOKIE_NAME: &str = "authkit_mfa";
+/// Lifetime of the pending sign-in cookie: the 5 minutes a second factor may take.
+pub const MFA_COOKIE_MAX_AGE: Duration = Duration::minutes(5);
 /// Lifetime of the OAuth flow cookie: the 10 minutes a flow may take.
 pub const OAUTH_COOKIE_MAX_AGE: Duration = Duration::minutes(10);
 /// Length of a token made by [`generate_token`](crate::secret::generate_token).
@@ -84,6 +89,7 @@ pub struct CookiePolicy {
     secure: bool,
     session: &'static str,
     oauth: &'static str,
+    mfa: &'static str,
     /// The session cookie's `Domain`, when it is shared with subdomains.
     domain: Option<String>,
     /// `false`: session cookies without `Max-Age` (they end with the browser session).
@@ -120,6 +126,7 @@ impl CookiePolicy {
                 secure: true,
                 session: "__Host-authkit_session",
                 oauth: "__Host-authkit_oauth",
+                mfa: "__Host-authkit_mfa",
                 domain: None,
                 persistent: true,
             }
@@ -128,6 +135,7 @@ impl CookiePolicy {
                 secure: false,
                 session: SESSION_COOKIE_NAME,
                 oauth: OAUTH_COOKIE_NAME,
+                mfa: MFA_COOKIE_NAME,
                 domain: None,
                 persistent: true,
             }
@@ -268,6 +276,33 @@ impl CookiePolicy {
     #[must_use]
     pub fn oauth_token<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
         find_token(cookie_header, self.oauth)
+    }
+
+    /// The pending sign-in cookie's name for this origin.
+    #[must_use]
+    pub const fn mfa_cookie_name(&self) -> &'static str {
+        self.mfa
+    }
+
+    /// A `Set-Cookie` value that holds a pending sign-in (first factor passed, second
+    /// awaited) for [`MFA_COOKIE_MAX_AGE`]. `SameSite=Lax`, so that it is set on a provider
+    /// sign-in's redirect too.
+    #[must_use]
+    pub fn mfa_cookie(&self, token: &SecretString) -> String {
+        self.set_cookie(self.mfa, token.expose(), MFA_COOKIE_MAX_AGE, None)
+    }
+
+    /// A `Set-Cookie` value that clears the pending sign-in cookie.
+    #[must_use]
+    pub fn mfa_removal_cookie(&self) -> String {
+        self.removal(self.mfa)
+    }
+
+    /// The pending sign-in token in a `Cookie` request header, read like
+    /// [`session_token`](Self::session_token).
+    #[must_use]
+    pub fn mfa_token<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
+        find_token(cookie_header, self.mfa)
     }
 
     fn removal(&self, name: &str) -> String {
