@@ -218,10 +218,37 @@ struct App {
     _dir: tempfile::TempDir,
 }
 
-/// A browser: its session cookie, if any.
+/// A browser: its cookies (`name=value`).
 #[derive(Clone, Default)]
 struct Browser {
-    cookie: Option<String>,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> Option<String> {
+        (!self.cookies.is_empty()).then(|| {
+            self.cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// Applies a `Set-Cookie` (an empty value or `Max-Age=0` removes the cookie).
+    fn set(&mut self, set_cookie: &str) {
+        let pair = set_cookie.split(';').next().unwrap();
+        let (name, value) = pair.split_once('=').unwrap();
+        self.cookies.retain(|(n, _)| n != name);
+        let removed = value.is_empty() || set_cookie.to_ascii_lowercase().contains("max-age=0");
+        if !removed {
+            self.cookies.push((name.to_owned(), value.to_owned()));
+        }
+    }
+
+    fn has_cookie(&self, name: &str) -> bool {
+        self.cookies.iter().any(|(n, _)| n == name)
+    }
 }
 
 struct Answer {
@@ -270,7 +297,7 @@ impl App {
             .method(method)
             .uri(path)
             .header(header::ORIGIN, APP);
-        if let Some(cookie) = &browser.cookie {
+        if let Some(cookie) = browser.cookie_header() {
             request = request.header(header::COOKIE, cookie);
         }
         let body = match body {
@@ -287,17 +314,16 @@ impl App {
                 "203.0.113.7".parse::<IpAddr>().unwrap(),
             )
             .await;
-        let set_cookie = response
+        let set_cookies: Vec<String> = response
             .headers()
-            .get(header::SET_COOKIE)
-            .map(|v| v.to_str().unwrap().to_owned());
-        if let Some(set) = &set_cookie {
-            let pair = set.split(';').next().unwrap().to_owned();
-            browser.cookie = pair
-                .split_once('=')
-                .filter(|(_, v)| !v.is_empty())
-                .map(|_| pair.clone());
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for set in &set_cookies {
+            browser.set(set);
         }
+        let set_cookie = (!set_cookies.is_empty()).then(|| set_cookies.join("\n"));
         let status = response.status();
         let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         Answer {
@@ -652,7 +678,7 @@ async fn passwordless_sign_in_gives_a_working_session_and_keeps_the_counter() {
                 .unwrap()
                 .keys()
                 .collect::<Vec<_>>(),
-            ["user"]
+            ["session", "user"]
         );
         assert!(signed_in.set_cookie.is_some());
         let session = app
@@ -892,7 +918,7 @@ async fn re_authentication_and_step_up() {
     assert_eq!(answer.status, StatusCode::OK);
 
     // With a session, the options name the user's passkeys; the answer re-authenticates.
-    let cookie_before = ada.cookie.clone();
+    let cookies_before = ada.cookies.clone();
     let options = app.authenticate_options(&mut ada).await;
     let allowed = options["options"]["publicKey"]["allowCredentials"]
         .as_array()
@@ -914,7 +940,7 @@ async fn re_authentication_and_step_up() {
     );
     assert_eq!(answer.body.as_object().unwrap().len(), 1);
     assert!(answer.set_cookie.is_none(), "the session goes on");
-    assert_eq!(ada.cookie, cookie_before);
+    assert_eq!(ada.cookies, cookies_before);
     assert!(
         app.audit_kinds(ada_id)
             .await
@@ -960,5 +986,132 @@ async fn a_disabled_user_gets_no_session() {
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
     assert_eq!(answer.code(), "account_disabled");
     assert!(answer.set_cookie.is_none());
-    assert!(browser.cookie.is_none());
+    assert!(browser.cookies.is_empty());
+}
+
+#[tokio::test]
+async fn a_passkey_completes_a_pending_sign_in() {
+    let app = app().await;
+    let (mut ada, ada_id) = app.sign_up("ada@example.com").await;
+    let mut device = SoftAuthenticator::default();
+    assert_eq!(
+        app.register(&mut ada, &mut device, None).await.status,
+        StatusCode::CREATED
+    );
+    let (mut eve, _) = app.sign_up("eve@example.com").await;
+    let mut eve_device = SoftAuthenticator::default();
+    assert_eq!(
+        app.register(&mut eve, &mut eve_device, None).await.status,
+        StatusCode::CREATED
+    );
+
+    // Password first: the passkey is Ada's second factor now.
+    let mut browser = Browser::default();
+    let pending = app
+        .call(
+            &mut browser,
+            Method::POST,
+            "/auth/sign-in",
+            Some(json!({ "email": "ada@example.com", "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(pending.status, StatusCode::OK, "{}", pending.body);
+    assert_eq!(pending.body["mfa_required"], true);
+    assert_eq!(pending.body["methods"], json!(["passkey"]));
+    assert_eq!(
+        browser.cookies.len(),
+        1,
+        "only the pending sign-in's cookie"
+    );
+    let pending_cookie = browser.cookies[0].0.clone();
+
+    // The options name Ada's passkeys only.
+    let options = app.authenticate_options(&mut browser).await;
+    let allowed = options["options"]["publicKey"]["allowCredentials"]
+        .as_array()
+        .expect("the pending user's credentials");
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(
+        unb64(allowed[0]["id"].as_str().unwrap()),
+        device.credentials[0].id
+    );
+
+    // Eve's passkey, from a discoverable ceremony, does not complete Ada's sign-in.
+    let discoverable = app.authenticate_options(&mut Browser::default()).await;
+    let credential = eve_device.assert(&discoverable["options"], 0, APP);
+    let refused = app
+        .authenticate(&mut browser, &discoverable["ceremony"], credential)
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.code(), "invalid_code");
+    assert!(browser.has_cookie(&pending_cookie));
+
+    let credential = device.assert(&options["options"], 0, APP);
+    let signed_in = app
+        .authenticate(&mut browser, &options["ceremony"], credential)
+        .await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert_eq!(signed_in.body["user"]["id"], ada_id.to_string());
+    assert!(
+        !browser.has_cookie(&pending_cookie),
+        "the pending cookie is cleared"
+    );
+    let session = app
+        .call(&mut browser, Method::GET, "/auth/session", None)
+        .await;
+    assert_eq!(session.status, StatusCode::OK, "{}", session.body);
+    assert_eq!(session.body["user"]["id"], ada_id.to_string());
+    let sign_ins = app
+        .store
+        .audit_events(&AuditQuery {
+            user_id: Some(ada_id),
+            kind: Some(AuditKind::SignInSucceeded.as_str().to_owned()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        sign_ins
+            .iter()
+            .any(|e| e.data["method"] == "password" && e.data["second_factor"] == "passkey"),
+        "{sign_ins:?}"
+    );
+}
+
+#[tokio::test]
+async fn ceremonies_begun_per_address_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn AuthStore> =
+        Arc::new(SqliteStore::open(dir.path().join("auth.db")).await.unwrap());
+    let mut limits = keystead::RateLimitConfig::default();
+    limits.passkey_options_per_address = keystead::RateLimit::new(2, Duration::minutes(15));
+    let app = App {
+        auth: Auth::builder(store.clone(), AppOrigin::parse(APP).unwrap())
+            .clock(Arc::new(ManualClock::new(START)))
+            .rate_limits(limits)
+            .build(),
+        store,
+        clock: Arc::new(ManualClock::new(START)),
+        _dir: dir,
+    };
+    let mut browser = Browser::default();
+    for _ in 0..2 {
+        app.authenticate_options(&mut browser).await;
+    }
+    let refused = app
+        .call(
+            &mut browser,
+            Method::POST,
+            "/auth/passkeys/authenticate/options",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.code(), "rate_limited");
 }

@@ -152,6 +152,12 @@ async fn pending_user(call: &Call<'_>) -> Result<Option<crate::User>, AuthError>
 /// discoverable (passwordless sign-in).
 pub(super) async fn authenticate_options(call: &Call<'_>) -> Result<Reply, AuthError> {
     let _: super::schema::EmptyBody = call.body()?;
+    // Public, and each call stores a ceremony: bounded per client address.
+    call.auth
+        .accounts()
+        .rate_limiter()
+        .hit_passkey_options(call.client.ip)
+        .await?;
     let user_id = match pending_user(call).await? {
         Some(user) => Some(user.id),
         None => session_user(call).map(|(_, user_id)| user_id),
