@@ -653,14 +653,16 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         answers: [empty(204, "Removed.")],
         handler: handler!(passkeys::remove)),
     route!(POST "/auth/passkeys/authenticate/options", "passkeyAuthenticationOptions", "passkeys",
-        "Begin an authentication: the session user's passkeys (re-authentication), else any \
-         passkey of the site (passwordless sign-in)",
+        "Begin an authentication: a pending sign-in's user's passkeys (second factor), else \
+         the session user's (re-authentication), else any passkey of the site (passwordless \
+         sign-in)",
         access: Public, body: Json(schema::<EmptyBody>()), query: [],
         answers: [ok("The ceremony and the options for navigator.credentials.get().",
             schema::<PasskeyOptionsReply>())],
         handler: handler!(passkeys::authenticate_options)),
     route!(POST "/auth/passkeys/authenticate", "authenticateWithPasskey", "passkeys",
-        "Sign in with a passkey, or re-authenticate the session's user",
+        "Complete a pending sign-in, re-authenticate the session's user, or sign in with a \
+         passkey",
         access: Public, login: true, body: Json(schema::<PasskeyAuthenticateBody>()), query: [],
         answers: [with_cookie(ok("Signed in ({user, session}, with the session cookie; a \
             pending sign-in's cookie is cleared) or the session re-authenticated \
