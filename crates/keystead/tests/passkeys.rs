@@ -560,6 +560,20 @@ async fn register_list_rename_and_remove() {
         .await;
     assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
     assert_eq!(too_long.code(), "invalid_request");
+    let third = app
+        .call(
+            &mut ada,
+            Method::POST,
+            "/auth/passkeys/register",
+            Some(json!({
+                "ceremony": options.body["ceremony"],
+                "name": "  Tablet  ",
+                "credential": credential,
+            })),
+        )
+        .await;
+    assert_eq!(third.status, StatusCode::CREATED, "{}", third.body);
+    assert_eq!(third.body["name"], "Tablet");
 
     // Another user can neither rename nor remove Ada's passkeys.
     let (mut eve, _) = app.sign_up("eve@example.com").await;
@@ -609,8 +623,9 @@ async fn register_list_rename_and_remove() {
         .call(&mut ada, Method::GET, "/auth/passkeys", None)
         .await;
     let items = list.body.as_array().unwrap();
-    assert_eq!(items.len(), 1);
+    assert_eq!(items.len(), 2);
     assert_eq!(items[0]["name"], "MacBook");
+    assert_eq!(items[1]["name"], "Tablet");
     let again = app
         .call(
             &mut ada,
@@ -637,7 +652,7 @@ async fn register_list_rename_and_remove() {
             .iter()
             .filter(|k| *k == AuditKind::PasskeyAdded.as_str())
             .count(),
-        2
+        3
     );
 }
 
