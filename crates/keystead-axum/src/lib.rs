@@ -48,7 +48,7 @@ pub use extract::{ActiveOrg, AuthRejection, CurrentUser, OrgMember, Principal, R
 pub use keystead;
 pub use keystead::time;
 pub use keystead::{Auth, AuthBuilder, AuthError, ErrorCode, Permission, Role, RolePermissions};
-pub use keystead_macros::{require_permission, require_role, require_scope};
+pub use keystead_macros::{require_permission, require_recent_auth, require_role, require_scope};
 pub use layer::{AuthFuture, AuthLayer, AuthService, BoxedAuthFuture};
 
 /// `auth.routes()` and `auth.layer()` on an [`Auth`].
@@ -81,7 +81,9 @@ impl AuthExt for Auth {
 /// What the route annotations' generated code names. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use keystead::{AuthError, ErrorCode, Principal, Requirement, Role, RolePermissions};
+    pub use keystead::{
+        AuthError, ErrorCode, Principal, RecentAuth, Requirement, Role, RolePermissions,
+    };
 }
 
 /// Converts the core's response into axum's.

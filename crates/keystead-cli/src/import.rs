@@ -1301,6 +1301,7 @@ impl Importer {
                 slug: source.slug.clone(),
                 created_at: source.created_at.unwrap_or_else(now),
                 external_id: Some(source.external_id.clone()),
+                mfa_required: false,
             };
             if !self.dry_run {
                 match self.store.create_organization(&org, owner_id).await {

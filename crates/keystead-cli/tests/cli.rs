@@ -665,6 +665,7 @@ async fn operator_commands(db: &Db) {
         slug: "analytical".to_owned(),
         created_at: now,
         external_id: None,
+        mfa_required: false,
     };
     store.create_organization(&org, ada.id).await.unwrap();
     let bob = db.json(&["users", "create", "--email", "bob@example.com"]);

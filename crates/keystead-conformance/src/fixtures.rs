@@ -5,6 +5,8 @@
 //! except a new user's `created_at`, which is [`SystemClock::now`](keystead::SystemClock):
 //! both are whole microseconds, so values read back from a store compare equal.
 
+use keystead::id::{ChallengeId, PasskeyId};
+use keystead::model::{Challenge, ChallengeKind, Passkey, TotpFactor};
 use keystead::secret::generate_token;
 use keystead::{
     ApiTokenRecord, AuditEvent, Clock, Email, ExternalAccount, Invitation, InvitationId,
@@ -71,6 +73,7 @@ pub fn organization(slug: &str, at: OffsetDateTime) -> Organization {
         slug: slug.to_owned(),
         created_at: at,
         external_id: None,
+        mfa_required: false,
     }
 }
 
@@ -100,6 +103,7 @@ pub fn session(user_id: UserId, now: OffsetDateTime) -> Session {
         active_org_id: None,
         user_agent: None,
         ip: None,
+        authenticated_at: now,
     }
 }
 
@@ -195,6 +199,50 @@ pub fn audit_event(kind: &str, at: OffsetDateTime) -> AuditEvent {
         ip: None,
         user_agent: None,
         data: serde_json::json!({}),
+    }
+}
+
+/// An unconfirmed TOTP factor of `user_id`, enrolled at `now`, with a random sealed secret.
+#[must_use]
+pub fn totp_factor(user_id: UserId, now: OffsetDateTime) -> TotpFactor {
+    TotpFactor {
+        user_id,
+        secret_ciphertext: token_hash().as_bytes().to_vec(),
+        created_at: now,
+        confirmed_at: None,
+        last_used_step: None,
+    }
+}
+
+/// A passkey of `user_id` named `name`, registered at `now`, with a random credential id,
+/// never used.
+#[must_use]
+pub fn passkey(user_id: UserId, name: &str, now: OffsetDateTime) -> Passkey {
+    Passkey {
+        id: PasskeyId::new(),
+        user_id,
+        credential_id: token_hash().as_bytes()[..16].to_vec(),
+        name: name.to_owned(),
+        credential: format!(r#"{{"cred":"{}","counter":0}}"#, generate_token().expose()),
+        backup_eligible: true,
+        backup_state: false,
+        created_at: now,
+        last_used_at: None,
+    }
+}
+
+/// A challenge of `kind` (of `user_id`, when given), made at `now` and good for five
+/// minutes, with a random token hash.
+#[must_use]
+pub fn challenge(kind: ChallengeKind, user_id: Option<UserId>, now: OffsetDateTime) -> Challenge {
+    Challenge {
+        id: ChallengeId::new(),
+        kind,
+        token_hash: token_hash(),
+        user_id,
+        data: r#"{"method":"password","next":"/home"}"#.to_owned(),
+        created_at: now,
+        expires_at: now + Duration::minutes(5),
     }
 }
 

@@ -11,6 +11,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use keystead::id::{ChallengeId, PasskeyId};
+use keystead::model::{Challenge, ChallengeKind, MfaStatus, OrgAccess, Passkey, TotpFactor};
+use keystead::store::{ChallengeStore, MfaStore};
 use keystead::{
     ApiTokenId, ApiTokenRecord, ApiTokenStore, AuditEvent, AuditQuery, AuditStore, AuthStore,
     ChangeLogStore, Conflict, Email, ExternalAccount, ExternalAccountId, ExternalAccountStore,
@@ -40,9 +43,34 @@ struct State {
     change_version: i64,
     change_log: BTreeMap<i64, LoggedChange>,
     handoffs: BTreeMap<[u8; 32], UserId>,
+    totp: BTreeMap<UserId, TotpFactor>,
+    /// Recovery codes by (user, hash): (created_at, used_at).
+    recovery_codes: BTreeMap<(UserId, [u8; 32]), (OffsetDateTime, Option<OffsetDateTime>)>,
+    passkeys: BTreeMap<PasskeyId, Passkey>,
+    challenges: BTreeMap<ChallengeId, Challenge>,
 }
 
 impl State {
+    /// Whether the user has a confirmed TOTP factor or a passkey.
+    fn has_second_factor(&self, user_id: UserId) -> bool {
+        self.totp
+            .get(&user_id)
+            .is_some_and(|f| f.confirmed_at.is_some())
+            || self.passkeys.values().any(|p| p.user_id == user_id)
+    }
+
+    /// The live challenge of this kind and hash.
+    fn live_challenge(
+        &self,
+        kind: ChallengeKind,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Option<&Challenge> {
+        self.challenges
+            .values()
+            .find(|c| c.kind == kind && c.token_hash == *hash && now < c.expires_at)
+    }
+
     fn owner_count(&self, org_id: OrgId) -> usize {
         self.members
             .values()
@@ -309,6 +337,10 @@ impl UserStore for MemoryStore {
                 s.api_tokens.retain(|_, t| t.user_id != id);
                 s.handoffs.retain(|_, u| *u != id);
                 s.oauth_flows.retain(|_, f| f.link_user_id != Some(id));
+                s.totp.remove(&id);
+                s.recovery_codes.retain(|&(user, _), _| user != id);
+                s.passkeys.retain(|_, p| p.user_id != id);
+                s.challenges.retain(|_, c| c.user_id != Some(id));
                 for e in &mut s.audit {
                     e.actor_id = e.actor_id.filter(|&a| a != id);
                     e.user_id = e.user_id.filter(|&u| u != id);
@@ -554,6 +586,19 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn set_session_authenticated_at(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .sessions
+            .get_mut(&id)
+            .map(|x| x.authenticated_at = at)
+            .is_some())
+    }
+
     async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
         Ok(self.lock().sessions.remove(&id).is_some())
     }
@@ -715,8 +760,25 @@ impl OrganizationStore for MemoryStore {
             .map(|m| Member {
                 membership: m.clone(),
                 user: s.users[&m.user_id].clone(),
+                second_factor: s.has_second_factor(m.user_id),
             })
             .collect())
+    }
+
+    async fn org_access(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<OrgAccess>> {
+        let s = self.lock();
+        Ok(s.members.get(&(org_id, user_id)).map(|m| OrgAccess {
+            membership: m.clone(),
+            mfa_required: s.orgs[&org_id].mfa_required,
+            second_factor: s.has_second_factor(user_id),
+        }))
+    }
+
+    async fn set_org_mfa_required(&self, id: OrgId, required: bool) -> StoreResult<Organization> {
+        let mut s = self.lock();
+        let org = s.orgs.get_mut(&id).ok_or(StoreError::NotFound)?;
+        org.mfa_required = required;
+        Ok(org.clone())
     }
 
     async fn add_member(&self, membership: &Membership) -> StoreResult<()> {
@@ -1272,6 +1334,293 @@ impl ChangeLogStore for MemoryStore {
     }
 }
 
+/// `Err(NotFound)` from a [`MemoryStore::guarded`] check that means "no" (the step, code or
+/// challenge is not usable) becomes `Ok(false)`.
+fn refused_is_false(result: StoreResult<()>) -> StoreResult<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[async_trait]
+impl MfaStore for MemoryStore {
+    async fn mfa_status(&self, user_id: UserId) -> StoreResult<MfaStatus> {
+        let s = self.lock();
+        let count = |n: usize| u32::try_from(n).map_err(StoreError::backend);
+        Ok(MfaStatus {
+            totp: s
+                .totp
+                .get(&user_id)
+                .is_some_and(|f| f.confirmed_at.is_some()),
+            passkeys: count(s.passkeys.values().filter(|p| p.user_id == user_id).count())?,
+            recovery_codes: count(
+                s.recovery_codes
+                    .iter()
+                    .filter(|((user, _), (_, used))| *user == user_id && used.is_none())
+                    .count(),
+            )?,
+        })
+    }
+
+    async fn put_totp_factor(&self, factor: &TotpFactor) -> StoreResult<()> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&factor.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        if s.totp
+            .get(&factor.user_id)
+            .is_some_and(|f| f.confirmed_at.is_some())
+        {
+            return Err(StoreError::Conflict(Conflict::TotpFactor));
+        }
+        s.totp.insert(factor.user_id, factor.clone());
+        Ok(())
+    }
+
+    async fn totp_factor(&self, user_id: UserId) -> StoreResult<Option<TotpFactor>> {
+        Ok(self.lock().totp.get(&user_id).cloned())
+    }
+
+    async fn confirm_totp_factor(
+        &self,
+        user_id: UserId,
+        step: i64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        refused_is_false(
+            self.guarded(
+                |s| match s.totp.get(&user_id) {
+                    Some(f) if f.confirmed_at.is_none() => Ok(()),
+                    _ => Err(StoreError::NotFound),
+                },
+                |s| {
+                    let f = s.totp.get_mut(&user_id).ok_or(StoreError::NotFound)?;
+                    f.confirmed_at = Some(at);
+                    f.last_used_step = Some(step);
+                    Ok(())
+                },
+            )
+            .await,
+        )
+    }
+
+    async fn use_totp_step(&self, user_id: UserId, step: i64) -> StoreResult<bool> {
+        refused_is_false(
+            self.guarded(
+                |s| match s.totp.get(&user_id) {
+                    Some(f)
+                        if f.confirmed_at.is_some()
+                            && f.last_used_step.is_none_or(|last| last < step) =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(StoreError::NotFound),
+                },
+                |s| {
+                    s.totp
+                        .get_mut(&user_id)
+                        .ok_or(StoreError::NotFound)?
+                        .last_used_step = Some(step);
+                    Ok(())
+                },
+            )
+            .await,
+        )
+    }
+
+    async fn delete_totp_factor(&self, user_id: UserId) -> StoreResult<bool> {
+        Ok(self.lock().totp.remove(&user_id).is_some())
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: UserId,
+        hashes: &[TokenHash],
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&user_id) {
+            return Err(StoreError::NotFound);
+        }
+        s.recovery_codes.retain(|&(user, _), _| user != user_id);
+        for hash in hashes {
+            s.recovery_codes
+                .insert((user_id, *hash.as_bytes()), (at, None));
+        }
+        Ok(())
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: UserId,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let key = (user_id, *hash.as_bytes());
+        refused_is_false(
+            self.guarded(
+                |s| match s.recovery_codes.get(&key) {
+                    Some((_, None)) => Ok(()),
+                    _ => Err(StoreError::NotFound),
+                },
+                |s| {
+                    s.recovery_codes
+                        .get_mut(&key)
+                        .ok_or(StoreError::NotFound)?
+                        .1 = Some(at);
+                    Ok(())
+                },
+            )
+            .await,
+        )
+    }
+
+    async fn delete_recovery_codes(&self, user_id: UserId) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let before = s.recovery_codes.len();
+        s.recovery_codes.retain(|&(user, _), _| user != user_id);
+        Ok((before - s.recovery_codes.len()) as u64)
+    }
+
+    async fn create_passkey(&self, passkey: &Passkey) -> StoreResult<()> {
+        let mut s = self.lock();
+        if !s.users.contains_key(&passkey.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        if s.passkeys
+            .values()
+            .any(|p| p.id == passkey.id || p.credential_id == passkey.credential_id)
+        {
+            return Err(StoreError::Conflict(Conflict::Passkey));
+        }
+        s.passkeys.insert(passkey.id, passkey.clone());
+        Ok(())
+    }
+
+    async fn passkeys_for_user(&self, user_id: UserId) -> StoreResult<Vec<Passkey>> {
+        let s = self.lock();
+        let mut mine: Vec<_> = s
+            .passkeys
+            .values()
+            .filter(|p| p.user_id == user_id)
+            .cloned()
+            .collect();
+        mine.sort_by_key(|p| (p.created_at, p.id));
+        Ok(mine)
+    }
+
+    async fn passkey_by_credential_id(&self, credential_id: &[u8]) -> StoreResult<Option<Passkey>> {
+        Ok(self
+            .lock()
+            .passkeys
+            .values()
+            .find(|p| p.credential_id == credential_id)
+            .cloned())
+    }
+
+    async fn record_passkey_use(
+        &self,
+        id: PasskeyId,
+        credential: &str,
+        backup_state: bool,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut s = self.lock();
+        let passkey = s.passkeys.get_mut(&id).ok_or(StoreError::NotFound)?;
+        credential.clone_into(&mut passkey.credential);
+        passkey.backup_state = backup_state;
+        passkey.last_used_at = Some(at);
+        Ok(())
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: UserId,
+        id: PasskeyId,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let mut s = self.lock();
+        match s.passkeys.get_mut(&id) {
+            Some(p) if p.user_id == user_id => {
+                name.clone_into(&mut p.name);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_passkey(&self, user_id: UserId, id: PasskeyId) -> StoreResult<bool> {
+        let mut s = self.lock();
+        if s.passkeys.get(&id).is_some_and(|p| p.user_id == user_id) {
+            s.passkeys.remove(&id);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+}
+
+#[async_trait]
+impl ChallengeStore for MemoryStore {
+    async fn create_challenge(&self, challenge: &Challenge) -> StoreResult<()> {
+        let mut s = self.lock();
+        if challenge.user_id.is_some_and(|u| !s.users.contains_key(&u)) {
+            return Err(StoreError::NotFound);
+        }
+        if s.challenges
+            .values()
+            .any(|c| c.id == challenge.id || c.token_hash == challenge.token_hash)
+        {
+            return Err(StoreError::Conflict(Conflict::Token));
+        }
+        s.challenges.insert(challenge.id, challenge.clone());
+        Ok(())
+    }
+
+    async fn challenge(
+        &self,
+        kind: ChallengeKind,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Challenge>> {
+        Ok(self.lock().live_challenge(kind, hash, now).cloned())
+    }
+
+    async fn take_challenge(
+        &self,
+        kind: ChallengeKind,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Challenge>> {
+        let taken = if self.racy {
+            // Read, pause, then delete: what a store that does not take the row atomically does.
+            let found = self.lock().live_challenge(kind, hash, now).cloned();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if let Some(found) = &found {
+                self.lock().challenges.remove(&found.id);
+            }
+            found
+        } else {
+            let mut s = self.lock();
+            let found = s.live_challenge(kind, hash, now).cloned();
+            if let Some(found) = &found {
+                s.challenges.remove(&found.id);
+            }
+            found
+        };
+        Ok(taken)
+    }
+
+    async fn delete_expired_challenges(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let mut s = self.lock();
+        let before = s.challenges.len();
+        s.challenges.retain(|_, c| now < c.expires_at);
+        Ok((before - s.challenges.len()) as u64)
+    }
+}
+
 #[derive(Debug)]
 struct MemoryHarness(Arc<MemoryStore>);
 
@@ -1359,6 +1708,27 @@ mod the_races_catch_a_store_without_locking {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_oauth_flow_takes() {
         fails_on_a_racy_store(cases::concurrent_takes_of_one_oauth_flow_succeed_once).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_totp_step_uses() {
+        fails_on_a_racy_store(cases::concurrent_uses_of_one_totp_step_succeed_once).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_totp_confirmations() {
+        fails_on_a_racy_store(cases::concurrent_confirmations_of_one_totp_factor_succeed_once)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_recovery_code_uses() {
+        fails_on_a_racy_store(cases::concurrent_uses_of_one_recovery_code_succeed_once).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_challenge_takes() {
+        fails_on_a_racy_store(cases::concurrent_takes_of_one_challenge_succeed_once).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -27,6 +27,11 @@
 //!   A role that is not in the configured `RolePermissions` admits no one at run time (403,
 //!   logged at error); `auth.check_roles([...])` at start-up reports such names before the
 //!   first request.
+//! - `#[require_recent_auth]`: step-up ("sudo mode"). The session's user proved who they are
+//!   within the configured step-up age (10 minutes by default), else 403
+//!   `reauthentication_required`: the client re-authenticates (`POST /auth/reauthenticate`)
+//!   and retries. An API token gets 403 `forbidden`. `#[require_recent_auth(adapter = …)]`
+//!   names the adapter where both are dependencies.
 #![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
@@ -54,6 +59,52 @@ pub fn require_scope(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn require_role(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Role, args, item)
+}
+
+/// Requires a recent authentication (step-up). See the [crate docs](crate).
+#[proc_macro_attribute]
+pub fn require_recent_auth(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut function = parse_macro_input!(item as ItemFn);
+    let adapter = if args.is_empty() {
+        None
+    } else {
+        let parsed = syn::parse::Parser::parse(
+            |input: ParseStream<'_>| {
+                let key: Ident = input.parse()?;
+                if key != "adapter" {
+                    return Err(Error::new(key.span(), "expected `adapter = <crate>`"));
+                }
+                input.parse::<Token![=]>()?;
+                let path: syn::Path = input.parse()?;
+                if !input.is_empty() {
+                    return Err(input.error("unexpected tokens"));
+                }
+                Ok(path)
+            },
+            args,
+        );
+        match parsed {
+            Ok(path) => Some(path),
+            Err(err) => return err.to_compile_error().into(),
+        }
+    };
+    if function.sig.asyncness.is_none() {
+        return Error::new_spanned(
+            function.sig.fn_token,
+            "route annotations apply to async handler functions",
+        )
+        .to_compile_error()
+        .into();
+    }
+    let adapter = match adapter_path(adapter) {
+        Ok(adapter) => adapter,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    let argument: FnArg = parse_quote! {
+        _: #adapter::Require<#adapter::__private::RecentAuth>
+    };
+    function.sig.inputs.insert(0, argument);
+    quote!(#function).into()
 }
 
 #[derive(Clone, Copy)]

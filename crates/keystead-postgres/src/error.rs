@@ -61,6 +61,8 @@ fn conflict_for(constraint: &str) -> Option<Conflict> {
             Conflict::ExternalAccount
         }
         "external_accounts_user_provider_key" => Conflict::ProviderLinked,
+        "passkeys_credential_id_key" | "passkeys_pkey" => Conflict::Passkey,
+        "totp_factors_pkey" => Conflict::TotpFactor,
         "sessions_pkey"
         | "sessions_token_hash_key"
         | "invitations_pkey"
@@ -69,7 +71,10 @@ fn conflict_for(constraint: &str) -> Option<Conflict> {
         | "one_time_tokens_token_hash_key"
         | "api_tokens_pkey"
         | "oauth_flows_pkey"
-        | "session_handoffs_pkey" => Conflict::Token,
+        | "session_handoffs_pkey"
+        | "challenges_pkey"
+        | "challenges_token_hash_key"
+        | "recovery_codes_pkey" => Conflict::Token,
         _ => return None,
     })
 }
@@ -136,6 +141,14 @@ mod tests {
         );
         assert_eq!(
             conflict_for("sessions_token_hash_key"),
+            Some(Conflict::Token)
+        );
+        assert_eq!(
+            conflict_for("passkeys_credential_id_key"),
+            Some(Conflict::Passkey)
+        );
+        assert_eq!(
+            conflict_for("challenges_token_hash_key"),
             Some(Conflict::Token)
         );
         assert_eq!(conflict_for("something_else"), None);

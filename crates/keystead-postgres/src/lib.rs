@@ -103,6 +103,7 @@ mod external;
 mod feed;
 mod invitations;
 mod keys;
+mod mfa;
 mod migrate;
 mod oauth_flows;
 mod orgs;

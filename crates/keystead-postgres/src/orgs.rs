@@ -8,14 +8,17 @@
 
 use async_trait::async_trait;
 use keystead_core::{
-    Member, Membership, OrgId, Organization, OrganizationStore, Role, StoreError, StoreResult,
-    UserId, UserOrganization,
+    Member, Membership, OrgAccess, OrgId, Organization, OrganizationStore, Role, StoreError,
+    StoreResult, UserId, UserOrganization,
 };
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row as _};
 
 use crate::PostgresStore;
 use crate::error::{map_sqlx_error, retrying};
-use crate::rows::{self, membership_columns, organization_columns, user_columns_u};
+use crate::rows::{
+    self, membership_columns, organization_columns, organization_columns_o, second_factor_of_m,
+    user_columns_u,
+};
 use crate::sql::Tables;
 use crate::users::ensure_other_owners;
 
@@ -79,14 +82,15 @@ impl PostgresStore {
     ) -> StoreResult<Membership> {
         let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
         sqlx::query(self.sql(
-            "INSERT INTO {t}organizations (id, name, slug, created_at, external_id) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO {t}organizations (id, name, slug, created_at, external_id, mfa_required) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         ))
         .bind(org.id.into_uuid())
         .bind(org.name.as_str())
         .bind(org.slug.as_str())
         .bind(org.created_at)
         .bind(org.external_id.as_deref())
+        .bind(org.mfa_required)
         .execute(&mut *tx)
         .await
         .map_err(map_sqlx_error)?;
@@ -294,10 +298,13 @@ impl OrganizationStore for PostgresStore {
     }
 
     async fn organizations_for_user(&self, user_id: UserId) -> StoreResult<Vec<UserOrganization>> {
-        let found = sqlx::query(self.sql("SELECT o.id, o.name, o.slug, o.created_at, o.external_id, m.role AS m_role, m.joined_at AS m_joined_at \
+        let found = sqlx::query(self.sql(concat!(
+            "SELECT ",
+            organization_columns_o!(),
+            ", m.role AS m_role, m.joined_at AS m_joined_at \
              FROM {t}memberships m JOIN {t}organizations o ON o.id = m.org_id \
-             WHERE m.user_id = $1 ORDER BY m.joined_at, m.org_id"),
-        )
+             WHERE m.user_id = $1 ORDER BY m.joined_at, m.org_id"
+        )))
         .bind(user_id.into_uuid())
         .fetch_all(&self.pool)
         .await
@@ -332,8 +339,9 @@ impl OrganizationStore for PostgresStore {
         let found = sqlx::query(self.sql(concat!(
             "SELECT ",
             user_columns_u!(),
-            ", m.role AS m_role, m.joined_at AS m_joined_at \
-             FROM {t}memberships m JOIN {t}users u ON u.id = m.user_id \
+            ", m.role AS m_role, m.joined_at AS m_joined_at, ",
+            second_factor_of_m!(),
+            " FROM {t}memberships m JOIN {t}users u ON u.id = m.user_id \
              WHERE m.org_id = $1 ORDER BY m.joined_at, m.user_id"
         )))
         .bind(org_id.into_uuid())
@@ -351,8 +359,45 @@ impl OrganizationStore for PostgresStore {
                     joined_at,
                 },
                 user,
+                second_factor: row.try_get("second_factor").map_err(map_sqlx_error)?,
             })
         })
+    }
+
+    async fn org_access(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<OrgAccess>> {
+        let row = sqlx::query(self.sql(concat!(
+            "SELECT m.org_id, m.user_id, m.role, m.joined_at, o.mfa_required, ",
+            second_factor_of_m!(),
+            " FROM {t}memberships m JOIN {t}organizations o ON o.id = m.org_id \
+             WHERE m.org_id = $1 AND m.user_id = $2"
+        )))
+        .bind(org_id.into_uuid())
+        .bind(user_id.into_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?;
+        row.map(|row| {
+            Ok(OrgAccess {
+                membership: rows::membership(&row)?,
+                mfa_required: row.try_get("mfa_required").map_err(map_sqlx_error)?,
+                second_factor: row.try_get("second_factor").map_err(map_sqlx_error)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_org_mfa_required(&self, id: OrgId, required: bool) -> StoreResult<Organization> {
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}organizations SET mfa_required = $2 WHERE id = $1 RETURNING ",
+            organization_columns!()
+        )))
+        .bind(id.into_uuid())
+        .bind(required)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map_or(Err(StoreError::NotFound), rows::organization)
     }
 
     async fn add_member(&self, membership: &Membership) -> StoreResult<()> {

@@ -2,8 +2,9 @@
 //! an unknown purpose) is a [`StoreError`], never a panic.
 
 use keystead_core::{
-    ApiTokenRecord, AuditEvent, Email, ExternalAccount, Invitation, Membership, OneTimeToken,
-    Organization, Permission, Role, Session, StoreError, TokenHash, TokenPurpose, User,
+    ApiTokenRecord, AuditEvent, Challenge, ChallengeKind, Email, ExternalAccount, Invitation,
+    Membership, OneTimeToken, Organization, Passkey, Permission, Role, Session, StoreError,
+    TokenHash, TokenPurpose, TotpFactor, User,
 };
 use sqlx::Row as _;
 use sqlx::postgres::PgRow;
@@ -37,14 +38,54 @@ macro_rules! external_account_columns {
 macro_rules! session_columns {
     () => {
         "id, token_hash, user_id, created_at, last_seen_at, expires_at, absolute_expires_at, \
-         active_org_id, user_agent, ip"
+         active_org_id, user_agent, ip, authenticated_at"
     };
 }
 
 /// The columns [`organization`] reads.
 macro_rules! organization_columns {
     () => {
-        "id, name, slug, created_at, external_id"
+        "id, name, slug, created_at, external_id, mfa_required"
+    };
+}
+
+/// The same columns, qualified with the alias `o` for joins.
+macro_rules! organization_columns_o {
+    () => {
+        "o.id, o.name, o.slug, o.created_at, o.external_id, o.mfa_required"
+    };
+}
+
+/// Whether the user `m.user_id` has a second factor (a confirmed TOTP or a passkey), as the
+/// boolean column `second_factor`.
+macro_rules! second_factor_of_m {
+    () => {
+        "(EXISTS (SELECT 1 FROM {t}totp_factors tf \
+                  WHERE tf.user_id = m.user_id AND tf.confirmed_at IS NOT NULL) \
+          OR EXISTS (SELECT 1 FROM {t}passkeys pk WHERE pk.user_id = m.user_id)) \
+         AS second_factor"
+    };
+}
+
+/// The columns [`totp_factor`] reads.
+macro_rules! totp_factor_columns {
+    () => {
+        "user_id, secret_ciphertext, created_at, confirmed_at, last_used_step"
+    };
+}
+
+/// The columns [`passkey`] reads.
+macro_rules! passkey_columns {
+    () => {
+        "id, user_id, credential_id, name, credential, backup_eligible, backup_state, \
+         created_at, last_used_at"
+    };
+}
+
+/// The columns [`challenge`] reads.
+macro_rules! challenge_columns {
+    () => {
+        "id, kind, token_hash, user_id, data, created_at, expires_at"
     };
 }
 
@@ -86,9 +127,10 @@ macro_rules! audit_event_columns {
 }
 
 pub(crate) use {
-    api_token_columns, audit_event_columns, external_account_columns, invitation_columns,
-    membership_columns, one_time_token_columns, organization_columns, session_columns,
-    user_columns, user_columns_u,
+    api_token_columns, audit_event_columns, challenge_columns, external_account_columns,
+    invitation_columns, membership_columns, one_time_token_columns, organization_columns,
+    organization_columns_o, passkey_columns, second_factor_of_m, session_columns,
+    totp_factor_columns, user_columns, user_columns_u,
 };
 
 /// Reads one column; a missing column or a value of the wrong type is a backend error.
@@ -177,6 +219,7 @@ pub(crate) fn session(row: &PgRow) -> Result<Session, StoreError> {
         active_org_id: opt_id(row, "active_org_id")?,
         user_agent: get(row, "user_agent")?,
         ip: get(row, "ip")?,
+        authenticated_at: time(row, "authenticated_at")?,
     })
 }
 
@@ -187,6 +230,7 @@ pub(crate) fn organization(row: &PgRow) -> Result<Organization, StoreError> {
         slug: get(row, "slug")?,
         created_at: time(row, "created_at")?,
         external_id: get(row, "external_id")?,
+        mfa_required: get(row, "mfa_required")?,
     })
 }
 
@@ -272,6 +316,44 @@ pub(crate) fn audit_event(row: &PgRow) -> Result<AuditEvent, StoreError> {
         user_agent: get(row, "user_agent")?,
         data: serde_json::from_str(&data)
             .map_err(|_| StoreError::corrupt("audit event data is not JSON"))?,
+    })
+}
+
+pub(crate) fn totp_factor(row: &PgRow) -> Result<TotpFactor, StoreError> {
+    Ok(TotpFactor {
+        user_id: id(row, "user_id")?,
+        secret_ciphertext: get(row, "secret_ciphertext")?,
+        created_at: time(row, "created_at")?,
+        confirmed_at: opt_time(row, "confirmed_at")?,
+        last_used_step: get(row, "last_used_step")?,
+    })
+}
+
+pub(crate) fn passkey(row: &PgRow) -> Result<Passkey, StoreError> {
+    Ok(Passkey {
+        id: id(row, "id")?,
+        user_id: id(row, "user_id")?,
+        credential_id: get(row, "credential_id")?,
+        name: get(row, "name")?,
+        credential: get(row, "credential")?,
+        backup_eligible: get(row, "backup_eligible")?,
+        backup_state: get(row, "backup_state")?,
+        created_at: time(row, "created_at")?,
+        last_used_at: opt_time(row, "last_used_at")?,
+    })
+}
+
+pub(crate) fn challenge(row: &PgRow) -> Result<Challenge, StoreError> {
+    let kind: String = get(row, "kind")?;
+    Ok(Challenge {
+        id: id(row, "id")?,
+        kind: ChallengeKind::parse(&kind)
+            .ok_or_else(|| StoreError::corrupt("unknown challenge kind"))?,
+        token_hash: token_hash(row, "token_hash")?,
+        user_id: opt_id(row, "user_id")?,
+        data: get(row, "data")?,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
     })
 }
 

@@ -37,8 +37,8 @@ impl PostgresStore {
 impl SessionStore for PostgresStore {
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
         sqlx::query(self.sql("INSERT INTO {t}sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, \
-             absolute_expires_at, active_org_id, user_agent, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+             absolute_expires_at, active_org_id, user_agent, ip, authenticated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
         )
         .bind(session.id.into_uuid())
         .bind(&session.token_hash.as_bytes()[..])
@@ -50,6 +50,7 @@ impl SessionStore for PostgresStore {
         .bind(session.active_org_id.map(OrgId::into_uuid))
         .bind(session.user_agent.as_deref())
         .bind(session.ip.as_deref())
+        .bind(session.authenticated_at)
         .execute(&self.pool)
         .await
         .map_err(map_sqlx_error)?;
@@ -146,6 +147,21 @@ impl SessionStore for PostgresStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn set_session_authenticated_at(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query(self.sql("UPDATE {t}sessions SET authenticated_at = $2 WHERE id = $1"))
+                .bind(id.into_uuid())
+                .bind(at)
+                .execute(&self.pool)
+                .await
+                .map_err(map_sqlx_error)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {

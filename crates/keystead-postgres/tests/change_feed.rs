@@ -119,6 +119,7 @@ impl Cluster {
             slug: "acme".to_owned(),
             created_at: user.created_at,
             external_id: None,
+            mfa_required: false,
         };
         store
             .create_organization(&org, other.id)

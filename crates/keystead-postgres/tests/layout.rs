@@ -21,9 +21,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The tables of the store, its migrations table included.
-const OUR_TABLES: [&str; 17] = [
+const OUR_TABLES: [&str; 21] = [
     "api_tokens",
     "audit_events",
+    "challenges",
     "change_log",
     "change_version",
     "external_accounts",
@@ -33,11 +34,14 @@ const OUR_TABLES: [&str; 17] = [
     "oauth_flows",
     "one_time_tokens",
     "organizations",
+    "passkeys",
     "password_credentials",
     "rate_limits",
+    "recovery_codes",
     "session_handoffs",
     "sessions",
     "signing_keys",
+    "totp_factors",
     "users",
 ];
 
@@ -73,6 +77,7 @@ fn session_for(user_id: UserId, token: &str) -> Session {
         active_org_id: None,
         user_agent: None,
         ip: None,
+        authenticated_at: at,
     }
 }
 
@@ -139,6 +144,7 @@ async fn sign_up_and_in(store: &PostgresStore, email: &str) -> UserId {
         slug: format!("acme-{}", Uuid::now_v7().simple()),
         created_at: now(),
         external_id: None,
+        mfa_required: false,
     };
     store.create_organization(&org, user.id).await.expect("org");
     assert!(matches!(
@@ -192,7 +198,7 @@ async fn the_tables_are_in_schema_auth_and_nothing_of_ours_in_public() {
             .fetch_all(store.pool())
             .await
             .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     sign_up_and_in(&store, "ada@example.com").await;
     assert!(store.schema_status().await.expect("status").is_current());
     store.pool().close().await;
@@ -446,7 +452,7 @@ async fn a_database_of_the_old_layout_is_moved_into_the_schema_without_losing_a_
         .fetch_all(&pool)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert!(store.schema_status().await.expect("status").is_current());
 
     // Indexes, constraints (foreign keys included) and columns are those of a fresh schema.
@@ -476,9 +482,15 @@ async fn a_database_of_the_old_layout_is_moved_into_the_schema_without_losing_a_
         .expect("lookup")
         .expect("the old session");
     assert_eq!(session.user_id, found.id);
+    // Migration 0008: a session made before it counts as authenticated when it began.
+    assert_eq!(session.authenticated_at, session.created_at);
     let orgs = store.organizations_for_user(found.id).await.expect("orgs");
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0].organization.id.into_uuid(), org);
+    assert!(
+        !orgs[0].organization.mfa_required,
+        "no MFA policy until one is set"
+    );
     assert!(matches!(
         store
             .change_role(
@@ -516,7 +528,7 @@ async fn an_old_layout_of_the_first_three_migrations_is_moved_then_completed() {
     let store = PostgresStore::from_pool(pool.clone());
     let status = store.schema_status().await.expect("status");
     assert_eq!(status.legacy, vec![1, 2, 3]);
-    assert_eq!(status.pending, vec![4, 5, 6, 7]);
+    assert_eq!(status.pending, vec![4, 5, 6, 7, 8]);
     store.migrate().await.expect("move and complete");
     assert_eq!(tables_in(&pool, "public").await, Vec::<String>::new());
     assert_eq!(tables_in(&pool, "auth").await, OUR_TABLES);
@@ -576,7 +588,7 @@ async fn concurrent_migrations_apply_each_version_once() {
         .fetch_all(&pool)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     pool.close().await;
     db.teardown().await;
 }

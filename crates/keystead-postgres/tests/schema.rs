@@ -85,8 +85,8 @@ async fn insert_session(
 ) -> Result<PgQueryResult, sqlx::Error> {
     sqlx::query(
         "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, \
-         absolute_expires_at) VALUES ($1, $2, $3, now(), now(), now() + interval '1 day', \
-         now() + interval '30 days')",
+         absolute_expires_at, authenticated_at) VALUES ($1, $2, $3, now(), now(), \
+         now() + interval '1 day', now() + interval '30 days', now())",
     )
     .bind(Uuid::now_v7())
     .bind(hash)
@@ -543,7 +543,7 @@ async fn migrations_are_idempotent() {
             .fetch_all(db.pool())
             .await
             .expect("versions");
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     let status = store.schema_status().await.expect("status");
     assert!(status.is_current(), "{status:?}");
     assert_eq!(status.applied, applied);

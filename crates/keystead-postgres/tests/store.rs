@@ -98,6 +98,7 @@ async fn delete_user_is_not_refused_for_an_organization_deleted_meanwhile() {
         slug: "acme".to_owned(),
         created_at: owner.created_at,
         external_id: None,
+        mfa_required: false,
     };
     store
         .create_organization(&org, owner.id)
@@ -205,7 +206,8 @@ async fn bad_rows_are_backend_errors_not_panics() {
     let session = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, \
-         absolute_expires_at) VALUES ($1, '\\x0102', $2, now(), now(), now(), now())",
+         absolute_expires_at, authenticated_at) \
+         VALUES ($1, '\\x0102', $2, now(), now(), now(), now(), now())",
     )
     .bind(session)
     .bind(good.id.into_uuid())

@@ -72,6 +72,7 @@ async fn token_setup(
         slug: "bench".to_owned(),
         created_at: now,
         external_id: None,
+        mfa_required: false,
     };
     store
         .create_organization(&org, user.id)
@@ -82,6 +83,7 @@ async fn token_setup(
         Credential::Session {
             id: SessionId::new(),
             expires_at: now + Duration::days(1),
+            authenticated_at: now,
         },
         Some((org.id, Role::OWNER)),
         auth.roles(),

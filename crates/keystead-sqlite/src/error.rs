@@ -58,15 +58,19 @@ fn map_database_error(db: Box<dyn DatabaseError>) -> StoreError {
 }
 
 /// The tables whose unique violations name a conflict, longest first.
-const CONFLICT_TABLES: [&str; 10] = [
+const CONFLICT_TABLES: [&str; 14] = [
     "session_handoffs",
     "external_accounts",
     "one_time_tokens",
+    "recovery_codes",
+    "totp_factors",
     "organizations",
     "memberships",
     "invitations",
     "oauth_flows",
+    "challenges",
     "api_tokens",
+    "passkeys",
     "sessions",
     "users",
 ];
@@ -94,9 +98,11 @@ fn conflict_for(message: &str) -> Option<Conflict> {
         (_, "memberships.org_id, memberships.user_id") => Conflict::Membership,
         (_, "external_accounts.user_id, external_accounts.provider") => Conflict::ProviderLinked,
         ("external_accounts", _) => Conflict::ExternalAccount,
+        ("passkeys", _) => Conflict::Passkey,
+        ("totp_factors", _) => Conflict::TotpFactor,
         (
             "sessions" | "invitations" | "one_time_tokens" | "api_tokens" | "oauth_flows"
-            | "session_handoffs",
+            | "session_handoffs" | "challenges" | "recovery_codes",
             _,
         ) => Conflict::Token,
         _ => return None,
@@ -149,6 +155,14 @@ mod tests {
             ),
             (
                 "UNIQUE constraint failed: api_tokens.id",
+                Some(Conflict::Token),
+            ),
+            (
+                "UNIQUE constraint failed: passkeys.credential_id",
+                Some(Conflict::Passkey),
+            ),
+            (
+                "UNIQUE constraint failed: challenges.token_hash",
                 Some(Conflict::Token),
             ),
             ("UNIQUE constraint failed: audit_events.id", None),

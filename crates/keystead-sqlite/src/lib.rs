@@ -51,6 +51,7 @@ mod changes;
 mod error;
 mod external;
 mod keys;
+mod mfa;
 mod migrate;
 mod oauth_flows;
 mod orgs;

@@ -7,14 +7,16 @@
 
 use async_trait::async_trait;
 use keystead_core::{
-    Member, Membership, OrgId, Organization, OrganizationStore, Role, StoreError, StoreResult,
-    UserId, UserOrganization,
+    Member, Membership, OrgAccess, OrgId, Organization, OrganizationStore, Role, StoreError,
+    StoreResult, UserId, UserOrganization,
 };
 use sqlx::sqlite::SqliteConnection;
 
 use crate::SqliteStore;
 use crate::error::map_sqlx_error;
-use crate::rows::{self, RowExt, membership_columns, micros, organization_columns};
+use crate::rows::{
+    self, RowExt, membership_columns, micros, organization_columns, second_factor_of_m,
+};
 use crate::sql::Tables;
 
 /// The member's current role, inside a transaction.
@@ -89,14 +91,15 @@ impl OrganizationStore for SqliteStore {
         };
         let mut tx = self.begin().await?;
         sqlx::query(self.sql(
-            "INSERT INTO {t}organizations (id, name, slug, created_at, external_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO {t}organizations (id, name, slug, created_at, external_id, mfa_required) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         ))
         .bind(org.id.to_string())
         .bind(org.name.as_str())
         .bind(org.slug.as_str())
         .bind(micros(org.created_at))
         .bind(org.external_id.as_deref())
+        .bind(org.mfa_required)
         .execute(&mut *tx)
         .await
         .map_err(map_sqlx_error)?;
@@ -213,7 +216,8 @@ impl OrganizationStore for SqliteStore {
 
     async fn organizations_for_user(&self, user_id: UserId) -> StoreResult<Vec<UserOrganization>> {
         let rows = sqlx::query(self.sql(
-            "SELECT o.id, o.name, o.slug, o.created_at, o.external_id, m.role, m.joined_at \
+            "SELECT o.id, o.name, o.slug, o.created_at, o.external_id, o.mfa_required, m.role, \
+                 m.joined_at \
              FROM {t}memberships AS m JOIN {t}organizations AS o ON o.id = m.org_id \
              WHERE m.user_id = ?1 ORDER BY m.joined_at, o.id",
         ))
@@ -247,13 +251,14 @@ impl OrganizationStore for SqliteStore {
     }
 
     async fn members(&self, org_id: OrgId) -> StoreResult<Vec<Member>> {
-        let rows = sqlx::query(self.sql(
+        let rows = sqlx::query(self.sql(concat!(
             "SELECT m.org_id, m.user_id, m.role, m.joined_at, \
                  u.id, u.email, u.name, u.email_verified_at, u.created_at, u.external_id, \
-                 u.disabled_at \
-             FROM {t}memberships AS m JOIN {t}users AS u ON u.id = m.user_id \
-             WHERE m.org_id = ?1 ORDER BY m.joined_at, m.user_id",
-        ))
+                 u.disabled_at, ",
+            second_factor_of_m!(),
+            " FROM {t}memberships AS m JOIN {t}users AS u ON u.id = m.user_id \
+             WHERE m.org_id = ?1 ORDER BY m.joined_at, m.user_id"
+        )))
         .bind(org_id.to_string())
         .fetch_all(&self.reader)
         .await
@@ -262,8 +267,47 @@ impl OrganizationStore for SqliteStore {
             Ok(Member {
                 membership: rows::membership(row)?,
                 user: rows::user(row)?,
+                second_factor: row.boolean("second_factor")?,
             })
         })
+    }
+
+    async fn org_access(&self, org_id: OrgId, user_id: UserId) -> StoreResult<Option<OrgAccess>> {
+        sqlx::query(self.sql(concat!(
+            "SELECT m.org_id, m.user_id, m.role, m.joined_at, o.mfa_required, ",
+            second_factor_of_m!(),
+            " FROM {t}memberships AS m JOIN {t}organizations AS o ON o.id = m.org_id \
+             WHERE m.org_id = ?1 AND m.user_id = ?2"
+        )))
+        .bind(org_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_sqlx_error)?
+        .map(|row| {
+            Ok(OrgAccess {
+                membership: rows::membership(&row)?,
+                mfa_required: row.boolean("mfa_required")?,
+                second_factor: row.boolean("second_factor")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_org_mfa_required(&self, id: OrgId, required: bool) -> StoreResult<Organization> {
+        sqlx::query(self.sql(concat!(
+            "UPDATE {t}organizations SET mfa_required = ?1 WHERE id = ?2 RETURNING ",
+            organization_columns!()
+        )))
+        .bind(required)
+        .bind(id.to_string())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_sqlx_error)?
+        .as_ref()
+        .map(rows::organization)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
     }
 
     async fn add_member(&self, membership: &Membership) -> StoreResult<()> {

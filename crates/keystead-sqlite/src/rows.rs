@@ -4,9 +4,9 @@
 //! purpose, a short hash, a time out of range) is a [`StoreError::corrupt`].
 
 use keystead_core::{
-    ApiTokenRecord, AuditEvent, Email, ExternalAccount, Invitation, Membership, OneTimeToken,
-    Organization, Permission, Role, Session, StoreError, StoreResult, TokenHash, TokenPurpose,
-    User,
+    ApiTokenRecord, AuditEvent, Challenge, ChallengeKind, Email, ExternalAccount, Invitation,
+    Membership, OneTimeToken, Organization, Passkey, Permission, Role, Session, StoreError,
+    StoreResult, TokenHash, TokenPurpose, TotpFactor, User,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -179,7 +179,7 @@ pub(crate) fn external_account(row: &SqliteRow) -> StoreResult<ExternalAccount> 
 macro_rules! session_columns {
     () => {
         "id, token_hash, user_id, created_at, last_seen_at, expires_at, absolute_expires_at, \
-         active_org_id, user_agent, ip"
+         active_org_id, user_agent, ip, authenticated_at"
     };
 }
 pub(crate) use session_columns;
@@ -196,12 +196,13 @@ pub(crate) fn session(row: &SqliteRow) -> StoreResult<Session> {
         active_org_id: row.opt_id("active_org_id")?,
         user_agent: row.opt_text("user_agent")?,
         ip: row.opt_text("ip")?,
+        authenticated_at: row.time("authenticated_at")?,
     })
 }
 
 macro_rules! organization_columns {
     () => {
-        "id, name, slug, created_at, external_id"
+        "id, name, slug, created_at, external_id, mfa_required"
     };
 }
 pub(crate) use organization_columns;
@@ -213,8 +214,21 @@ pub(crate) fn organization(row: &SqliteRow) -> StoreResult<Organization> {
         slug: row.text("slug")?,
         created_at: row.time("created_at")?,
         external_id: row.opt_text("external_id")?,
+        mfa_required: row.boolean("mfa_required")?,
     })
 }
+
+/// Whether the user `m.user_id` has a second factor (a confirmed TOTP or a passkey), as the
+/// 0/1 column `second_factor`.
+macro_rules! second_factor_of_m {
+    () => {
+        "(EXISTS (SELECT 1 FROM {t}totp_factors AS tf \
+                  WHERE tf.user_id = m.user_id AND tf.confirmed_at IS NOT NULL) \
+          OR EXISTS (SELECT 1 FROM {t}passkeys AS pk WHERE pk.user_id = m.user_id)) \
+         AS second_factor"
+    };
+}
+pub(crate) use second_factor_of_m;
 
 macro_rules! membership_columns {
     () => {
@@ -326,6 +340,66 @@ pub(crate) fn audit_event(row: &SqliteRow) -> StoreResult<AuditEvent> {
         user_agent: row.opt_text("user_agent")?,
         data: serde_json::from_str(&row.text("data")?)
             .map_err(|_| StoreError::corrupt("data: not JSON"))?,
+    })
+}
+
+macro_rules! totp_factor_columns {
+    () => {
+        "user_id, secret_ciphertext, created_at, confirmed_at, last_used_step"
+    };
+}
+pub(crate) use totp_factor_columns;
+
+pub(crate) fn totp_factor(row: &SqliteRow) -> StoreResult<TotpFactor> {
+    Ok(TotpFactor {
+        user_id: row.id("user_id")?,
+        secret_ciphertext: row.blob("secret_ciphertext")?,
+        created_at: row.time("created_at")?,
+        confirmed_at: row.opt_time("confirmed_at")?,
+        last_used_step: row.opt_int("last_used_step")?,
+    })
+}
+
+macro_rules! passkey_columns {
+    () => {
+        "id, user_id, credential_id, name, credential, backup_eligible, backup_state, \
+         created_at, last_used_at"
+    };
+}
+pub(crate) use passkey_columns;
+
+pub(crate) fn passkey(row: &SqliteRow) -> StoreResult<Passkey> {
+    Ok(Passkey {
+        id: row.id("id")?,
+        user_id: row.id("user_id")?,
+        credential_id: row.blob("credential_id")?,
+        name: row.text("name")?,
+        credential: row.text("credential")?,
+        backup_eligible: row.boolean("backup_eligible")?,
+        backup_state: row.boolean("backup_state")?,
+        created_at: row.time("created_at")?,
+        last_used_at: row.opt_time("last_used_at")?,
+    })
+}
+
+macro_rules! challenge_columns {
+    () => {
+        "id, kind, token_hash, user_id, data, created_at, expires_at"
+    };
+}
+pub(crate) use challenge_columns;
+
+pub(crate) fn challenge(row: &SqliteRow) -> StoreResult<Challenge> {
+    let kind = row.text("kind")?;
+    Ok(Challenge {
+        id: row.id("id")?,
+        kind: ChallengeKind::parse(&kind)
+            .ok_or_else(|| StoreError::corrupt(format!("kind: unknown {kind:?}")))?,
+        token_hash: row.hash("token_hash")?,
+        user_id: row.opt_id("user_id")?,
+        data: row.text("data")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
     })
 }
 

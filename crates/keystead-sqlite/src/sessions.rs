@@ -26,8 +26,9 @@ impl SessionStore for SqliteStore {
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
         sqlx::query(self.sql(
             "INSERT INTO {t}sessions (id, token_hash, user_id, created_at, last_seen_at, \
-                 expires_at, absolute_expires_at, active_org_id, user_agent, ip) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 expires_at, absolute_expires_at, active_org_id, user_agent, ip, \
+                 authenticated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         ))
         .bind(session.id.to_string())
         .bind(session.token_hash.as_bytes().as_slice())
@@ -39,6 +40,7 @@ impl SessionStore for SqliteStore {
         .bind(session.active_org_id.map(|id| id.to_string()))
         .bind(session.user_agent.as_deref())
         .bind(session.ip.as_deref())
+        .bind(micros(session.authenticated_at))
         .execute(&self.writer)
         .await
         .map_err(map_sqlx_error)?;
@@ -142,6 +144,21 @@ impl SessionStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn set_session_authenticated_at(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let done =
+            sqlx::query(self.sql("UPDATE {t}sessions SET authenticated_at = ?1 WHERE id = ?2"))
+                .bind(micros(at))
+                .bind(id.to_string())
+                .execute(&self.writer)
+                .await
+                .map_err(map_sqlx_error)?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {

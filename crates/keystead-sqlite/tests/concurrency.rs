@@ -52,6 +52,7 @@ async fn owners_removing_each_other_through_two_stores_leave_one_owner() {
         slug: "acme".to_owned(),
         created_at: clock.now(),
         external_id: None,
+        mfa_required: false,
     };
     a.create_organization(&org, x.id).await.unwrap();
 
@@ -181,6 +182,7 @@ async fn mixed_load_on_two_stores_never_reports_the_database_locked() {
                         slug: format!("org-{t}-{i}"),
                         created_at: clock.now(),
                         external_id: None,
+                        mfa_required: false,
                     };
                     store.create_organization(&org, created.id).await.unwrap();
                     assert_eq!(

@@ -115,6 +115,7 @@ async fn api_token_verifies_with_pyjwt_against_the_jwks() {
         Credential::Session {
             id: SessionId::new(),
             expires_at: now + Duration::days(1),
+            authenticated_at: now,
         },
         Some((org.id, Role::OWNER)),
         auth.roles(),

@@ -18,9 +18,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The tables of the store, its migrations table included, without the prefix.
-const OUR_TABLES: [&str; 17] = [
+const OUR_TABLES: [&str; 21] = [
     "api_tokens",
     "audit_events",
+    "challenges",
     "change_log",
     "change_version",
     "external_accounts",
@@ -30,11 +31,14 @@ const OUR_TABLES: [&str; 17] = [
     "oauth_flows",
     "one_time_tokens",
     "organizations",
+    "passkeys",
     "password_credentials",
     "rate_limits",
+    "recovery_codes",
     "session_handoffs",
     "sessions",
     "signing_keys",
+    "totp_factors",
     "users",
 ];
 
@@ -150,6 +154,7 @@ async fn sign_up_and_in(store: &SqliteStore, email: &str) -> UserId {
             active_org_id: None,
             user_agent: None,
             ip: None,
+            authenticated_at: at,
         })
         .await
         .expect("session");
@@ -165,6 +170,7 @@ async fn sign_up_and_in(store: &SqliteStore, email: &str) -> UserId {
         slug: format!("acme-{}", Uuid::now_v7().simple()),
         created_at: now(),
         external_id: None,
+        mfa_required: false,
     };
     store.create_organization(&org, user.id).await.expect("org");
     assert!(matches!(
@@ -409,9 +415,15 @@ async fn a_file_of_the_old_layout_is_renamed_to_the_prefix_without_losing_a_row(
         .expect("lookup")
         .expect("the old session");
     assert_eq!(session.user_id, found.id);
+    // Migration 0008: a session made before it counts as authenticated when it began.
+    assert_eq!(session.authenticated_at, session.created_at);
     let orgs = store.organizations_for_user(found.id).await.expect("orgs");
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0].organization.id.to_string(), org);
+    assert!(
+        !orgs[0].organization.mfa_required,
+        "no MFA policy until one is set"
+    );
     // The owner trigger came along.
     assert!(matches!(
         store
@@ -468,7 +480,7 @@ async fn an_old_layout_of_the_first_three_migrations_is_renamed_then_completed()
     let store = SqliteStore::from_pools(app_pool(&path).await, app_pool(&path).await);
     let status = store.schema_status().await.expect("status");
     assert_eq!(status.legacy, vec![1, 2, 3]);
-    assert_eq!(status.pending, vec![4, 5, 6, 7]);
+    assert_eq!(status.pending, vec![4, 5, 6, 7, 8]);
     store.migrate().await.expect("rename and complete");
     assert_eq!(names(store.writer_pool(), "table").await, prefixed("auth_"));
     sign_up_and_in(&store, "ada@example.com").await;
@@ -514,7 +526,7 @@ async fn concurrent_opens_apply_each_version_once() {
         .fetch_all(&pool)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 #[tokio::test]

@@ -603,7 +603,7 @@ async fn migrations_are_idempotent_and_data_survives_reopening() {
     let new = new_user("persist@example.com");
 
     let store = SqliteStore::open(&path).await.unwrap();
-    let expected = 7;
+    let expected = 8;
     assert!(store.schema_status().await.unwrap().is_current());
     assert_eq!(applied_migrations(store.writer_pool()).await, expected);
     store.create_user(&new).await.unwrap();

@@ -123,7 +123,7 @@ impl<'a> RequestAuth<'a> {
         let (Some(authentication), Some(auth)) = (self.authentication, self.auth) else {
             return Err(self.unwired());
         };
-        R::check(authentication.require()?, auth.roles())
+        R::check_with(authentication.require()?, auth)
     }
 
     /// Whether there is a principal and `check` holds for it: what a route guard asks.
@@ -213,6 +213,7 @@ mod tests {
         let session = Credential::Session {
             id: SessionId::new(),
             expires_at: OffsetDateTime::UNIX_EPOCH,
+            authenticated_at: OffsetDateTime::UNIX_EPOCH,
         };
         Principal::new(user, session, org, &RolePermissions::default())
     }

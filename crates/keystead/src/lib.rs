@@ -68,7 +68,7 @@ pub use model::{
 };
 pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordHasher, Verified};
 pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};
-pub use principal::{Credential, Principal, Requirement};
+pub use principal::{Credential, Principal, RecentAuth, Requirement};
 pub use rate_limit::{RateDecision, RateLimit, RateLimitConfig, RateLimiter, SignInAttempt};
 pub use rbac::{InvalidName, Permission, Role, RolePermissions, UnknownRoles};
 pub use secret::{SecretString, TokenHash};

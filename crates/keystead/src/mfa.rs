@@ -8,9 +8,10 @@
 //!   30 s steps, with one step of skew each way; each is usable once: the store keeps the step
 //!   of the last accepted code and refuses that step and earlier ones, atomically, on every
 //!   instance.
-//! - **Recovery codes.** Ten single-use codes of 80 bits, shown once; the store keeps an
-//!   HMAC-SHA-256 of each under a key derived from the [`MfaKey`] (a database dump alone
-//!   yields nothing to try). A new set voids the old one.
+//! - **Recovery codes.** Ten single-use codes of 120 bits (ASVS 6.5.2 allows a plain hash at
+//!   112 bits or more), shown once; the store keeps an HMAC-SHA-256 of each under a key
+//!   derived from the [`MfaKey`], so a database dump alone yields nothing to try. A new set
+//!   voids the old one.
 //! - **Pending sign-in.** When a user with a factor passes the first factor (password or
 //!   provider), no session is made: a [`Challenge`] of five minutes is, found by the hash of a
 //!   random token in an `HttpOnly` cookie. The second factor takes it (once) and only then is
@@ -412,11 +413,15 @@ fn matching_step(generator: &TOTP, code: &str, now: OffsetDateTime) -> Option<i6
 /// The recovery code alphabet (RFC 4648 base32, lower case).
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-/// A new recovery code: 16 base32 characters (80 bits) as `xxxx-xxxx-xxxx-xxxx`.
+/// Characters of a recovery code: 24 base32 characters, 120 bits.
+const RECOVERY_CODE_CHARS: usize = 24;
+
+/// A new recovery code: [`RECOVERY_CODE_CHARS`] base32 characters in groups of four
+/// (`xxxx-xxxx-xxxx-xxxx-xxxx-xxxx`).
 fn new_recovery_code() -> SecretString {
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; RECOVERY_CODE_CHARS];
     fill_random(&mut bytes);
-    let mut code = String::with_capacity(19);
+    let mut code = String::with_capacity(RECOVERY_CODE_CHARS + RECOVERY_CODE_CHARS / 4);
     for (i, b) in bytes.iter().enumerate() {
         if i > 0 && i % 4 == 0 {
             code.push('-');
@@ -427,15 +432,16 @@ fn new_recovery_code() -> SecretString {
     SecretString::from(code)
 }
 
-/// A recovery code as typed: separators and spaces dropped, lower case; `None` unless 16
-/// base32 characters remain.
+/// A recovery code as typed: separators and spaces dropped, lower case; `None` unless
+/// [`RECOVERY_CODE_CHARS`] base32 characters remain.
 fn normalize_recovery_code(code: &str) -> Option<String> {
     let code: String = code
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    (code.len() == 16 && code.bytes().all(|b| BASE32.contains(&b))).then_some(code)
+    (code.len() == RECOVERY_CODE_CHARS && code.bytes().all(|b| BASE32.contains(&b)))
+        .then_some(code)
 }
 
 /// The stored form of a recovery code: HMAC-SHA-256 of the user's id and the code.
@@ -965,14 +971,15 @@ mod tests {
         assert_eq!(normalize_code("12345a"), None);
         assert_eq!(normalize_code("１２３４５６"), None);
         let code = new_recovery_code();
-        assert_eq!(code.expose().len(), 19);
+        assert_eq!(code.expose().len(), 29);
         let upper = code.expose().to_ascii_uppercase().replace('-', " ");
         assert_eq!(
             normalize_recovery_code(&upper),
             normalize_recovery_code(code.expose())
         );
         assert_eq!(normalize_recovery_code("abcd-efgh"), None);
-        assert_eq!(normalize_recovery_code("abcd-efgh-ijkl-mno1"), None);
+        assert_eq!(normalize_recovery_code("abcd-efgh-ijkl-mnop-qrst-uvw1"), None);
+        assert!(normalize_recovery_code("abcd-efgh-ijkl-mnop-qrst-uvwx").is_some());
     }
 
     #[test]
@@ -980,10 +987,11 @@ mod tests {
         let (key, _) = MfaKey::generate();
         let (other, _) = MfaKey::generate();
         let user = UserId::new();
-        let a = recovery_hash(&key, user, "abcdefghijklmnop");
-        assert_eq!(a, recovery_hash(&key, user, "abcdefghijklmnop"));
-        assert_ne!(a, recovery_hash(&other, user, "abcdefghijklmnop"));
-        assert_ne!(a, recovery_hash(&key, UserId::new(), "abcdefghijklmnop"));
-        assert_ne!(a, recovery_hash(&key, user, "abcdefghijklmnoq"));
+        let code = "abcdefghijklmnopqrstuvwx";
+        let a = recovery_hash(&key, user, code);
+        assert_eq!(a, recovery_hash(&key, user, code));
+        assert_ne!(a, recovery_hash(&other, user, code));
+        assert_ne!(a, recovery_hash(&key, UserId::new(), code));
+        assert_ne!(a, recovery_hash(&key, user, "abcdefghijklmnopqrstuvwy"));
     }
 }

@@ -276,6 +276,38 @@ pub trait Requirement {
     /// `forbidden` or `insufficient_scope` as [`Principal::require`] and
     /// [`Principal::require_role`] decide.
     fn check(principal: &Principal, roles: &RolePermissions) -> Result<(), AuthError>;
+
+    /// The check with the whole configuration at hand (its clock, its step-up age): what the
+    /// adapters' `Require<R>` runs. By default [`Requirement::check`] with the configured
+    /// roles.
+    ///
+    /// # Errors
+    /// As [`Requirement::check`].
+    fn check_with(principal: &Principal, auth: &crate::Auth) -> Result<(), AuthError> {
+        Self::check(principal, auth.roles())
+    }
+}
+
+/// The step-up requirement (`#[require_recent_auth]`, or `Require<RecentAuth>` as an extractor):
+/// a browser session whose user proved who they are within the configured step-up age
+/// ([`Auth::step_up_max_age`](crate::Auth::step_up_max_age), 10 minutes by default) — else 403
+/// `reauthentication_required` (the client re-authenticates with `POST /auth/reauthenticate`
+/// and retries); an API token gets 403 `forbidden`.
+#[derive(Debug, Clone, Copy)]
+pub struct RecentAuth;
+
+impl Requirement for RecentAuth {
+    /// Without the configuration at hand: the default age against the system clock.
+    fn check(principal: &Principal, _: &RolePermissions) -> Result<(), AuthError> {
+        principal.require_recent_auth(
+            crate::mfa::DEFAULT_STEP_UP_MAX_AGE,
+            OffsetDateTime::now_utc(),
+        )
+    }
+
+    fn check_with(principal: &Principal, auth: &crate::Auth) -> Result<(), AuthError> {
+        auth.require_recent_auth(principal)
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,15 @@ pub struct Config {
     /// line of callers waiting for one is 16 per permit; past it sign-ins and sign-ups are
     /// shed with 503 `unavailable`. Each hash in flight holds 19 MiB.
     pub password_concurrency: Option<usize>,
+    /// `MFA_ENCRYPTION_KEY`: the key (32 bytes, base64) that seals TOTP secrets and keys the
+    /// recovery codes' hashes. Unset: `mfa.key` in `AUTH_KEYS`, made on first start and kept
+    /// (for development; in production give the key from a secrets manager, outside the
+    /// database and its backups).
+    pub mfa_key: Option<keystead::mfa::MfaKey>,
+    /// `AUTH_STEP_UP_MAX_AGE_SECS`: how old a session's authentication may be on the step-up
+    /// routes (changing the password, managing second factors, creating API tokens, deleting
+    /// an organization…), in seconds (default 600).
+    pub step_up_max_age_secs: Option<u32>,
 }
 
 /// The hand-off from the old provider: who issued its session tokens, where its keys are, and
@@ -293,7 +302,26 @@ impl Config {
             .map(|b| b.parse().map_err(|e| format!("METRICS_BIND: {e}")))
             .transpose()?;
         let password_concurrency = parse_password_concurrency(var("AUTH_PASSWORD_CONCURRENCY"))?;
+        let mfa_key = var("MFA_ENCRYPTION_KEY")
+            .map(|k| {
+                keystead::mfa::MfaKey::from_base64(&k)
+                    .map_err(|e| format!("MFA_ENCRYPTION_KEY: {e}"))
+            })
+            .transpose()?;
+        let step_up_max_age_secs = var("AUTH_STEP_UP_MAX_AGE_SECS")
+            .map(|v| {
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|s| (1..=86_400).contains(s))
+                    .ok_or_else(|| {
+                        format!("AUTH_STEP_UP_MAX_AGE_SECS: {v:?} is not a number of seconds from 1 to 86400")
+                    })
+            })
+            .transpose()?;
         Ok(Self {
+            mfa_key,
+            step_up_max_age_secs,
             metrics_bind,
             audit_retention_days,
             handoff,
@@ -503,9 +531,52 @@ pub async fn build_auth(
         );
         builder = builder.session_handoff(handoff);
     }
+    let mfa_key = match &config.mfa_key {
+        Some(key) => key.clone(),
+        None => dev_mfa_key(&config.keys_dir.join("mfa.key"))?,
+    };
+    let mut mfa = keystead::mfa::MfaConfig::new(mfa_key).with_issuer("Keystead SaaS");
+    if let Some(secs) = config.step_up_max_age_secs {
+        mfa = mfa.with_step_up_max_age(keystead::time::Duration::seconds(i64::from(secs)));
+    }
+    builder = builder.mfa(mfa);
     // On this runtime, `build` starts the library's background tasks (change feed, change
     // log, batched writes, sweeps); they stop when the last clone of the `Auth` goes.
     Ok(builder.build())
+}
+
+/// The development MFA key in `path`: read, or made (and written owner-only) on first start.
+fn dev_mfa_key(path: &std::path::Path) -> Result<keystead::mfa::MfaKey, String> {
+    let shown = path.display();
+    match std::fs::read_to_string(path) {
+        Ok(text) => keystead::mfa::MfaKey::from_base64(&text).map_err(|e| format!("{shown}: {e}")),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let (key, text) = keystead::mfa::MfaKey::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(path) {
+                Ok(mut file) => {
+                    std::io::Write::write_all(&mut file, text.as_bytes())
+                        .map_err(|e| format!("{shown}: {e}"))?;
+                    tracing::warn!(
+                        path = %shown,
+                        "made a development MFA key; set MFA_ENCRYPTION_KEY in production"
+                    );
+                    Ok(key)
+                }
+                // Another instance made it meanwhile: use theirs.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text =
+                        std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+                    keystead::mfa::MfaKey::from_base64(&text).map_err(|e| format!("{shown}: {e}"))
+                }
+                Err(err) => Err(format!("{shown}: {err}")),
+            }
+        }
+        Err(err) => Err(format!("{shown}: {err}")),
+    }
 }
 
 /// `GET /healthz`: the process is up (a liveness probe; it reads nothing).

@@ -33,6 +33,7 @@ mod mail;
 mod pgserver;
 pub mod provider;
 pub mod storm;
+pub mod totp;
 
 pub use app::{AppUnderTest, DEFAULT_POSTGRES_URL, StoreKind, run_case};
 pub use client::{

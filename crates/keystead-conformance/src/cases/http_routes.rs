@@ -253,7 +253,7 @@ pub(super) fn link_token(message: &MailMessage, path: &str) -> String {
 }
 
 /// The `Set-Cookie` values of a response.
-fn set_cookies(response: &Response<Bytes>) -> Vec<String> {
+pub(super) fn set_cookies(response: &Response<Bytes>) -> Vec<String> {
     response
         .headers()
         .get_all(header::SET_COOKIE)

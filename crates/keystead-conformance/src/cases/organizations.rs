@@ -23,6 +23,7 @@ pub async fn organization_round_trips_and_creator_is_owner(store: Arc<dyn AuthSt
     let owner = given_user(&*store, "founder@example.com").await;
     let mut org = organization("acme-inc", clock.now());
     org.name = "Acme, Inc. — Ünïcode & “quotes”".to_owned();
+    org.mfa_required = true;
     let created = store
         .create_organization(&org, owner.id)
         .await
@@ -47,7 +48,8 @@ pub async fn organization_round_trips_and_creator_is_owner(store: Arc<dyn AuthSt
         store.members(org.id).await.unwrap(),
         vec![Member {
             membership: expected,
-            user: owner.clone()
+            user: owner.clone(),
+            second_factor: false,
         }]
     );
     assert_eq!(
@@ -332,15 +334,18 @@ pub async fn members_are_oldest_membership_first_with_user_records(store: Arc<dy
         vec![
             Member {
                 membership: mo,
-                user: owner
+                user: owner,
+                second_factor: false,
             },
             Member {
                 membership: my,
-                user: named
+                user: named,
+                second_factor: false,
             },
             Member {
                 membership: mx,
-                user: x
+                user: x,
+                second_factor: false,
             },
         ]
     );

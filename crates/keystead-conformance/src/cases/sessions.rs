@@ -45,6 +45,7 @@ pub async fn session_round_trips_every_field(store: Arc<dyn AuthStore>) {
     full.user_agent =
         Some("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/140.0".to_owned());
     full.ip = Some("2001:db8::1".to_owned());
+    full.authenticated_at = now + Duration::minutes(3);
     store.create_session(&full).await.expect("create_session");
     let bare = session(user.id, now);
     store.create_session(&bare).await.expect("create_session");

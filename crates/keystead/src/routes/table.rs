@@ -20,7 +20,7 @@ use super::schema::{
     TransferReply, UserReply,
 };
 use super::schema::{
-    CodeBody, MfaPolicyBody, MfaPolicyReply, MfaStatusReply, ReauthenticateBody,
+    CodeBody, MfaChallengeReply, MfaPolicyBody, MfaPolicyReply, MfaStatusReply, ReauthenticateBody,
     ReauthenticatedReply, RecoveryCodesReply, TotpEnrolmentReply, VerifyBody,
 };
 use super::schema::{
@@ -232,6 +232,23 @@ const fn schema<T: utoipa::ToSchema>() -> SchemaFn {
     register::<T>
 }
 
+/// The schema function of "one of `A` and `B`" (an answer whose shape depends on the case).
+const fn one_of<A: utoipa::ToSchema, B: utoipa::ToSchema>() -> SchemaFn {
+    fn register<A: utoipa::ToSchema, B: utoipa::ToSchema>(
+        out: &mut Vec<(String, RefOr<Schema>)>,
+    ) -> RefOr<Schema> {
+        out.push((A::name().into_owned(), A::schema()));
+        A::schemas(out);
+        out.push((B::name().into_owned(), B::schema()));
+        B::schemas(out);
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(RefOr::Ref(Ref::from_schema_name(A::name())))
+            .item(RefOr::Ref(Ref::from_schema_name(B::name())))
+            .into()
+    }
+    register::<A, B>
+}
+
 /// The schema function of an array of `T`.
 const fn array<T: utoipa::ToSchema>() -> SchemaFn {
     fn register<T: utoipa::ToSchema>(out: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
@@ -395,7 +412,8 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         access: Public, login: true, body: JsonOrForm(schema::<SignInBody>()), query: [],
         answers: [
             with_cookie(ok("Signed in; or, for a user with a second factor, no session yet: \
-                `{mfa_required, methods}` and the pending sign-in cookie.", schema::<SignInReply>())),
+                `{mfa_required, methods}` and the pending sign-in cookie.",
+                one_of::<SignInReply, MfaChallengeReply>())),
         ],
         handler: handler!(account::sign_in)),
     // ---- second factors and step-up ----

@@ -15,6 +15,7 @@ mod handoff;
 mod health;
 mod limits;
 mod metrics;
+mod mfa;
 mod oauth;
 mod openapi;
 mod orgs;
@@ -34,6 +35,7 @@ pub use handoff::*;
 pub use health::*;
 pub use limits::*;
 pub use metrics::*;
+pub use mfa::*;
 pub use oauth::*;
 pub use openapi::*;
 pub use orgs::*;
@@ -146,6 +148,14 @@ macro_rules! __case_list {
             jwks_publishes_the_token_keys,
             api_token_creation_is_rate_limited_per_user,
             api_token_expiry_refuses_absurd_numbers,
+            // Second factors and step-up.
+            totp_enrolment_is_confirmed_by_a_first_code,
+            sign_in_with_totp_needs_the_second_step_and_refuses_replays,
+            recovery_codes_work_once_and_a_new_set_voids_the_old,
+            step_up_routes_need_a_recent_authentication,
+            org_mfa_policy_holds_back_members_without_a_factor,
+            second_factor_attempts_are_rate_limited_per_user,
+            provider_sign_in_of_a_user_with_a_factor_waits_for_it,
             // Sign-in with a provider (a real OpenID provider: tests/oidc-provider).
             oauth_sign_in_with_a_provider_creates_the_user_and_a_new_session,
             oauth_callback_in_another_browser_is_400_and_signs_no_one_in,
