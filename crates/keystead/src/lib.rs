@@ -39,6 +39,7 @@ pub mod mail;
 pub mod mfa;
 pub mod oauth;
 pub mod orgs;
+pub mod passkeys;
 pub mod password;
 pub mod password_policy;
 pub mod principal;
