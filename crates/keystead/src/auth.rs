@@ -1359,7 +1359,6 @@ impl Auth {
             store.delete_expired_one_time_tokens(now).await,
         );
         log("oauth flows", store.delete_expired_oauth_flows(now).await);
-        log("challenges", store.delete_expired_challenges(now).await);
         log(
             "challenges (pending sign-ins, passkey ceremonies)",
             store.delete_expired_challenges(now).await,
