@@ -459,7 +459,9 @@ async fn imports_users_orgs_and_passwords(db: &Db) {
             .accounts()
             .sign_in(email, &password, &client())
             .await
-            .unwrap_or_else(|e| panic!("{id} signs in with the old password: {e}"));
+            .unwrap_or_else(|e| panic!("{id} signs in with the old password: {e}"))
+            .into_session()
+            .expect("no second factor");
         assert_eq!(signed_in.id, user.id);
         let after = store.password_credential(user.id).await.unwrap().unwrap();
         assert!(
@@ -601,7 +603,9 @@ async fn operator_commands(db: &Db) {
         .accounts()
         .sign_in("ada@example.com", &password, &client())
         .await
-        .expect("sign in");
+        .expect("sign in")
+        .into_session()
+        .expect("no second factor");
     let token = session.token.expose().to_owned();
     app.sessions().validate(&token).await.expect("valid");
     let disabled = db.json(&["users", "disable", "ada@example.com"]);
@@ -636,7 +640,9 @@ async fn operator_commands(db: &Db) {
         .accounts()
         .sign_in("ada@example.com", &password, &client())
         .await
-        .expect("signs in again once enabled");
+        .expect("signs in again once enabled")
+        .into_session()
+        .expect("no second factor");
 
     // Verify; sessions list and revoke.
     assert!(db.json(&["users", "verify", "ada@example.com"])["email_verified_at"].is_string());
@@ -644,7 +650,9 @@ async fn operator_commands(db: &Db) {
         .accounts()
         .sign_in("ada@example.com", &password, &client())
         .await
-        .unwrap();
+        .unwrap()
+        .into_session()
+        .expect("no second factor");
     let listed = db.json(&["sessions", "list", "--user", "ada@example.com"]);
     assert!(listed.as_array().unwrap().len() >= 2, "{listed}");
     let revoked = db.json(&["sessions", "revoke", "--user", "ada@example.com"]);

@@ -61,6 +61,7 @@ use keystead::AuthStore;
 
 pub mod cases;
 pub mod fixtures;
+pub mod webauthn;
 
 pub use async_trait::async_trait;
 

@@ -75,6 +75,16 @@ pub enum SignIn {
 }
 
 impl SignIn {
+    /// The user and the new session, when the sign-in is complete; `None` while a second
+    /// factor is awaited.
+    #[must_use]
+    pub fn into_session(self) -> Option<(User, CreatedSession)> {
+        match self {
+            Self::Session { user, session } => Some((user, session)),
+            Self::SecondFactor { .. } => None,
+        }
+    }
+
     /// The user, either way.
     #[must_use]
     pub const fn user(&self) -> &User {

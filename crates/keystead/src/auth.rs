@@ -111,7 +111,10 @@ impl Readiness {
     }
 }
 
-/// The credential a request presents, found in its headers.
+/// The credential a request presents, found in its headers. A short-lived value on the stack of
+/// one request, never stored: boxing the large variant would cost an allocation on every
+/// anonymous request instead.
+#[allow(clippy::large_enum_variant)]
 enum Presented<'h> {
     /// `Authorization: Bearer <token>`: the token's bytes as sent (see [`bearer_token`]).
     Bearer(&'h [u8]),
@@ -261,7 +264,7 @@ impl AuthBuilder {
     }
 
     /// How often the background tasks delete what has expired: idle rate-limit keys,
-    /// sessions, one-time tokens, sign-in flows with a provider, old change log entries, and
+    /// sessions, one-time tokens, sign-in flows with a provider, passkey ceremonies, old change log entries, and
     /// the in-memory revocations of expired API tokens (default [`DEFAULT_MAINTENANCE_INTERVAL`], 10 minutes; the first sweep runs as the
     /// tasks start). At least 10 ms.
     pub fn maintenance_interval(mut self, interval: StdDuration) -> Self {
@@ -411,6 +414,7 @@ impl AuthBuilder {
                 &self.origin,
             )
         });
+        let webauthn = crate::passkeys::relying_party(&self.origin);
         let auth = Auth {
             inner: Arc::new(Inner {
                 feed,
@@ -437,6 +441,7 @@ impl AuthBuilder {
                 providers: self.providers,
                 surface: self.surface,
                 handoff: self.handoff,
+                webauthn,
                 mfa: self.mfa,
             }),
         };
@@ -477,6 +482,9 @@ pub(crate) struct Inner {
     pub(crate) providers: Vec<Arc<dyn IdentityProvider>>,
     pub(crate) surface: Surface,
     pub(crate) handoff: Option<SessionHandoff>,
+    /// The WebAuthn relying party (the app's host and origin); `None` when the origin's host
+    /// is an IP address.
+    pub(crate) webauthn: Option<webauthn_rs::Webauthn>,
     pub(crate) mfa: crate::mfa::MfaConfig,
 }
 
@@ -1335,7 +1343,7 @@ impl Auth {
     }
 
     /// Deletes what has expired (each failure logged): idle rate-limit keys, sessions,
-    /// one-time tokens, sign-in flows with a provider, change log entries past their
+    /// one-time tokens, sign-in flows with a provider, passkey ceremonies, change log entries past their
     /// retention, and audit events past theirs when one is set.
     async fn delete_expired(&self, now: time::OffsetDateTime) {
         let store = &self.inner.store;
@@ -1351,6 +1359,10 @@ impl Auth {
             store.delete_expired_one_time_tokens(now).await,
         );
         log("oauth flows", store.delete_expired_oauth_flows(now).await);
+        log(
+            "challenges (pending sign-ins, passkey ceremonies)",
+            store.delete_expired_challenges(now).await,
+        );
         log(
             "change log",
             store

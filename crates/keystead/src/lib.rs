@@ -39,6 +39,7 @@ pub mod mail;
 pub mod mfa;
 pub mod oauth;
 pub mod orgs;
+pub mod passkeys;
 pub mod password;
 pub mod password_policy;
 pub mod principal;
@@ -57,13 +58,14 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{Email, EmailError};
 pub use error::{AuthError, ErrorCode};
 pub use id::{
-    ApiTokenId, AuditEventId, ExternalAccountId, InvitationId, OneTimeTokenId, OrgId, SessionId,
-    UserId,
+    ApiTokenId, AuditEventId, ChallengeId, ExternalAccountId, InvitationId, OneTimeTokenId, OrgId,
+    PasskeyId, SessionId, UserId,
 };
 pub use model::{
-    ApiTokenRecord, AuditEvent, AuditKind, AuditQuery, ExternalAccount, Invitation, Member,
-    Membership, NewUser, OAuthFlow, OneTimeToken, Organization, PasswordCredential, Session,
-    TokenPurpose, User, UserOrganization,
+    ApiTokenRecord, AuditEvent, AuditKind, AuditQuery, Challenge, ChallengeKind, ExternalAccount,
+    Invitation, Member, Membership, MfaStatus, NewUser, OAuthFlow, OneTimeToken, OrgAccess,
+    Organization, Passkey, PasswordCredential, Session, TokenPurpose, TotpFactor, User,
+    UserOrganization,
 };
 pub use password::{PasswordConfig, PasswordConfigError, PasswordError, PasswordHasher, Verified};
 pub use password_policy::{PasswordPolicy, PasswordPolicyConfigError, WeakPassword};
@@ -72,7 +74,8 @@ pub use rate_limit::{RateDecision, RateLimit, RateLimitConfig, RateLimiter, Sign
 pub use rbac::{InvalidName, Permission, Role, RolePermissions, UnknownRoles};
 pub use secret::{SecretString, TokenHash};
 pub use store::{
-    ApiTokenStore, AuditStore, AuthStore, ChangeLogStore, Conflict, ExternalAccountStore,
-    InvitationStore, LoggedChange, OAuthFlowStore, OneTimeTokenStore, OrganizationStore,
-    RateLimitStore, SessionStore, StoreError, StoreResult, UserStore,
+    ApiTokenStore, AuditStore, AuthStore, ChallengeStore, ChangeLogStore, Conflict,
+    ExternalAccountStore, InvitationStore, LoggedChange, MfaStore, OAuthFlowStore,
+    OneTimeTokenStore, OrganizationStore, RateLimitStore, SessionStore, StoreError, StoreResult,
+    UserStore,
 };

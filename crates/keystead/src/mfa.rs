@@ -440,8 +440,7 @@ fn normalize_recovery_code(code: &str) -> Option<String> {
         .filter(|c| !c.is_whitespace() && *c != '-')
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    (code.len() == RECOVERY_CODE_CHARS && code.bytes().all(|b| BASE32.contains(&b)))
-        .then_some(code)
+    (code.len() == RECOVERY_CODE_CHARS && code.bytes().all(|b| BASE32.contains(&b))).then_some(code)
 }
 
 /// The stored form of a recovery code: HMAC-SHA-256 of the user's id and the code.
@@ -978,7 +977,10 @@ mod tests {
             normalize_recovery_code(code.expose())
         );
         assert_eq!(normalize_recovery_code("abcd-efgh"), None);
-        assert_eq!(normalize_recovery_code("abcd-efgh-ijkl-mnop-qrst-uvw1"), None);
+        assert_eq!(
+            normalize_recovery_code("abcd-efgh-ijkl-mnop-qrst-uvw1"),
+            None
+        );
         assert!(normalize_recovery_code("abcd-efgh-ijkl-mnop-qrst-uvwx").is_some());
     }
 

@@ -93,6 +93,10 @@ pub struct RateLimitConfig {
     /// re-authentication) per user: a six-digit code must not be guessable. Default: 10 per
     /// 15 minutes.
     pub mfa_per_user: RateLimit,
+    /// Passkey authentication ceremonies begun (`POST /auth/passkeys/authenticate/options`,
+    /// public) per client address: each stores a ceremony for five minutes. Default: 300 per
+    /// 15 minutes.
+    pub passkey_options_per_address: RateLimit,
 }
 
 impl Default for RateLimitConfig {
@@ -105,6 +109,7 @@ impl Default for RateLimitConfig {
             oauth_start_per_address: RateLimit::new(100, Duration::minutes(15)),
             token_create_per_user: RateLimit::new(20, Duration::hours(1)),
             mfa_per_user: RateLimit::new(10, Duration::minutes(15)),
+            passkey_options_per_address: RateLimit::new(300, Duration::minutes(15)),
         }
     }
 }
@@ -268,6 +273,25 @@ impl RateLimiter {
                 .rate_limit_hit(&key, self.config.oauth_start_per_address, self.clock.now())
                 .await?,
             "oauth_start_address",
+        )
+    }
+
+    /// Counts a passkey authentication ceremony begun from `client` (before it is stored).
+    ///
+    /// # Errors
+    /// 429 [`rate_limited`](crate::ErrorCode::RateLimited) past the limit; a store error as
+    /// [`AuthError`].
+    pub async fn hit_passkey_options(&self, client: IpAddr) -> Result<(), AuthError> {
+        let key = key("passkey-options/address", &address_key_value(client));
+        checked(
+            self.store
+                .rate_limit_hit(
+                    &key,
+                    self.config.passkey_options_per_address,
+                    self.clock.now(),
+                )
+                .await?,
+            "passkey_options_address",
         )
     }
 

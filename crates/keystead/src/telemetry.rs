@@ -17,7 +17,7 @@
 //! |---|---|---|---|
 //! | `keystead_sign_ins_total` | counter | `method` (`password`, `provider`, `handoff`), `outcome` | sign-ins; `outcome` is `succeeded` or the error code (`invalid_credentials`, `rate_limited`, `unavailable`, `account_disabled`, …) |
 //! | `keystead_sign_ups_total` | counter | `outcome` | sign-ups with a password |
-//! | `keystead_rate_limit_refusals_total` | counter | `rule` (`sign_in_address`, `sign_in_email`, `sign_up_address`, `oauth_start_address`, `token_create_user`, `account_mail`) | requests refused by a rate limit |
+//! | `keystead_rate_limit_refusals_total` | counter | `rule` (`sign_in_address`, `sign_in_email`, `sign_up_address`, `oauth_start_address`, `passkey_options_address`, `token_create_user`, `account_mail`) | requests refused by a rate limit |
 //! | `keystead_token_verifications_total` | counter | `outcome` (`valid`, `token_invalid`, `token_expired`, `token_revoked`, `unavailable`) | API tokens presented |
 //! | `keystead_cache_lookups_total` | counter | `cache` (`sessions`, `token_members`), `result` (`hit`, `miss`) | lookups of the in-process caches; the hit ratio is `hit / (hit + miss)` |
 //! | `keystead_change_feed_fresh` | gauge | | 1 while the change log is read within the staleness bound (API tokens are accepted), else 0 |

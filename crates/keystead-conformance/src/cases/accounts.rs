@@ -76,7 +76,10 @@ async fn sign_in(world: &World, email: &str, password: &str) -> Result<CreatedSe
         .accounts
         .sign_in(email, &secret(password), &client())
         .await
-        .map(|(_, created)| created)
+        .map(|signed_in| match signed_in {
+            keystead::accounts::SignIn::Session { session, .. } => session,
+            other => panic!("a session, not {other:?}"),
+        })
 }
 
 /// The token in a mailed link's `?token=` parameter, after checking the link's target.
@@ -211,7 +214,7 @@ pub async fn accounts_sign_up_with_taken_email_in_other_case_is_email_taken(
         .sign_in("taken@example.com", &secret(PASSWORD), &client())
         .await
         .expect("the first owner's password still works");
-    assert_eq!(signed_in.0.id, first.id);
+    assert_eq!(signed_in.user().id, first.id);
     assert!(
         sign_in(&w, "taken@example.com", "another strong passphrase")
             .await
@@ -265,12 +268,12 @@ pub async fn accounts_sign_in_failures_look_the_same_for_unknown_and_known_email
     assert_eq!(wrong, no_password);
     assert_eq!(wrong, malformed);
 
-    let (signed_in, _) = w
+    let signed_in = w
         .accounts
         .sign_in("KNOWN@example.com", &secret(PASSWORD), &client())
         .await
         .expect("the right password, email in another case");
-    assert_eq!(signed_in.id, user.id);
+    assert_eq!(signed_in.user().id, user.id);
 }
 
 /// Every sign-in makes a new session (id and token); none is reused.

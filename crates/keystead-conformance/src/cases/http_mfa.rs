@@ -135,7 +135,8 @@ pub async fn http_pending_sign_in_expires_and_completes_once(store: Arc<dyn Auth
     let app = mfa_app(&store);
     let (_, secret) = enrolled(&app, "ada@example.com").await;
     let stale = pending(&app, "ada@example.com").await;
-    app.clock.advance(Duration::minutes(5) + Duration::seconds(1));
+    app.clock
+        .advance(Duration::minutes(5) + Duration::seconds(1));
     assert_problem(
         &verify(&app, &stale, &json!({ "code": code(&secret, &app, 0) })).await,
         401,
@@ -143,10 +144,11 @@ pub async fn http_pending_sign_in_expires_and_completes_once(store: Arc<dyn Auth
     );
     let raced = pending(&app, "ada@example.com").await;
     // Two different good codes (this step and the next), sent at once with one pending sign-in.
-    let (a, b) = tokio::join!(
-        verify(&app, &raced, &json!({ "code": code(&secret, &app, 0) })),
-        verify(&app, &raced, &json!({ "code": code(&secret, &app, 1) })),
+    let (now, next) = (
+        json!({ "code": code(&secret, &app, 0) }),
+        json!({ "code": code(&secret, &app, 1) }),
     );
+    let (a, b) = tokio::join!(verify(&app, &raced, &now), verify(&app, &raced, &next));
     let won = [&a, &b]
         .iter()
         .filter(|r| r.status() == StatusCode::OK)
@@ -184,13 +186,20 @@ pub async fn http_step_up_expires_with_the_clock(store: Arc<dyn AuthStore>) {
     assert_eq!(at.unix_timestamp(), app.clock.now().unix_timestamp());
     app.clock.advance(Duration::minutes(9));
     let changed = app
-        .send(Req::post("/auth/change-password").cookie(&token).json(&json!({
-            "current_password": PASSWORD,
-            "new_password": "another long passphrase, 3 times",
-        })))
+        .send(
+            Req::post("/auth/change-password")
+                .cookie(&token)
+                .json(&json!({
+                    "current_password": PASSWORD,
+                    "new_password": "another long passphrase, 3 times",
+                })),
+        )
         .await;
     let rotated = session_token(&changed);
-    let session = json_of(&app.send(Req::get("/auth/session").cookie(&rotated).empty()).await);
+    let session = json_of(
+        &app.send(Req::get("/auth/session").cookie(&rotated).empty())
+            .await,
+    );
     let kept = super::http_routes::time_of(&session["session"]["authenticated_at"]);
     assert_eq!(kept.unix_timestamp(), at.unix_timestamp(), "{session}");
     app.clock.advance(Duration::minutes(2));

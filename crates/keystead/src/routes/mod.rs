@@ -33,6 +33,7 @@ mod mfa;
 mod oauth;
 mod openapi;
 mod orgs;
+mod passkeys;
 mod response;
 pub mod schema;
 mod surface;

@@ -735,3 +735,94 @@ pub struct MfaPolicyReply {
     pub(super) org_id: String,
     pub(super) mfa_required: bool,
 }
+
+// ---- passkeys -----------------------------------------------------------------------------
+
+/// A body without fields (`{}`): the passkey ceremonies' options routes.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmptyBody {}
+
+/// `POST /auth/passkeys/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasskeyRegisterBody {
+    /// The `ceremony` of the options.
+    pub(super) ceremony: String,
+    /// A name for people (`MacBook Touch ID`), 1 to 100 characters; `Passkey` when absent.
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    /// What `navigator.credentials.create()` answered, as JSON (binary fields base64url):
+    /// `{id, rawId, type, response: {attestationObject, clientDataJSON}}`.
+    #[schema(value_type = Object)]
+    pub(super) credential: Value,
+}
+
+/// `PATCH /auth/passkeys/{passkey_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasskeyRenameBody {
+    /// The new name, 1 to 100 characters.
+    pub(super) name: String,
+}
+
+/// `POST /auth/passkeys/authenticate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasskeyAuthenticateBody {
+    /// The `ceremony` of the options.
+    pub(super) ceremony: String,
+    /// What `navigator.credentials.get()` answered, as JSON (binary fields base64url):
+    /// `{id, rawId, type, response: {authenticatorData, clientDataJSON, signature,
+    /// userHandle}}`.
+    #[schema(value_type = Object)]
+    pub(super) credential: Value,
+}
+
+/// `{ceremony, options}`: a passkey ceremony begun.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyOptionsReply {
+    /// Names the ceremony; send it back with the authenticator's answer (within 5 minutes,
+    /// once).
+    pub(super) ceremony: String,
+    /// `{publicKey: {...}}`: the argument of `navigator.credentials.create()` or `.get()`
+    /// (binary fields base64url).
+    #[schema(value_type = Object)]
+    pub(super) options: Value,
+}
+
+/// A passkey of the user's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyView {
+    #[schema(format = Uuid)]
+    id: String,
+    name: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    last_used_at: Option<String>,
+    /// Whether the authenticator may sync it (a multi-device passkey).
+    backup_eligible: bool,
+    /// Whether it was synced as of its last use.
+    backup_state: bool,
+}
+
+impl From<&crate::model::Passkey> for PasskeyView {
+    fn from(passkey: &crate::model::Passkey) -> Self {
+        Self {
+            id: passkey.id.to_string(),
+            name: passkey.name.clone(),
+            created_at: rfc3339(passkey.created_at),
+            last_used_at: passkey.last_used_at.map(rfc3339),
+            backup_eligible: passkey.backup_eligible,
+            backup_state: passkey.backup_state,
+        }
+    }
+}
+
+/// `POST /auth/passkeys/authenticate`: a sign-in (`{user, session}`, with the session
+/// cookie) or a re-authentication of the session's user (`{authenticated_at}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PasskeyAuthenticatedReply {
+    /// Signed in: the user and the session.
+    SignedIn(SignInReply),
+    /// The session re-authenticated.
+    Reauthenticated(ReauthenticatedReply),
+}

@@ -23,7 +23,11 @@ use super::schema::{
     CodeBody, MfaChallengeReply, MfaPolicyBody, MfaPolicyReply, MfaStatusReply, ReauthenticateBody,
     ReauthenticatedReply, RecoveryCodesReply, TotpEnrolmentReply, VerifyBody,
 };
-use super::{Call, Reply, account, audit, mfa, oauth, orgs, tokens};
+use super::schema::{
+    EmptyBody, PasskeyAuthenticateBody, PasskeyAuthenticatedReply, PasskeyOptionsReply,
+    PasskeyRegisterBody, PasskeyRenameBody, PasskeyView,
+};
+use super::{Call, Reply, account, audit, mfa, oauth, orgs, passkeys, tokens};
 use crate::AuthError;
 
 /// What a handler returns.
@@ -641,6 +645,48 @@ pub(crate) static ROUTES: &[RouteSpec] = &[
         access: Session, body: None, query: [],
         answers: [empty(204, "Unlinked.")],
         handler: handler!(oauth::unlink)),
+    // ---- passkeys ----
+    route!(POST "/auth/passkeys/register/options", "passkeyRegistrationOptions", "passkeys",
+        "Begin registering a passkey (needs a recent sign-in)",
+        access: Session, body: Json(schema::<EmptyBody>()), query: [],
+        answers: [ok("The ceremony and the options for navigator.credentials.create().",
+            schema::<PasskeyOptionsReply>())],
+        handler: handler!(passkeys::register_options)),
+    route!(POST "/auth/passkeys/register", "registerPasskey", "passkeys",
+        "Finish registering a passkey with the authenticator's answer",
+        access: Session, body: Json(schema::<PasskeyRegisterBody>()), query: [],
+        answers: [created("The passkey.", schema::<PasskeyView>())],
+        handler: handler!(passkeys::register)),
+    route!(GET "/auth/passkeys", "listPasskeys", "passkeys", "The user's passkeys",
+        access: Session, body: None, query: [],
+        answers: [ok("The passkeys, oldest first.", array::<PasskeyView>())],
+        handler: handler!(passkeys::list)),
+    route!(PATCH "/auth/passkeys/{passkey_id}", "renamePasskey", "passkeys", "Rename a passkey",
+        access: Session, body: Json(schema::<PasskeyRenameBody>()), query: [],
+        answers: [ok("The passkey.", schema::<PasskeyView>())],
+        handler: handler!(passkeys::rename)),
+    route!(DELETE "/auth/passkeys/{passkey_id}", "removePasskey", "passkeys",
+        "Remove a passkey (needs a recent sign-in)",
+        access: Session, body: None, query: [],
+        answers: [empty(204, "Removed.")],
+        handler: handler!(passkeys::remove)),
+    route!(POST "/auth/passkeys/authenticate/options", "passkeyAuthenticationOptions", "passkeys",
+        "Begin an authentication: a pending sign-in's user's passkeys (second factor), else \
+         the session user's (re-authentication), else any passkey of the site (passwordless \
+         sign-in)",
+        access: Public, body: Json(schema::<EmptyBody>()), query: [],
+        answers: [ok("The ceremony and the options for navigator.credentials.get().",
+            schema::<PasskeyOptionsReply>())],
+        handler: handler!(passkeys::authenticate_options)),
+    route!(POST "/auth/passkeys/authenticate", "authenticateWithPasskey", "passkeys",
+        "Complete a pending sign-in, re-authenticate the session's user, or sign in with a \
+         passkey",
+        access: Public, login: true, body: Json(schema::<PasskeyAuthenticateBody>()), query: [],
+        answers: [with_cookie(ok("Signed in ({user, session}, with the session cookie; a \
+            pending sign-in's cookie is cleared) or the session re-authenticated \
+            ({authenticated_at}).",
+            schema::<PasskeyAuthenticatedReply>()))],
+        handler: handler!(passkeys::authenticate)),
 ];
 
 /// A route's row for `method` on `path` (relative to the base path), with its parameters; or,

@@ -100,10 +100,11 @@ where
 /// A sign-in with a malformed email counts against the client address's limit before any
 /// password work: a flood of them from one address is answered 429 `rate_limited`.
 pub async fn malformed_email_sign_ins_are_rate_limited_per_address(app: &AppUnderTest) {
-    refused_within(FAILED_SIGN_INS_PER_ADDRESS, ADDRESS_WINDOW, |i| {
-        let email = format!("not-an-email-{i}");
-        async move { flows::try_sign_in(app, &email, PASSWORD).await }
-    })
+    refused_within(
+        FAILED_SIGN_INS_PER_ADDRESS,
+        ADDRESS_WINDOW,
+        |i| async move { flows::try_sign_in(app, &format!("not-an-email-{i}"), PASSWORD).await },
+    )
     .await;
 }
 

@@ -26,7 +26,11 @@ async fn enrol_totp(app: &AppUnderTest, cookie: &SessionCookie) -> Enrolled {
         .post_with("/auth/mfa/totp", cookie)
         .await
         .json_with(200);
-    check::exact_keys(&begun, &["secret", "otpauth_url", "qr_svg"], "a TOTP enrolment");
+    check::exact_keys(
+        &begun,
+        &["secret", "otpauth_url", "qr_svg"],
+        "a TOTP enrolment",
+    );
     let secret = begun["secret"].as_str().expect("a secret").to_owned();
     let confirmed = app
         .client()
@@ -91,7 +95,11 @@ async fn first_factor(app: &AppUnderTest, email: &str) -> String {
 
 /// `POST /auth/mfa/verify` with the pending cookie `pending` (if any) and `body`.
 async fn verify(app: &AppUnderTest, pending: Option<&str>, body: &Value) -> Reply {
-    let mut request = app.client().post("/auth/mfa/verify").app_origin().json(body);
+    let mut request = app
+        .client()
+        .post("/auth/mfa/verify")
+        .app_origin()
+        .json(body);
     if let Some(pending) = pending {
         request = request.header("cookie", &format!("{MFA_COOKIE}={pending}"));
     }
@@ -117,8 +125,14 @@ pub async fn totp_enrolment_is_confirmed_by_a_first_code(app: &AppUnderTest) {
     let url = begun["otpauth_url"].as_str().expect("a URI");
     assert!(url.starts_with("otpauth://totp/"), "{url}");
     assert!(url.contains(&format!("secret={secret}")), "{url}");
-    assert!(url.contains("ada%40example.com") || url.contains("ada@example.com"), "{url}");
-    assert!(begun["qr_svg"].as_str().expect("svg").contains("<svg"), "{begun}");
+    assert!(
+        url.contains("ada%40example.com") || url.contains("ada@example.com"),
+        "{url}"
+    );
+    assert!(
+        begun["qr_svg"].as_str().expect("svg").contains("<svg"),
+        "{begun}"
+    );
     let before = app
         .client()
         .get_with("/auth/mfa", &account.cookie)
@@ -130,12 +144,20 @@ pub async fn totp_enrolment_is_confirmed_by_a_first_code(app: &AppUnderTest) {
 
     let wrong = totp::code(secret, 5);
     app.client()
-        .post_json_with("/auth/mfa/totp/confirm", &json!({"code": wrong}), &account.cookie)
+        .post_json_with(
+            "/auth/mfa/totp/confirm",
+            &json!({"code": wrong}),
+            &account.cookie,
+        )
         .await
         .problem(400, "invalid_code");
     for junk in ["", "12345", "abcdef", "1234567"] {
         app.client()
-            .post_json_with("/auth/mfa/totp/confirm", &json!({"code": junk}), &account.cookie)
+            .post_json_with(
+                "/auth/mfa/totp/confirm",
+                &json!({"code": junk}),
+                &account.cookie,
+            )
             .await
             .problem(400, "invalid_code");
     }
@@ -155,7 +177,11 @@ pub async fn totp_enrolment_is_confirmed_by_a_first_code(app: &AppUnderTest) {
         .await
         .json_with(200);
     assert_eq!(status(after.clone()), (json!(true), json!(10)), "{after}");
-    assert_eq!(after["methods"], json!(["totp", "recovery_code"]), "{after}");
+    assert_eq!(
+        after["methods"],
+        json!(["totp", "recovery_code"]),
+        "{after}"
+    );
     app.client()
         .post_with("/auth/mfa/totp", &account.cookie)
         .await
@@ -163,10 +189,17 @@ pub async fn totp_enrolment_is_confirmed_by_a_first_code(app: &AppUnderTest) {
     // The change is in the user's security events, and mailed.
     let events = app
         .client()
-        .get_with("/auth/security-events?kind=mfa.totp_enabled", &account.cookie)
+        .get_with(
+            "/auth/security-events?kind=mfa.totp_enabled",
+            &account.cookie,
+        )
         .await
         .json_with(200);
-    assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "{events}");
+    assert_eq!(
+        events["events"].as_array().map(Vec::len),
+        Some(1),
+        "{events}"
+    );
     app.latest_mail_matching("ada@example.com", |m| {
         m.subject.contains("second factor was added")
     })
@@ -190,12 +223,20 @@ pub async fn sign_in_with_totp_needs_the_second_step_and_refuses_replays(app: &A
     verify(app, Some("x".repeat(43).as_str()), &json!({"code": code}))
         .await
         .problem(401, "unauthenticated");
-    verify(app, Some(&pending), &json!({"code": totp::code(&enrolled.secret, 7)}))
-        .await
-        .problem(400, "invalid_code");
-    verify(app, Some(&pending), &json!({"code": code, "recovery_code": "x"}))
-        .await
-        .problem(400, "invalid_request");
+    verify(
+        app,
+        Some(&pending),
+        &json!({"code": totp::code(&enrolled.secret, 7)}),
+    )
+    .await
+    .problem(400, "invalid_code");
+    verify(
+        app,
+        Some(&pending),
+        &json!({"code": code, "recovery_code": "x"}),
+    )
+    .await
+    .problem(400, "invalid_request");
 
     let reply = verify(app, Some(&pending), &json!({"code": code})).await;
     let body = reply.json_with(200);
@@ -204,9 +245,13 @@ pub async fn sign_in_with_totp_needs_the_second_step_and_refuses_replays(app: &A
     let session = flows::session(app, &cookie).await;
     assert_eq!(session["mfa"]["enabled"], true, "{session}");
     // The pending sign-in is over.
-    verify(app, Some(&pending), &json!({"code": totp::code(&enrolled.secret, 1)}))
-        .await
-        .problem(401, "unauthenticated");
+    verify(
+        app,
+        Some(&pending),
+        &json!({"code": totp::code(&enrolled.secret, 1)}),
+    )
+    .await
+    .problem(401, "unauthenticated");
 
     // The same code again, on a new sign-in: a replay.
     let again = first_factor(app, "ada@example.com").await;
@@ -217,7 +262,7 @@ pub async fn sign_in_with_totp_needs_the_second_step_and_refuses_replays(app: &A
     let next = totp::code(&enrolled.secret, 1);
     verify(app, Some(&again), &json!({"code": next}))
         .await
-        .json_with(200);
+        .expect(200);
     let third = first_factor(app, "ada@example.com").await;
     verify(app, Some(&third), &json!({"code": next}))
         .await
@@ -235,8 +280,7 @@ pub async fn recovery_codes_work_once_and_a_new_set_voids_the_old(app: &AppUnder
     // Typed loosely: upper case, spaces for dashes.
     let typed = first.to_uppercase().replace('-', " ");
     let reply = verify(app, Some(&pending), &json!({"recovery_code": typed})).await;
-    reply.json_with(200);
-    let cookie = reply.session_cookie();
+    let cookie = reply.expect(200).session_cookie();
     app.latest_mail_matching("ada@example.com", |m| m.subject.contains("recovery code"))
         .await;
     let pending = first_factor(app, "ada@example.com").await;
@@ -256,12 +300,16 @@ pub async fn recovery_codes_work_once_and_a_new_set_voids_the_old(app: &AppUnder
         .await
         .json_with(200);
     let new_codes = codes_of(&renewed);
-    verify(app, Some(&pending), &json!({"recovery_code": enrolled.recovery_codes[1]}))
-        .await
-        .problem(400, "invalid_code");
+    verify(
+        app,
+        Some(&pending),
+        &json!({"recovery_code": enrolled.recovery_codes[1]}),
+    )
+    .await
+    .problem(400, "invalid_code");
     verify(app, Some(&pending), &json!({"recovery_code": new_codes[0]}))
         .await
-        .json_with(200);
+        .expect(200);
 }
 
 /// Step-up: with `AUTH_STEP_UP_MAX_AGE_SECS=2`, a session older than that gets 403
@@ -307,15 +355,27 @@ pub async fn step_up_routes_need_a_recent_authentication(app: &AppUnderTest) {
     flows::session(app, cookie).await;
 
     app.client()
-        .post_json_with("/auth/reauthenticate", &json!({"password": "not it at all"}), cookie)
+        .post_json_with(
+            "/auth/reauthenticate",
+            &json!({"password": "not it at all"}),
+            cookie,
+        )
         .await
         .problem(401, "invalid_credentials");
     let reauthenticated = app
         .client()
-        .post_json_with("/auth/reauthenticate", &json!({"password": PASSWORD}), cookie)
+        .post_json_with(
+            "/auth/reauthenticate",
+            &json!({"password": PASSWORD}),
+            cookie,
+        )
         .await
         .json_with(200);
-    check::exact_keys(&reauthenticated, &["authenticated_at"], "a re-authentication");
+    check::exact_keys(
+        &reauthenticated,
+        &["authenticated_at"],
+        "a re-authentication",
+    );
     let enrolled = enrol_totp(app, cookie).await;
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -333,7 +393,7 @@ pub async fn step_up_routes_need_a_recent_authentication(app: &AppUnderTest) {
             cookie,
         )
         .await
-        .json_with(200);
+        .expect(200);
     app.client()
         .request(crate::Method::DELETE, "/auth/mfa/totp")
         .app_origin()
@@ -348,7 +408,11 @@ pub async fn step_up_routes_need_a_recent_authentication(app: &AppUnderTest) {
         .get_with("/auth/security-events?kind=session.reauthenticated", cookie)
         .await
         .json_with(200);
-    assert_eq!(events["events"].as_array().map(Vec::len), Some(2), "{events}");
+    assert_eq!(
+        events["events"].as_array().map(Vec::len),
+        Some(2),
+        "{events}"
+    );
 }
 
 /// An organization's MFA policy: turning it on needs a factor of the admin's own (403
@@ -395,8 +459,16 @@ pub async fn org_mfa_policy_holds_back_members_without_a_factor(app: &AppUnderTe
             .find(|m| m["email"] == email)
             .map(|m| m["mfa_enabled"].clone())
     };
-    assert_eq!(has_factor("owner@example.com"), Some(json!(true)), "{members}");
-    assert_eq!(has_factor("member@example.com"), Some(json!(false)), "{members}");
+    assert_eq!(
+        has_factor("owner@example.com"),
+        Some(json!(true)),
+        "{members}"
+    );
+    assert_eq!(
+        has_factor("member@example.com"),
+        Some(json!(false)),
+        "{members}"
+    );
 
     // The member: signed in, but held back in the organization.
     let session = flows::session(app, &member.cookie).await;
@@ -417,11 +489,11 @@ pub async fn org_mfa_policy_holds_back_members_without_a_factor(app: &AppUnderTe
     app.client()
         .get_with("/api/projects", &member.cookie)
         .await
-        .json_with(200);
+        .expect(200);
     app.client()
         .get_with(&format!("/orgs/{org_id}/members"), &member.cookie)
         .await
-        .json_with(200);
+        .expect(200);
     let events = app
         .client()
         .get_with(
@@ -430,7 +502,11 @@ pub async fn org_mfa_policy_holds_back_members_without_a_factor(app: &AppUnderTe
         )
         .await
         .json_with(200);
-    assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "{events}");
+    assert_eq!(
+        events["events"].as_array().map(Vec::len),
+        Some(1),
+        "{events}"
+    );
 }
 
 /// Second-factor attempts are limited per user like passwords: after ten wrong codes even
@@ -444,7 +520,12 @@ pub async fn second_factor_attempts_are_rate_limited_per_user(app: &AppUnderTest
             .await
             .problem(400, "invalid_code");
     }
-    let reply = verify(app, Some(&pending), &json!({"code": totp::code(&enrolled.secret, 0)})).await;
+    let reply = verify(
+        app,
+        Some(&pending),
+        &json!({"code": totp::code(&enrolled.secret, 0)}),
+    )
+    .await;
     reply.problem(429, "rate_limited");
     assert!(reply.header("retry-after").is_some(), "Retry-After is set");
 }
@@ -463,7 +544,12 @@ pub async fn provider_sign_in_of_a_user_with_a_factor_waits_for_it(app: &AppUnde
     let enrolled = enrol_totp(app, &first.session_cookie()).await;
 
     let reply = Browser::new()
-        .sign_in_with(app, "google", "grace@example.com", Some("/dashboard/tokens"))
+        .sign_in_with(
+            app,
+            "google",
+            "grace@example.com",
+            Some("/dashboard/tokens"),
+        )
         .await;
     assert_eq!(reply.status, 302, "{reply}");
     let location = reply.header("location").expect("a Location");

@@ -20,6 +20,7 @@ mod oauth;
 mod openapi;
 mod orgs;
 mod pages;
+mod passkeys;
 mod passwords;
 mod rotation;
 mod sessions;
@@ -40,6 +41,7 @@ pub use oauth::*;
 pub use openapi::*;
 pub use orgs::*;
 pub use pages::*;
+pub use passkeys::*;
 pub use passwords::*;
 pub use rotation::*;
 pub use sessions::*;
@@ -156,6 +158,7 @@ macro_rules! __case_list {
             org_mfa_policy_holds_back_members_without_a_factor,
             second_factor_attempts_are_rate_limited_per_user,
             provider_sign_in_of_a_user_with_a_factor_waits_for_it,
+            passkeys_register_sign_in_and_serve_as_second_factor,
             // Sign-in with a provider (a real OpenID provider: tests/oidc-provider).
             oauth_sign_in_with_a_provider_creates_the_user_and_a_new_session,
             oauth_callback_in_another_browser_is_400_and_signs_no_one_in,
