@@ -151,7 +151,10 @@ async fn pyotp_and_keystead_agree_on_the_uri_and_the_codes() {
     assert_eq!(answer["digest"], json!("sha1"), "{answer}");
 
     // pyotp's code confirms the enrolment; a wrong one first is refused.
-    let theirs = answer["code"].as_str().expect("pyotp made a code").to_owned();
+    let theirs = answer["code"]
+        .as_str()
+        .expect("pyotp made a code")
+        .to_owned();
     assert_eq!(theirs.len(), 6, "{answer}");
     let refused = auth
         .mfa()

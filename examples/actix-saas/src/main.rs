@@ -276,7 +276,10 @@ async fn sign_in_page(
     } else {
         saas_common::sign_in_context(&app.auth, q.next(), q.error.as_deref())
     };
-    Ok(html(StatusCode::OK, app.pages.render("sign_in.html", context)))
+    Ok(html(
+        StatusCode::OK,
+        app.pages.render("sign_in.html", context),
+    ))
 }
 
 async fn sign_up_page(app: State, q: web::Query<NextQuery>) -> HttpResponse {

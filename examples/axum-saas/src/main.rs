@@ -211,9 +211,7 @@ async fn sign_in_page(
     headers: HeaderMap,
 ) -> Result<Html<String>, AuthRejection> {
     let context = if q.mfa.as_deref() == Some("required") {
-        let cookies = headers
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok());
+        let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
         saas_common::second_step_context(&app.auth, q.next(), cookies).await?
     } else {
         saas_common::sign_in_context(&app.auth, q.next(), q.error.as_deref())

@@ -134,7 +134,10 @@ mod tests {
             "sign_in.html",
             serde_json::json!({ "mfa": { "methods": ["totp", "recovery_code", "passkey"] } }),
         );
-        assert!(second.contains(r#"<div id="first-step" hidden>"#), "{second}");
+        assert!(
+            second.contains(r#"<div id="first-step" hidden>"#),
+            "{second}"
+        );
         assert!(
             second.contains(r#"<div id="second-step" data-methods="totp,recovery_code,passkey">"#),
             "{second}"
@@ -159,8 +162,14 @@ mod tests {
                 "can_manage": true, "roles": ["member"] }),
         );
         assert!(admin.contains("<th>2FA</th>"), "{admin}");
-        assert!(admin.contains(r#"id="mfa-policy-required" checked"#), "{admin}");
-        assert!(admin.contains("/mfa-policy"), "the toggle's script is on the page");
+        assert!(
+            admin.contains(r#"id="mfa-policy-required" checked"#),
+            "{admin}"
+        );
+        assert!(
+            admin.contains("/mfa-policy"),
+            "the toggle's script is on the page"
+        );
         assert!(!admin.contains(r#"id="mfa-required" class="notice" role="alert">"#));
         let blocked = pages.render(
             "members.html",

@@ -114,8 +114,16 @@ fn webauthn_fields_go_both_ways_as_base64url_without_padding() {
 
     for (i, bytes) in cases.iter().enumerate() {
         let ours = URL_SAFE_NO_PAD.encode(bytes);
-        assert_eq!(out["encoded"][i], serde_json::json!(ours), "encoding {bytes:?}");
-        assert_eq!(out["decoded"][i], serde_json::json!(bytes), "decoding {ours}");
+        assert_eq!(
+            out["encoded"][i],
+            serde_json::json!(ours),
+            "encoding {bytes:?}"
+        );
+        assert_eq!(
+            out["decoded"][i],
+            serde_json::json!(bytes),
+            "decoding {ours}"
+        );
     }
 
     let b = |i: usize| serde_json::json!(cases[i]);
