@@ -532,10 +532,11 @@ pub async fn second_factor_attempts_are_rate_limited_per_user(app: &AppUnderTest
             .await
             .problem(400, "invalid_code");
     }
+    // The next step's code would be accepted (the enrolment used this step's): refused too.
     let reply = verify(
         app,
         Some(&pending),
-        &json!({"code": totp::code(&enrolled.secret, 0)}),
+        &json!({"code": totp::code(&enrolled.secret, 1)}),
     )
     .await;
     reply.problem(429, "rate_limited");
