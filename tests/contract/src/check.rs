@@ -79,15 +79,23 @@ pub(crate) fn user(user: &Value, email: &str) {
     );
 }
 
-/// Asserts a session JSON `{id, expires_at}` that expires in the future.
+/// Asserts a session JSON `{id, expires_at, authenticated_at}` that expires in the future and
+/// was authenticated in the past.
 #[track_caller]
 pub(crate) fn session(session: &Value) {
-    exact_keys(session, &["id", "expires_at"], "a session");
+    exact_keys(
+        session,
+        &["id", "expires_at", "authenticated_at"],
+        "a session",
+    );
     uuid_v7(&session["id"], "the session's id");
     let expires = utc_time(&session["expires_at"], "the session's expires_at");
+    let now = OffsetDateTime::now_utc();
+    assert!(expires > now, "the session has already expired: {session}");
+    let authenticated = utc_time(&session["authenticated_at"], "authenticated_at");
     assert!(
-        expires > OffsetDateTime::now_utc(),
-        "the session has already expired: {session}"
+        authenticated <= now,
+        "authenticated in the future: {session}"
     );
 }
 

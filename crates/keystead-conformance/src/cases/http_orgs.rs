@@ -283,7 +283,17 @@ pub async fn http_org_invitation_is_accepted_once_by_the_verified_invitee(
     let listed = listed.as_array().expect("an array");
     assert_eq!(listed.len(), 2);
     for member in listed {
-        assert_keys(member, &["user_id", "email", "name", "role", "joined_at"]);
+        assert_keys(
+            member,
+            &[
+                "user_id",
+                "email",
+                "name",
+                "role",
+                "joined_at",
+                "mfa_enabled",
+            ],
+        );
         time_of(&member["joined_at"]);
     }
     assert_eq!(listed[0]["user_id"], owner.id.as_str());
@@ -473,7 +483,17 @@ pub async fn http_org_role_changes_follow_the_owner_rules(store: Arc<dyn AuthSto
     let response = set_role(&app, &org, &admin, &member.id, "admin").await;
     assert_status(&response, StatusCode::OK);
     let body = json_of(&response);
-    assert_keys(&body, &["user_id", "email", "name", "role", "joined_at"]);
+    assert_keys(
+        &body,
+        &[
+            "user_id",
+            "email",
+            "name",
+            "role",
+            "joined_at",
+            "mfa_enabled",
+        ],
+    );
     assert_eq!(body["role"], "admin");
     assert_eq!(json_of(&app.session(&member.token).await)["role"], "admin");
     assert_status(

@@ -743,7 +743,7 @@ pub async fn http_sign_in_answers_200_with_a_new_session_cookie(store: Arc<dyn A
     assert_keys(&body, &["user", "session"]);
     assert_user_json(&body["user"], "signin@example.com", false);
     assert_eq!(body["user"]["id"], id.as_str());
-    assert_keys(&body["session"], &["id", "expires_at"]);
+    assert_keys(&body["session"], &["id", "expires_at", "authenticated_at"]);
     assert_eq!(
         time_of(&body["session"]["expires_at"]),
         app.clock.now() + Duration::days(30)
@@ -832,10 +832,13 @@ pub async fn http_session_has_the_contract_shape(store: Arc<dyn AuthStore>) {
     assert_status(&response, StatusCode::OK);
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     let body = json_of(&response);
-    assert_keys(&body, &["user", "session", "org", "role", "permissions"]);
+    assert_keys(
+        &body,
+        &["user", "session", "org", "role", "permissions", "mfa"],
+    );
     assert_user_json(&body["user"], "shape@example.com", false);
     assert_eq!(body["user"]["id"], id.as_str());
-    assert_keys(&body["session"], &["id", "expires_at"]);
+    assert_keys(&body["session"], &["id", "expires_at", "authenticated_at"]);
     assert_eq!(
         time_of(&body["session"]["expires_at"]),
         app.clock.now() + Duration::days(30)
@@ -1677,6 +1680,21 @@ pub async fn http_change_password_guesses_count_toward_the_sign_in_limit(
     );
 
     app.clock.advance(Duration::minutes(15));
+    // The session is past the step-up age now: the password proves it is the user again.
+    assert_problem(
+        &app.send(change(PASSWORD)).await,
+        403,
+        "reauthentication_required",
+    );
+    assert_status(
+        &app.send(
+            Req::post("/auth/reauthenticate")
+                .cookie(&token)
+                .json(&json!({ "password": PASSWORD })),
+        )
+        .await,
+        StatusCode::OK,
+    );
     assert_status(&app.send(change(PASSWORD)).await, StatusCode::OK);
     app.signed_in("stolen@example.com", NEW_PASSWORD).await;
 }

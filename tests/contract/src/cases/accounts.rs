@@ -162,14 +162,15 @@ pub async fn sign_out_clears_the_cookie_and_ends_the_session(app: &AppUnderTest)
     flows::assert_session_dead(app, &account.cookie).await;
 }
 
-/// `GET /auth/session` answers `{user, session, org, role, permissions}`; without an
-/// organization, `org` and `role` are null and `permissions` is empty.
+/// `GET /auth/session` answers `{user, session, org, role, permissions, mfa}`; without an
+/// organization, `org` and `role` are null and `permissions` is empty; without a factor
+/// `mfa` is `{enabled: false, org_blocked: false}`.
 pub async fn session_shows_the_user_and_no_organization(app: &AppUnderTest) {
     let account = flows::sign_up(app, "ada@example.com").await;
     let body = flows::session(app, &account.cookie).await;
     check::exact_keys(
         &body,
-        &["user", "session", "org", "role", "permissions"],
+        &["user", "session", "org", "role", "permissions", "mfa"],
         "GET /auth/session",
     );
     check::user(&body["user"], "ada@example.com");
@@ -178,6 +179,11 @@ pub async fn session_shows_the_user_and_no_organization(app: &AppUnderTest) {
     assert!(body["org"].is_null(), "{body}");
     assert!(body["role"].is_null(), "{body}");
     assert_eq!(body["permissions"], json!([]), "{body}");
+    assert_eq!(
+        body["mfa"],
+        json!({"enabled": false, "org_blocked": false}),
+        "{body}"
+    );
 }
 
 /// `GET /auth/session` without a cookie, or with a cookie the app never issued, answers 401

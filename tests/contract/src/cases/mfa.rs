@@ -208,15 +208,18 @@ pub async fn totp_enrolment_is_confirmed_by_a_first_code(app: &AppUnderTest) {
 
 /// With TOTP on, the password alone yields no session: `{mfa_required, methods}` and a
 /// pending sign-in cookie. `POST /auth/mfa/verify` then needs that cookie (401 without), refuses
-/// a wrong code (400 `invalid_code`) and accepts the right one with a new session. The pending
-/// sign-in is single use, and a code is single use: the same code on a new sign-in is refused
-/// (a replay), while the next step's code (one step of skew) is accepted.
+/// a wrong code (400 `invalid_code`) and accepts the right one (the next step's: one step of
+/// skew) with a new session. The pending sign-in is single use, and a code is single use: the
+/// code the enrolment used, the same code on a new sign-in and an older step's are refused
+/// (replays).
 pub async fn sign_in_with_totp_needs_the_second_step_and_refuses_replays(app: &AppUnderTest) {
     let account = flows::sign_up(app, "ada@example.com").await;
     let enrolled = enrol_totp(app, &account.cookie).await;
 
     let pending = first_factor(app, "ada@example.com").await;
-    let code = totp::code(&enrolled.secret, 0);
+    // The enrolment used this step's code: the next step's is the first one left (one step of
+    // skew lets it through now).
+    let code = totp::code(&enrolled.secret, 1);
     verify(app, None, &json!({"code": code}))
         .await
         .problem(401, "unauthenticated");
@@ -237,6 +240,14 @@ pub async fn sign_in_with_totp_needs_the_second_step_and_refuses_replays(app: &A
     )
     .await
     .problem(400, "invalid_request");
+    // This step's code was used by the enrolment: a replay.
+    verify(
+        app,
+        Some(&pending),
+        &json!({"code": totp::code(&enrolled.secret, 0)}),
+    )
+    .await
+    .problem(400, "invalid_code");
 
     let reply = verify(app, Some(&pending), &json!({"code": code})).await;
     let body = reply.json_with(200);
@@ -245,28 +256,29 @@ pub async fn sign_in_with_totp_needs_the_second_step_and_refuses_replays(app: &A
     let session = flows::session(app, &cookie).await;
     assert_eq!(session["mfa"]["enabled"], true, "{session}");
     // The pending sign-in is over.
+    verify(app, Some(&pending), &json!({"code": code}))
+        .await
+        .problem(401, "unauthenticated");
+
+    // The same code again, on a new sign-in: a replay; and so is an older step's.
+    let again = first_factor(app, "ada@example.com").await;
+    for offset in [1, 0, -1] {
+        verify(
+            app,
+            Some(&again),
+            &json!({"code": totp::code(&enrolled.secret, offset)}),
+        )
+        .await
+        .problem(400, "invalid_code");
+    }
+    // A recovery code still completes it.
     verify(
         app,
-        Some(&pending),
-        &json!({"code": totp::code(&enrolled.secret, 1)}),
+        Some(&again),
+        &json!({"recovery_code": enrolled.recovery_codes[0]}),
     )
     .await
-    .problem(401, "unauthenticated");
-
-    // The same code again, on a new sign-in: a replay.
-    let again = first_factor(app, "ada@example.com").await;
-    verify(app, Some(&again), &json!({"code": code}))
-        .await
-        .problem(400, "invalid_code");
-    // The next step's code is within the skew and newer: accepted, once.
-    let next = totp::code(&enrolled.secret, 1);
-    verify(app, Some(&again), &json!({"code": next}))
-        .await
-        .expect(200);
-    let third = first_factor(app, "ada@example.com").await;
-    verify(app, Some(&third), &json!({"code": next}))
-        .await
-        .problem(400, "invalid_code");
+    .expect(200);
 }
 
 /// A recovery code completes a sign-in once (a second use is 400 `invalid_code`), its use is
@@ -520,10 +532,11 @@ pub async fn second_factor_attempts_are_rate_limited_per_user(app: &AppUnderTest
             .await
             .problem(400, "invalid_code");
     }
+    // The next step's code would be accepted (the enrolment used this step's): refused too.
     let reply = verify(
         app,
         Some(&pending),
-        &json!({"code": totp::code(&enrolled.secret, 0)}),
+        &json!({"code": totp::code(&enrolled.secret, 1)}),
     )
     .await;
     reply.problem(429, "rate_limited");
@@ -564,10 +577,11 @@ pub async fn provider_sign_in_of_a_user_with_a_factor_waits_for_it(app: &AppUnde
         "no session before the second factor: {reply}"
     );
     let pending = pending_cookie(&reply);
+    // The enrolment used this step's code; the next step's is within the skew.
     let done = verify(
         app,
         Some(&pending),
-        &json!({"code": totp::code(&enrolled.secret, 0)}),
+        &json!({"code": totp::code(&enrolled.secret, 1)}),
     )
     .await;
     let body = done.json_with(200);

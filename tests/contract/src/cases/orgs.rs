@@ -390,7 +390,14 @@ pub async fn members_and_invitations_have_the_contract_shape(app: &AppUnderTest)
     for member in &listed {
         check::exact_keys(
             member,
-            &["user_id", "email", "name", "role", "joined_at"],
+            &[
+                "user_id",
+                "email",
+                "name",
+                "role",
+                "joined_at",
+                "mfa_enabled",
+            ],
             "a member",
         );
         check::uuid_v7(&member["user_id"], "a member's user_id");
