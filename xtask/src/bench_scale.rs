@@ -383,7 +383,8 @@ fn fill(db: &Database, users: u64, seed: &str) -> Result<(), String> {
             &format!("sessions {from}..={to}"),
             &format!(
                 "{fast} INSERT INTO {SCHEMA}.sessions (id, token_hash, user_id, created_at,
-                    last_seen_at, expires_at, absolute_expires_at, active_org_id, user_agent, ip)
+                    last_seen_at, expires_at, absolute_expires_at, active_org_id, user_agent, ip,
+                    authenticated_at)
                  SELECT bench_uuid(3, s),
                         sha256(convert_to(bench_cookie('\\x{seed}'::bytea, s), 'UTF8')),
                         bench_uuid(1, (s - 1) / 10 + 1),
@@ -391,7 +392,8 @@ fn fill(db: &Database, users: u64, seed: &str) -> Result<(), String> {
                         now() + interval '29 days', now() + interval '89 days',
                         bench_uuid(2, ((s - 1) / 10) / 10 + 1),
                         'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
-                        '203.0.113.' || (s % 250)
+                        '203.0.113.' || (s % 250),
+                        now() - interval '1 day'
                  FROM generate_series({from}, {to}) AS s"
             ),
         )?;
