@@ -1217,7 +1217,8 @@ async fn export_metrics(weak: Weak<Inner>) {
 
 /// Writes the noted `last_used_at` times every `period`.
 async fn flush_token_use(weak: Weak<Inner>, period: StdDuration) {
-    let mut ticker = tokio::time::interval(period);
+    // The first write one period after the start (nothing has been noted at the start).
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
