@@ -15,7 +15,7 @@ use keystead::web::ClientIpPolicy;
 use keystead::{Auth, AuthBuilder, ManualClock, PasswordConfig, Role};
 use keystead_actix::{
     ActiveOrg, AuthExt, AuthRejection, CurrentUser, OrgMember, Principal, guard, read_json,
-    require_permission, require_role,
+    require_permission, require_recent_auth, require_role,
 };
 use keystead_sqlite::SqliteStore;
 use serde_json::Value;
@@ -67,6 +67,11 @@ async fn active_org(org: ActiveOrg) -> String {
 
 async fn maybe_org(org: Option<ActiveOrg>) -> String {
     org.map_or_else(|| "none".to_owned(), |o| o.role.to_string())
+}
+
+#[require_recent_auth]
+async fn close_account(user: CurrentUser) -> String {
+    format!("closing {}", user.email)
 }
 
 async fn mutate(user: CurrentUser) -> String {
@@ -158,6 +163,7 @@ impl TestApp {
                 .route("/active-org", web::get().to(active_org))
                 .route("/maybe-org", web::get().to(maybe_org))
                 .route("/mutate", web::post().to(mutate))
+                .route("/close-account", web::get().to(close_account))
                 .route("/echo", web::post().to(echo))
                 .route("/dashboard", web::get().to(whoami))
                 .service(
@@ -246,6 +252,46 @@ async fn annotations_answer_401_then_403_never_404() {
     let body = String::from_utf8_lossy(&reply.body);
     assert_eq!(reply.status, StatusCode::OK, "{body}");
     assert!(body.starts_with("billing of "));
+}
+
+/// `#[require_recent_auth]`: a fresh session passes; ten minutes and a second later (the
+/// configured clock) the route answers 403 `reauthentication_required` until the user
+/// re-authenticates.
+#[actix_web::test]
+async fn the_step_up_annotation_follows_the_sessions_authentication_time() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = app_with(|builder| builder.clock(clock.clone())).await;
+    assert_eq!(
+        app.get("/close-account", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let cookie = app.sign_up("leaving@example.com").await;
+    let reply = app.get("/close-account", Some(&cookie)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    clock.advance(keystead::time::Duration::minutes(10) + keystead::time::Duration::seconds(1));
+    let reply = app.get("/close-account", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.code(), "reauthentication_required");
+    let reply = app
+        .send(
+            TestRequest::post()
+                .uri("/auth/reauthenticate")
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .insert_header((header::ORIGIN, ORIGIN))
+                .insert_header((header::COOKIE, cookie.as_str()))
+                .set_payload(r#"{"password":"a long enough passphrase"}"#),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/close-account", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
 }
 
 #[actix_web::test]

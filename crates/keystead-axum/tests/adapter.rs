@@ -17,7 +17,8 @@ use keystead::web::AppOrigin;
 use keystead::web::ClientIpPolicy;
 use keystead::{Auth, AuthBuilder, ManualClock, PasswordConfig};
 use keystead_axum::{
-    ActiveOrg, AuthExt, CurrentUser, OrgMember, Principal, require_permission, require_role,
+    ActiveOrg, AuthExt, CurrentUser, OrgMember, Principal, require_permission, require_recent_auth,
+    require_role,
 };
 use keystead_sqlite::SqliteStore;
 use serde_json::Value;
@@ -73,6 +74,11 @@ async fn maybe_org(org: Option<ActiveOrg>) -> String {
     org.map_or_else(|| "none".to_owned(), |o| o.role.to_string())
 }
 
+#[require_recent_auth]
+async fn close_account(user: CurrentUser) -> String {
+    format!("closing {}", user.email)
+}
+
 async fn mutate(user: CurrentUser) -> String {
     format!("changed by {}", user.email)
 }
@@ -109,6 +115,7 @@ async fn app_with(configure: impl FnOnce(AuthBuilder) -> AuthBuilder) -> TestApp
         .route("/active-org", get(active_org))
         .route("/maybe-org", get(maybe_org))
         .route("/mutate", post(mutate))
+        .route("/close-account", get(close_account))
         .route("/dashboard", get(whoami))
         .merge(auth.routes())
         .layer(auth.layer().protect("/dashboard"));
@@ -217,6 +224,37 @@ async fn annotations_answer_401_then_403_never_404() {
     let (status, _, body) = app.get("/api/billing", Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).starts_with("billing of "));
+}
+
+/// `#[require_recent_auth]`: a fresh session passes; ten minutes and a second later (the
+/// configured clock) the route answers 403 `reauthentication_required` until the user
+/// re-authenticates.
+#[tokio::test]
+async fn the_step_up_annotation_follows_the_sessions_authentication_time() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = app_with(|builder| builder.clock(clock.clone())).await;
+    let (status, _, _) = app.get("/close-account", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let cookie = app.sign_up("leaving@example.com").await;
+    let (status, _, body) = app.get("/close-account", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    clock.advance(keystead::time::Duration::minutes(10) + keystead::time::Duration::seconds(1));
+    let (status, _, body) = app.get("/close-account", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(code(&body), "reauthentication_required");
+    let (status, _, _) = app
+        .send(
+            Request::post("/auth/reauthenticate")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::ORIGIN, ORIGIN)
+                .header(header::COOKIE, &cookie)
+                .body(Body::from(r#"{"password":"a long enough passphrase"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = app.get("/close-account", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
